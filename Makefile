@@ -1,0 +1,39 @@
+# voicebot: `make run` and `make test` install whatever is missing first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install system run test test-unit test-integration lint bench clean
+
+install: system $(STAMP)
+
+system:
+	@bash scripts/install-system.sh
+
+# pip keeps its wheel cache in ~/.cache/pip, so a second install is fast.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+run: install
+	$(VENV)/bin/voicebot run $(ARGS)
+
+test: install
+	$(VENV)/bin/pytest -q -ra $(ARGS)
+
+test-unit: install
+	$(VENV)/bin/pytest -q -ra tests/unit $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check voicebot tests bench
+	$(VENV)/bin/ruff format --check voicebot tests bench
+	$(VENV)/bin/mypy
+
+bench: install
+	$(PY) bench/sip_load.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""voicebot: a telephony-first SIP/RTP voice bot platform."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,108 @@
+"""The built-in call handler (sans-I/O): greet, react to keys, transfer on a digit, hang up on #.
+
+It takes events with ``now`` and returns actions; the per-call worker process does the I/O. The
+dialplan interpreter replaces it behind the same kind of interface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from voicebot.call.params import CallWorkerParams
+
+_SPOKEN = {"*": "star", "#": "hash"}
+
+
+@dataclass(frozen=True)
+class Play:
+    text: str
+    mark: str
+
+
+@dataclass(frozen=True)
+class StopAudio:
+    """Flush queued bot audio (barge-in by key press)."""
+
+
+@dataclass(frozen=True)
+class Transfer:
+    queue: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Hangup:
+    reason: str
+
+
+Action = Play | StopAudio | Transfer | Hangup
+
+
+@dataclass
+class BuiltinHandler:
+    params: CallWorkerParams
+    digits: list[str] = field(default_factory=list)
+    transferring: str | None = None
+    ending: bool = False
+    playing: bool = False
+    _marks: int = 0
+
+    def prompts(self) -> list[str]:
+        """Every text this handler can say: warmed into the prompt cache before calls arrive."""
+        texts = [self.params.greeting, "Goodbye.", "Sorry, that did not work. Please try again later."]
+        for queue in self.params.transfer_digits.values():
+            texts += [self._transfer_text(queue), self._transfer_failed_text(queue)]
+        texts += [self._pressed_text(d) for d in "0123456789*#"]
+        return texts
+
+    def start(self, now: float) -> list[Action]:
+        return [self._play(self.params.greeting, "greeting")]
+
+    def on_dtmf(self, digit: str, now: float) -> list[Action]:
+        if self.transferring or self.ending:
+            return []
+        self.digits.append(digit)
+        actions: list[Action] = [StopAudio()] if self.playing else []
+        queue = self.params.transfer_digits.get(digit)
+        if queue is not None:
+            self.transferring = queue
+            actions.append(self._play(self._transfer_text(queue), "transfer:" + queue))
+        elif digit == self.params.hangup_digit:
+            self.ending = True
+            actions.append(self._play("Goodbye.", "goodbye"))
+        else:
+            actions.append(self._play(self._pressed_text(digit), "ack"))
+        return actions
+
+    def on_played(self, mark: str, now: float) -> list[Action]:
+        if mark.endswith(f"#{self._marks}"):
+            self.playing = False
+        kind = mark.split("#", 1)[0]
+        if kind.startswith("transfer:") and self.transferring:
+            return [Transfer(self.transferring, "caller pressed a transfer digit")]
+        if kind == "goodbye":
+            return [Hangup("caller pressed the hangup digit")]
+        return []
+
+    def on_transfer_result(self, queue: str, ok: bool, now: float) -> list[Action]:
+        if ok:
+            return []  # the UA worker ends our leg once the transfer succeeded
+        self.transferring = None
+        return [self._play(self._transfer_failed_text(queue), "transfer_failed")]
+
+    def _play(self, text: str, kind: str) -> Play:
+        self._marks += 1
+        self.playing = True
+        return Play(text, f"{kind}#{self._marks}")
+
+    @staticmethod
+    def _transfer_text(queue: str) -> str:
+        return f"Transferring you to {queue}."
+
+    @staticmethod
+    def _transfer_failed_text(queue: str) -> str:
+        return f"Sorry, nobody in {queue} can take your call right now."
+
+    @staticmethod
+    def _pressed_text(digit: str) -> str:
+        return f"You pressed {_SPOKEN.get(digit, digit)}."

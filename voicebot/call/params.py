@@ -1,0 +1,22 @@
+"""Parameters of a per-call worker process (written once by the supervisor, read at worker start)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CallWorkerParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    greeting: str = "Hello, this is voicebot."
+    transfer_digits: dict[str, str] = Field(default_factory=dict)
+    hangup_digit: str = "#"
+    prompt_dir: Path = Path("var/prompts")
+    record_dir: Path | None = None
+    sample_rate: int = 8000
+    max_call_s: float = 3600.0
+    log_level: str = "info"
+    log_format: str = "console"
+    redact_pii: bool = False

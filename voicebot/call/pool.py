@@ -1,0 +1,156 @@
+"""A pool of pre-started per-call worker processes, owned by a UA worker (main thread only).
+
+Each worker is a fresh Python process connected by a SOCK_SEQPACKET socketpair; it announces
+``WorkerReady`` once it has loaded what it needs. A call takes a ready worker; when the call ends the
+worker exits and the pool starts a replacement, so a crash or stall in one call never touches
+another, and no call's state leaks into the next.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from voicebot.logs import get_logger
+
+log = get_logger(__name__)
+READY_TIMEOUT_S = 20.0
+
+
+@dataclass
+class CallWorkerProc:
+    """One per-call worker process and the UA worker's end of its socket."""
+
+    proc: subprocess.Popen[bytes]
+    sock: socket.socket
+    started_at: float
+    ready: bool = False
+    call_id: str | None = None
+    closed: bool = False
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+class CallWorkerPool:
+    """Keeps ``size`` idle workers ready; hands them out to calls; reaps and replaces them."""
+
+    def __init__(self, size: int, params_file: Path) -> None:
+        self.size = size
+        self._params_file = params_file
+        self.idle: list[CallWorkerProc] = []
+        self.starting: list[CallWorkerProc] = []
+        self.busy: dict[str, CallWorkerProc] = {}
+        self._retiring: list[tuple[CallWorkerProc, float]] = []
+        self.closed = False
+
+    def spawn(self) -> CallWorkerProc:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        for s in (parent, child):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "voicebot.call.worker", "--fd", str(child.fileno()),
+             "--params", str(self._params_file)],
+            pass_fds=(child.fileno(),),
+            stdin=subprocess.DEVNULL,
+        )
+        child.close()
+        parent.setblocking(False)
+        worker = CallWorkerProc(proc=proc, sock=parent, started_at=time.monotonic())
+        self.starting.append(worker)
+        log.debug("call_worker.spawned", pid=proc.pid)
+        return worker
+
+    def fill(self) -> list[CallWorkerProc]:
+        """Start workers until idle + starting reaches the pool size; return the new ones."""
+        new: list[CallWorkerProc] = []
+        while not self.closed and len(self.idle) + len(self.starting) < self.size:
+            new.append(self.spawn())
+        return new
+
+    def mark_ready(self, worker: CallWorkerProc) -> None:
+        if worker in self.starting:
+            self.starting.remove(worker)
+            worker.ready = True
+            self.idle.append(worker)
+
+    def acquire(self, call_id: str) -> CallWorkerProc | None:
+        while self.idle:
+            worker = self.idle.pop(0)
+            if worker.proc.poll() is None:
+                worker.call_id = call_id
+                self.busy[call_id] = worker
+                return worker
+            self.discard(worker)
+        return None
+
+    def release(self, call_id: str) -> None:
+        """The call is over: close the worker's socket; it finishes its bookkeeping and exits."""
+        worker = self.busy.pop(call_id, None)
+        if worker is not None:
+            if not worker.closed:
+                worker.closed = True
+                worker.sock.close()
+            self._retiring.append((worker, time.monotonic() + 10.0))
+
+    def discard(self, worker: CallWorkerProc) -> None:
+        """Forget a worker that died or broke protocol (any state) and make sure it is gone."""
+        for group in (self.idle, self.starting):
+            if worker in group:
+                group.remove(worker)
+        if worker.call_id is not None:
+            self.busy.pop(worker.call_id, None)
+        if not worker.closed:
+            worker.closed = True
+            worker.sock.close()
+        if worker.proc.poll() is None:
+            worker.proc.kill()
+        self._retiring.append((worker, time.monotonic() + 5.0))
+
+    def reap(self) -> list[CallWorkerProc]:
+        """Collect exited workers; kill retiring ones past their deadline; return starters that timed out."""
+        now = time.monotonic()
+        keep: list[tuple[CallWorkerProc, float]] = []
+        for worker, deadline in self._retiring:
+            if worker.proc.poll() is not None:
+                continue
+            if now > deadline:
+                log.warning("call_worker.killed", pid=worker.pid, why="did not exit after its call")
+                worker.proc.kill()
+            keep.append((worker, deadline))
+        self._retiring = keep
+        dead = [w for w in self.idle + self.starting if w.proc.poll() is not None]
+        stuck = [w for w in self.starting if now - w.started_at > READY_TIMEOUT_S]
+        for worker in dead + stuck:
+            log.warning("call_worker.lost", pid=worker.pid, rc=worker.proc.returncode)
+            self.discard(worker)
+        return dead + stuck
+
+    def close(self, timeout: float = 3.0) -> None:
+        """Stop everything: idle/starting workers are closed; wait, then kill stragglers."""
+        self.closed = True
+        for worker in [*self.idle, *self.starting, *self.busy.values()]:
+            if not worker.closed:
+                worker.closed = True
+                worker.sock.close()
+            self._retiring.append((worker, 0.0))
+        self.idle.clear()
+        self.starting.clear()
+        self.busy.clear()
+        deadline = time.monotonic() + timeout
+        for worker, _ in self._retiring:
+            remaining = max(0.0, deadline - time.monotonic())
+            try:
+                worker.proc.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                os.kill(worker.pid, signal.SIGKILL)
+                worker.proc.wait()
+        self._retiring.clear()

@@ -1,0 +1,185 @@
+"""Per-call worker process: one answered call, driven over the IPC socket by its UA worker.
+
+Started by :class:`voicebot.call.pool.CallWorkerPool` with the socket as an inherited fd. It loads
+what it needs, says ``WorkerReady``, waits for ``CallStart``, runs the call handler, and exits when
+the call ends or the socket closes. Caller audio is kept (optionally written as WAV with an event
+log next to it, for tests and quality review).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import sys
+import time
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+
+from voicebot import logs
+from voicebot.call.handler import Action, BuiltinHandler, Hangup, Play, StopAudio, Transfer
+from voicebot.call.params import CallWorkerParams
+from voicebot.errors import ProtocolError
+from voicebot.ipc import proto
+from voicebot.media.prompts import synthesize
+
+log = logs.get_logger(__name__)
+AUDIO_CHUNK_S = 0.5
+
+
+class CallSession:
+    """Adapter between the IPC socket and the sans-I/O handler for one call."""
+
+    def __init__(self, sock: socket.socket, params: CallWorkerParams, start: proto.CallStart) -> None:
+        self.sock = sock
+        self.params = params
+        self.start = start
+        self.handler = BuiltinHandler(params)
+        self.caller_audio = bytearray()
+        self.events: list[dict[str, Any]] = []
+        self.t0 = time.monotonic()
+        self.loop = asyncio.get_running_loop()
+        self.max_caller_audio = int(params.sample_rate * 2 * min(params.max_call_s, 600))
+
+    def event(self, kind: str, **data: Any) -> None:
+        self.events.append({"t": round(time.monotonic() - self.t0, 3), "kind": kind, **data})
+
+    async def send(self, msg: proto._Msg) -> None:
+        await self.loop.sock_sendall(self.sock, proto.encode_control(msg))
+
+    async def act(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Play):
+                await self.play(action)
+            elif isinstance(action, StopAudio):
+                await self.send(proto.Flush())
+                self.event("flush")
+            elif isinstance(action, Transfer):
+                self.event("transfer_request", queue=action.queue)
+                await self.send(proto.TransferRequest(queue=action.queue, reason=action.reason))
+            elif isinstance(action, Hangup):
+                self.event("hangup_request", reason=action.reason)
+                await self.send(proto.HangupRequest(reason=action.reason))
+
+    async def play(self, action: Play) -> None:
+        rate = self.start.sample_rate
+        pcm = await asyncio.to_thread(synthesize, action.text, rate, self.params.prompt_dir)
+        step = int(rate * AUDIO_CHUNK_S) * 2
+        for i in range(0, len(pcm), step):
+            await self.loop.sock_sendall(self.sock, proto.encode_audio(pcm[i : i + step]))
+        await self.send(proto.Mark(mark=action.mark))
+        self.event("play", mark=action.mark, text=action.text, ms=len(pcm) * 500 // rate)
+
+    async def handle(self, msg: proto.Control | bytes) -> bool:
+        """Dispatch one message; return False when the call is over."""
+        now = time.monotonic()
+        if isinstance(msg, bytes):
+            if len(self.caller_audio) < self.max_caller_audio:
+                self.caller_audio += msg
+            return True
+        if isinstance(msg, proto.DtmfReceived):
+            log.info("call.dtmf", digit=msg.digit, method=msg.method)
+            self.event("dtmf", digit=msg.digit, method=msg.method)
+            await self.act(self.handler.on_dtmf(msg.digit, now))
+        elif isinstance(msg, proto.PlayedMark):
+            self.event("played", mark=msg.mark)
+            await self.act(self.handler.on_played(msg.mark, now))
+        elif isinstance(msg, proto.TransferResult):
+            self.event("transfer_result", queue=msg.queue, ok=msg.ok, status=msg.status)
+            await self.act(self.handler.on_transfer_result(msg.queue, msg.ok, now))
+        elif isinstance(msg, proto.CallEnded):
+            self.event("call_ended", reason=msg.reason)
+            return False
+        else:
+            log.warning("ipc.unexpected", type=getattr(msg, "type", "?"))
+        return True
+
+    def save(self) -> None:
+        """Write caller audio and the event log (only when a record_dir is configured)."""
+        if self.params.record_dir is None:
+            return
+        out = self.params.record_dir
+        out.mkdir(parents=True, exist_ok=True)
+        pcm = np.frombuffer(bytes(self.caller_audio), dtype="<i2")
+        rms = float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if pcm.size else 0.0
+        with wave.open(str(out / f"{self.start.call_id}.wav"), "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(self.start.sample_rate)
+            wav.writeframes(bytes(self.caller_audio))
+        summary = {
+            "call": self.start.model_dump(),
+            "digits": self.handler.digits,
+            "caller_audio_s": round(pcm.size / self.start.sample_rate, 3),
+            "caller_audio_rms": round(rms, 1),
+            "events": self.events,
+            "worker_pid": os.getpid(),
+        }
+        tmp = out / f".{self.start.call_id}.json.tmp"
+        tmp.write_text(json.dumps(summary, indent=1))
+        tmp.replace(out / f"{self.start.call_id}.json")
+
+
+async def recv(sock: socket.socket) -> proto.Control | bytes | None:
+    data = await asyncio.get_running_loop().sock_recv(sock, proto.MAX_MESSAGE + 1)
+    if not data:
+        return None
+    return proto.decode(data)
+
+
+async def serve(sock: socket.socket, params: CallWorkerParams) -> int:
+    loop = asyncio.get_running_loop()
+    await loop.sock_sendall(sock, proto.encode_control(proto.WorkerReady(pid=os.getpid())))
+    first = await recv(sock)
+    if first is None:
+        return 0  # pool closed before we got a call: normal at shutdown
+    if not isinstance(first, proto.CallStart):
+        log.error("ipc.protocol", why="first message was not call_start")
+        return 1
+    structlog.contextvars.bind_contextvars(call_id=first.call_id, sip_call_id=first.sip_call_id)
+    log.info("call.started", trunk=first.trunk, caller=first.caller, callee=first.callee)
+    session = CallSession(sock, params, first)
+    try:
+        await session.act(session.handler.start(time.monotonic()))
+        async with asyncio.timeout(params.max_call_s):
+            while True:
+                try:
+                    msg = await recv(sock)
+                except ProtocolError as exc:
+                    log.warning("ipc.bad_message", error=str(exc))
+                    continue
+                if msg is None or not await session.handle(msg):
+                    break
+    except TimeoutError:
+        await session.send(proto.HangupRequest(reason="max call duration"))
+    except (BrokenPipeError, ConnectionResetError):
+        session.event("ua_gone")
+    finally:
+        session.save()
+        log.info("call.worker_done", digits=len(session.handler.digits))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="voicebot-call-worker")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--params", type=Path, required=True)
+    args = parser.parse_args(argv)
+    params = CallWorkerParams.model_validate_json(args.params.read_text())
+    logs.configure(params.log_level, params.log_format, params.redact_pii, process="call")
+    sock = socket.socket(fileno=args.fd)
+    sock.setblocking(False)
+    try:
+        return asyncio.run(serve(sock, params))
+    finally:
+        sock.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""The ``voicebot`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from voicebot import __version__
+from voicebot.errors import VoicebotError
+
+
+def _cmd_version(_: argparse.Namespace) -> int:
+    print(f"voicebot {__version__}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from voicebot.config import load_settings
+    from voicebot.supervisor.main import run_supervisor
+
+    settings = load_settings(args.config)
+    return run_supervisor(settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voicebot", description="Telephony-first voice bot platform")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("version", help="print the version")
+    p.set_defaults(func=_cmd_version)
+
+    p = sub.add_parser("run", help="answer calls: UA workers, per-call workers and (K > 1) the Kamailio edge")
+    p.add_argument("--config", type=Path, default=None, help="YAML settings file (also VOICEBOT_CONFIG)")
+    p.set_defaults(func=_cmd_run)
+
+    _add_optional_commands(sub)
+    return parser
+
+
+def _add_optional_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Commands contributed by packages (dialplan tools, db)."""
+    from voicebot.dialplan import cli as dialplan_cli
+
+    dialplan_cli.add_commands(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except VoicebotError as exc:
+        print(f"voicebot: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

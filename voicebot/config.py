@@ -1,0 +1,203 @@
+"""Settings: pydantic-settings, prefix ``VOICEBOT_``, nested groups with ``__``.
+
+Sources, highest priority first: constructor arguments, environment variables
+(``VOICEBOT_SIP__PORT=5070``), the YAML file named by ``VOICEBOT_CONFIG`` (or ``voicebot run --config``),
+then the defaults below. See ``deploy/voicebot.example.yaml`` for a documented example.
+
+Components never read these globals deep inside: the supervisor builds explicit parameter objects
+(``UAParams``, ``EdgeParams``, ...) from them and hands those to each process.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+Transport = Literal["udp", "tcp", "tls"]
+Codec = Literal["PCMU", "PCMA", "G722"]
+
+
+class SrtpMode(StrEnum):
+    """SDES-SRTP policy of a trunk."""
+
+    OFF = "off"
+    OPTIONAL = "optional"
+    MANDATORY = "mandatory"
+
+
+class TlsSettings(BaseModel):
+    """TLS transport; enabled when ``sip.transports`` contains ``tls``."""
+
+    port: int = Field(5061, ge=1, le=65535)
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    ca_file: Path | None = None
+    verify_client: bool = False
+
+
+class SipSettings(BaseModel):
+    """Where the public SIP face of voicebot listens (the edge, or the single UA worker)."""
+
+    listen: str = "0.0.0.0"
+    advertise: str = "127.0.0.1"  # address put in Contact/Via/SDP; set it to the host's reachable IP
+    port: int = Field(5060, ge=1, le=65535)
+    transports: list[Transport] = Field(default_factory=lambda: ["udp", "tcp"])
+    tls: TlsSettings = Field(default_factory=TlsSettings)
+    rtp_port_start: int = Field(20000, ge=1024, le=65000)
+    rtp_ports_per_worker: int = Field(400, ge=8)
+    rtp_timeout_s: float = Field(30.0, gt=0)  # hang up a call whose caller sent no RTP for this long
+    max_message_bytes: int = Field(8192, ge=1500)
+    user_agent: str = "voicebot"
+
+
+class TrunkSettings(BaseModel):
+    """A PBX or carrier trunk: who may send calls, and how we register with it."""
+
+    name: str
+    allow: list[str] = Field(default_factory=list, description="source CIDRs allowed to send INVITEs")
+    registrar: str | None = None  # e.g. sip:pbx.example.com;transport=tcp
+    username: str | None = None
+    password: SecretStr | None = None
+    realm: str = "*"
+    register_expires_s: int = Field(300, ge=60)
+    codecs: list[Codec] = Field(default_factory=lambda: ["PCMU", "PCMA", "G722"])
+    srtp: SrtpMode = SrtpMode.OFF
+
+    @field_validator("allow")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"trunk allow entry {cidr!r} is not an IP address or CIDR: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _registration_complete(self) -> TrunkSettings:
+        if self.registrar and not (self.username and self.password):
+            raise ValueError(f"trunk {self.name!r}: registrar set but username/password missing")
+        return self
+
+
+class RouteSettings(BaseModel):
+    """Called number (request-URI user, else To user) -> dialplan file; first match wins."""
+
+    match: str = "*"  # fnmatch pattern on the called number
+    dialplan: Path = Path("dialplans/example.yaml")
+
+
+class WorkerSettings(BaseModel):
+    """Process layout: K UA workers (4 calls each, a pjsua2 wheel limit) and per-call workers."""
+
+    ua_workers: int = Field(1, ge=1, le=64)
+    calls_per_ua: int = Field(4, ge=1, le=4)
+    ua_base_port: int = Field(5080, ge=1024, le=65000)  # internal SIP ports behind the edge
+    call_pool_size: int = Field(2, ge=1, le=4)  # pre-started per-call workers per UA worker
+    drain_timeout_s: float = Field(30.0, ge=0)
+    restart_backoff_s: float = Field(0.5, ge=0)
+
+
+class EdgeSettings(BaseModel):
+    """Kamailio in front of the UA workers when ``workers.ua_workers`` > 1."""
+
+    kamailio_bin: str = "/usr/sbin/kamailio"
+    kamcmd_bin: str = "/usr/sbin/kamcmd"
+    force: bool = False  # run the edge even with one UA worker
+    pike_reqs_per_interval: int = Field(30, ge=1)
+    pike_interval_s: int = Field(2, ge=1)
+    scanner_user_agents: list[str] = Field(
+        default_factory=lambda: ["friendly-scanner", "sipvicious", "sipcli", "sip-scan", "VaxSIPUserAgent",
+                                 "sundayddr", "iWar", "SIPBomber", "pplsip"]
+    )
+    probe_interval_s: int = Field(5, ge=1)
+
+
+class CallSettings(BaseModel):
+    """The built-in call handler used until a dialplan engine is plugged in."""
+
+    greeting: str = "Hello, this is voicebot. Press 1 for sales, 2 for support, or hash to hang up."
+    transfer_digits: dict[str, str] = Field(default_factory=lambda: {"1": "sales", "2": "support"})
+    record_dir: Path | None = None  # write each caller's audio here as WAV (off by default)
+    max_call_s: float = Field(3600.0, gt=0)
+
+
+class LogSettings(BaseModel):
+    level: str = "info"
+    format: Literal["console", "json"] = "console"
+    redact_pii: bool = False
+
+
+class Settings(BaseSettings):
+    """All voicebot settings."""
+
+    model_config = SettingsConfigDict(env_prefix="VOICEBOT_", env_nested_delimiter="__", extra="forbid")
+
+    sip: SipSettings = Field(default_factory=SipSettings)
+    trunks: list[TrunkSettings] = Field(
+        default_factory=lambda: [TrunkSettings(name="local", allow=["127.0.0.0/8", "::1/128"])]
+    )
+    routes: list[RouteSettings] = Field(default_factory=lambda: [RouteSettings()])
+    queues: dict[str, str] = Field(
+        default_factory=lambda: {"sales": "sip:sales@127.0.0.1:5090", "support": "sip:support@127.0.0.1:5090"}
+    )
+    workers: WorkerSettings = Field(default_factory=WorkerSettings)
+    edge: EdgeSettings = Field(default_factory=EdgeSettings)
+    call: CallSettings = Field(default_factory=CallSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    run_dir: Path = Path("var/run")
+
+    @field_validator("queues")
+    @classmethod
+    def _queue_uris(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, uri in value.items():
+            if not uri.startswith(("sip:", "sips:")):
+                raise ValueError(f"queue {name!r}: {uri!r} is not a sip: or sips: URI")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get("VOICEBOT_CONFIG")
+        if path:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+    @property
+    def uses_edge(self) -> bool:
+        return self.workers.ua_workers > 1 or self.edge.force
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from env, an optional YAML file and overrides; raise ConfigError when invalid."""
+    from pydantic import ValidationError
+
+    from voicebot.errors import ConfigError
+
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError(f"config file {config_file} does not exist")
+        os.environ["VOICEBOT_CONFIG"] = str(config_file)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None

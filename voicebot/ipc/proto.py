@@ -1,0 +1,143 @@
+"""The messages a UA worker and a per-call worker exchange.
+
+One datagram per message on a Unix SOCK_SEQPACKET socket (boundaries kept by the kernel, so no
+framing code and no partial reads). The first byte says what follows:
+
+* ``A`` + raw PCM (signed 16-bit little endian, mono, 20 ms at the call's sample rate): audio;
+* ``C`` + UTF-8 JSON of one of the control models below.
+
+Never pickles: a per-call worker is less trusted than the UA worker (it runs caller-driven logic),
+so everything crossing is validated.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from voicebot.errors import ProtocolError
+
+AUDIO = b"A"
+CONTROL = b"C"
+MAX_MESSAGE = 64 * 1024
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- UA worker -> per-call worker -------------------------------------------------------------
+class CallStart(_Msg):
+    """A call was answered and handed to this worker."""
+
+    type: Literal["call_start"] = "call_start"
+    call_id: str
+    sip_call_id: str
+    caller: str
+    callee: str
+    trunk: str
+    dialplan: str
+    sample_rate: int = 8000
+
+
+class DtmfReceived(_Msg):
+    type: Literal["dtmf"] = "dtmf"
+    digit: str = Field(pattern=r"^[0-9*#A-Da-d]$")
+    method: Literal["rfc4733", "sip_info", "inband"] = "rfc4733"
+    duration_ms: int = 0
+
+
+class PlayedMark(_Msg):
+    """All audio queued before ``Mark(mark)`` has gone out to the caller."""
+
+    type: Literal["played"] = "played"
+    mark: str
+
+
+class TransferResult(_Msg):
+    type: Literal["transfer_result"] = "transfer_result"
+    queue: str
+    ok: bool
+    status: int
+    reason: str = ""
+
+
+class CallEnded(_Msg):
+    type: Literal["call_ended"] = "call_ended"
+    reason: str
+
+
+# --- per-call worker -> UA worker -------------------------------------------------------------
+class WorkerReady(_Msg):
+    type: Literal["ready"] = "ready"
+    pid: int
+
+
+class Mark(_Msg):
+    """Insert a marker in the playout queue; the UA answers PlayedMark when it is reached."""
+
+    type: Literal["mark"] = "mark"
+    mark: str
+
+
+class Flush(_Msg):
+    """Drop all queued bot audio now (barge-in)."""
+
+    type: Literal["flush"] = "flush"
+
+
+class TransferRequest(_Msg):
+    """Blind transfer to a queue NAME; the UA maps it to a URI from the admin allowlist."""
+
+    type: Literal["transfer"] = "transfer"
+    queue: str = Field(min_length=1, max_length=64)
+    reason: str = Field("", max_length=200)
+
+
+class HangupRequest(_Msg):
+    type: Literal["hangup"] = "hangup"
+    reason: str = Field("normal", max_length=200)
+
+
+Control = Annotated[
+    CallStart
+    | DtmfReceived
+    | PlayedMark
+    | TransferResult
+    | CallEnded
+    | WorkerReady
+    | Mark
+    | Flush
+    | TransferRequest
+    | HangupRequest,
+    Field(discriminator="type"),
+]
+_control_adapter: TypeAdapter[Control] = TypeAdapter(Control)
+
+
+def encode_control(msg: _Msg) -> bytes:
+    return CONTROL + msg.model_dump_json().encode()
+
+
+def encode_audio(pcm: bytes) -> bytes:
+    return AUDIO + pcm
+
+
+def decode(data: bytes) -> Control | bytes:
+    """Return a control model or the PCM of an audio message; raise ProtocolError on bad input."""
+    if not data:
+        raise ProtocolError("empty IPC message (peer closed?)")
+    if len(data) > MAX_MESSAGE:
+        raise ProtocolError(f"IPC message of {len(data)} bytes exceeds {MAX_MESSAGE}")
+    kind, body = data[:1], data[1:]
+    if kind == AUDIO:
+        if len(body) % 2:
+            raise ProtocolError(f"audio payload of odd length {len(body)}")
+        return body
+    if kind == CONTROL:
+        try:
+            return _control_adapter.validate_json(body)
+        except ValidationError as exc:
+            raise ProtocolError(f"invalid control message: {exc.errors()[0]['msg']}") from None
+    raise ProtocolError(f"unknown IPC message kind {kind!r}")

@@ -1,0 +1,97 @@
+"""The per-call audio bridge between pjmedia's conference bridge and a per-call worker.
+
+pjmedia calls :meth:`onFrameReceived` (caller audio) and :meth:`onFrameRequested` (bot audio) every
+20 ms on its single media thread; pacing of outgoing RTP therefore stays in pjmedia's clock, never in
+Python sleeps. Both callbacks do constant, tiny work: a memcpy, a deque pop, a non-blocking send.
+Everything else (parsing IPC, call control) happens on the UA worker's main thread.
+"""
+
+from __future__ import annotations
+
+import collections
+import socket
+from dataclasses import dataclass, field
+
+import pjsua2 as pj
+
+from voicebot.ipc import proto
+from voicebot.media.frames import read_frame, write_frame
+
+
+@dataclass
+class PortStats:
+    """Counters read by the main thread (ints are safe to read across threads under the GIL)."""
+
+    frames_in: int = 0
+    frames_out: int = 0
+    frames_silence: int = 0
+    dropped_to_worker: int = 0
+    marks: collections.deque[str] = field(default_factory=collections.deque)
+
+
+class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]
+    """Conference-bridge port of one call: caller audio to the worker, queued bot audio to the caller."""
+
+    def __init__(self, sock: socket.socket, sample_rate: int) -> None:
+        super().__init__()
+        self._sock = sock
+        self._frame_len = sample_rate // 50 * 2
+        self._silence = bytes(self._frame_len)
+        self._playout: collections.deque[bytes | str] = collections.deque()
+        self.stats = PortStats()
+        fmt = pj.MediaFormatAudio()
+        fmt.init(pj.PJMEDIA_FORMAT_PCM, sample_rate, 1, 20000, 16)
+        self._fmt = fmt
+
+    def create(self, name: str) -> None:
+        self.createPort(name, self._fmt)
+
+    # --- main thread -----------------------------------------------------------------------
+    def enqueue_audio(self, pcm: bytes) -> None:
+        """Queue bot audio; re-chunk to whole frames (the last one padded with silence)."""
+        n = self._frame_len
+        for i in range(0, len(pcm), n):
+            chunk = pcm[i : i + n]
+            if len(chunk) < n:
+                chunk += bytes(n - len(chunk))
+            self._playout.append(chunk)
+
+    def enqueue_mark(self, mark: str) -> None:
+        self._playout.append(mark)
+
+    def flush(self) -> list[str]:
+        """Drop queued audio (barge-in); return the marks that were dropped with it."""
+        dropped = [item for item in self._playout if isinstance(item, str)]
+        self._playout.clear()
+        return dropped
+
+    @property
+    def queued_frames(self) -> int:
+        return sum(1 for item in self._playout if not isinstance(item, str))
+
+    # --- pjmedia thread ----------------------------------------------------------------------
+    def onFrameReceived(self, frame: pj.MediaFrame) -> None:
+        if frame.type != pj.PJMEDIA_FRAME_TYPE_AUDIO:
+            return
+        self.stats.frames_in += 1
+        try:
+            self._sock.send(proto.AUDIO + read_frame(frame), socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            self.stats.dropped_to_worker += 1  # worker stalled: drop, never block the media thread
+        except OSError:
+            self.stats.dropped_to_worker += 1
+
+    def onFrameRequested(self, frame: pj.MediaFrame) -> None:
+        playout = self._playout
+        while playout:
+            item = playout.popleft()
+            if isinstance(item, str):
+                self.stats.marks.append(item)
+                continue
+            write_frame(frame, item)
+            frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+            self.stats.frames_out += 1
+            return
+        write_frame(frame, self._silence)
+        frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+        self.stats.frames_silence += 1

@@ -1,0 +1,148 @@
+"""One SIP call in a UA worker: the pjsua2 ``Call`` subclass and its Python-side state.
+
+pjsua2 callbacks only forward to :class:`CallLeg`, which owns the call's worker socket, its audio
+port, transfer state and timers. pjsua2 objects are dropped on the main loop after DISCONNECTED,
+never inside a callback and never after libDestroy (both crash 2.15.1).
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pjsua2 as pj
+import structlog
+
+from voicebot.call.pool import CallWorkerProc
+from voicebot.ipc import proto
+from voicebot.logs import get_logger
+from voicebot.media.port import CallAudioPort
+
+log = get_logger(__name__)
+TRANSFER_TIMEOUT_S = 30.0
+
+_DTMF_METHODS = {pj.PJSUA_DTMF_METHOD_RFC2833: "rfc4733", pj.PJSUA_DTMF_METHOD_SIP_INFO: "sip_info"}
+
+
+@dataclass
+class CallLeg:
+    """Python-side state of one call (main thread only)."""
+
+    call_id: str
+    sip_call_id: str
+    caller: str
+    callee: str
+    trunk: str
+    dialplan: str
+    invited_at: float
+    pj_call: VoiceCall | None = None
+    worker: CallWorkerProc | None = None
+    port: CallAudioPort | None = None
+    answered_at: float | None = None
+    answer_deadline: float = 0.0
+    media_connected: bool = False
+    transfer_queue: str | None = None
+    transfer_deadline: float = 0.0
+    last_rx_packets: int = -1
+    last_rx_change: float = field(default_factory=time.monotonic)
+    ended: bool = False
+    end_reason: str = ""
+    log: Any = None
+
+    def __post_init__(self) -> None:
+        self.log = log.bind(call_id=self.call_id, sip_call_id=self.sip_call_id, trunk=self.trunk)
+
+    def send(self, msg: proto._Msg) -> None:
+        """Send a control message to the call's worker; a dead worker is noticed by the main loop."""
+        if self.worker is None or self.worker.closed:
+            return
+        try:
+            self.worker.sock.send(proto.encode_control(msg))
+        except OSError as exc:
+            self.log.warning("ipc.send_failed", error=str(exc))
+
+    def rx_packets(self) -> int:
+        if self.pj_call is None or not self.media_connected:
+            return -1
+        try:
+            return int(self.pj_call.getStreamStat(0).rtcp.rxStat.pkt)
+        except pj.Error:
+            return -1
+
+
+def new_call_id() -> str:
+    return uuid.uuid4().hex
+
+
+def transfer_target(uri: str, call_id: str, reason: str) -> str:
+    """Refer-To with context headers embedded, so the transferee's new INVITE carries them."""
+    headers = urllib.parse.urlencode({"X-Voicebot-Call-ID": call_id, "X-Voicebot-Reason": reason[:100]},
+                                     quote_via=urllib.parse.quote)
+    sep = "&" if "?" in uri else "?"
+    return f"<{uri}{sep}{headers}>"
+
+
+def sip_headers(pairs: dict[str, str]) -> Any:
+    vec = pj.SipHeaderVector()
+    for name, value in pairs.items():
+        h = pj.SipHeader()
+        h.hName = name
+        h.hValue = value
+        vec.append(h)
+    return vec
+
+
+class VoiceCall(pj.Call):  # type: ignore[misc]
+    """pjsua2 call whose callbacks forward to the UA worker."""
+
+    def __init__(self, account: pj.Account, call_id: int, on_event: Callable[[VoiceCall, str, Any], None]):
+        super().__init__(account, call_id)
+        self.leg: CallLeg | None = None
+        self._on_event = on_event
+
+    def onCallState(self, prm: Any) -> None:
+        info = self.getInfo()
+        self._on_event(self, "state", info)
+
+    def onCallMediaState(self, prm: Any) -> None:
+        self._on_event(self, "media", None)
+
+    def onDtmfDigit(self, prm: Any) -> None:
+        method = _DTMF_METHODS.get(prm.method, "rfc4733")
+        self._on_event(self, "dtmf", (str(prm.digit), method, int(prm.duration)))
+
+    def onCallTransferStatus(self, prm: Any) -> None:
+        self._on_event(self, "xfer", (int(prm.statusCode), str(prm.reason), bool(prm.finalNotify)))
+        if prm.statusCode >= 200:
+            prm.cont = False
+
+    def onCallTransferRequest(self, prm: Any) -> None:
+        # Callers may not redirect the bot anywhere: transfers go only to admin-configured queues.
+        prm.statusCode = 603
+        structlog.get_logger(__name__).warning("sip.refer_refused", dest="***")
+
+
+def answer(call: VoiceCall, code: int, reason: str = "", headers: dict[str, str] | None = None) -> None:
+    op = pj.CallOpParam(True)
+    op.statusCode = code
+    if reason:
+        op.reason = reason
+    if headers:
+        op.txOption.headers = sip_headers(headers)
+    call.answer(op)
+
+
+def hangup(call: VoiceCall, code: int = 0, reason: str = "") -> None:
+    op = pj.CallOpParam(True)
+    if code:
+        op.statusCode = code
+    if reason:
+        op.reason = reason
+    try:
+        call.hangup(op)
+    except pj.Error as exc:
+        log.debug("sip.hangup_failed", error=exc.info())

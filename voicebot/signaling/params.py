@@ -1,0 +1,60 @@
+"""Explicit parameters of one UA worker process, written by the supervisor as a 0600 JSON file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from voicebot.call.params import CallWorkerParams
+
+
+class TrunkParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    allow: list[str]
+    registrar: str | None = None
+    username: str | None = None
+    password: str | None = None  # plain here: the file is 0600 and never logged
+    realm: str = "*"
+    register_expires_s: int = 300
+    codecs: list[str] = Field(default_factory=lambda: ["PCMU", "PCMA", "G722"])
+    srtp: str = "off"
+
+
+class UAParams(BaseModel):
+    """Everything one UA worker needs; nothing is read from global settings inside the worker."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = 0
+    listen: str = "0.0.0.0"
+    advertise: str = "127.0.0.1"
+    port: int = 5060
+    transports: list[str] = Field(default_factory=lambda: ["udp", "tcp"])
+    tls_port: int = 5061
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    media_listen: str = "0.0.0.0"
+    media_advertise: str = "127.0.0.1"  # address in SDP: RTP flows caller <-> UA worker directly
+    rtp_port_start: int = 20000
+    rtp_port_range: int = 400
+    behind_edge: bool = False
+    edge_sources: list[str] = Field(default_factory=list)  # CIDRs of the edge when behind_edge
+    trunks: list[TrunkParams] = Field(default_factory=list)
+    queues: dict[str, str] = Field(default_factory=dict)
+    routes: list[tuple[str, str]] = Field(default_factory=lambda: [("*", "dialplans/example.yaml")])
+    max_calls: int = 4
+    pool_size: int = 2
+    sample_rate: int = 8000
+    rtp_timeout_s: float = 30.0
+    drain_timeout_s: float = 30.0
+    answer_wait_s: float = 3.0  # how long an INVITE may ring while waiting for a free call worker
+    user_agent: str = "voicebot"
+    call_worker: CallWorkerParams
+    run_dir: Path = Path("var/run")
+    log_level: str = "info"
+    log_format: str = "console"
+    redact_pii: bool = False

@@ -1,0 +1,473 @@
+"""A UA worker process: one pjsua2 endpoint (at most 4 calls, a wheel limit) and its call workers.
+
+Main loop (one thread): ``libHandleEvents`` for SIP, then the IPC sockets of its per-call workers,
+then housekeeping (pool, answer deadlines, RTP inactivity, transfer timeouts, drain). pjmedia's
+clock thread only touches each call's :class:`CallAudioPort`.
+
+SIGTERM drains: new INVITEs get 503, calls run on until ``drain_timeout_s``, the rest are hung up
+with a BYE, then pjsua2 is shut down in the order that does not crash it (hang up, wait for
+DISCONNECTED, drop every Call, destroy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import selectors
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pjsua2 as pj
+
+from voicebot import logs
+from voicebot.call.pool import CallWorkerPool, CallWorkerProc
+from voicebot.errors import ProtocolError
+from voicebot.ipc import proto
+from voicebot.media.port import CallAudioPort
+from voicebot.signaling import sipmsg
+from voicebot.signaling.admission import AdmissionInput, Admit, admit, source_ip
+from voicebot.signaling.call import CallLeg, VoiceCall, answer, hangup, new_call_id, transfer_target
+from voicebot.signaling.endpoint import create_endpoint
+from voicebot.signaling.params import TrunkParams, UAParams
+
+log = logs.get_logger(__name__)
+HOUSEKEEPING_S = 0.2
+
+
+class TrunkAccount(pj.Account):  # type: ignore[misc]
+    """A SIP account: the default one for IP trunks, or one per registering trunk."""
+
+    def __init__(self, ua: UAWorker, trunk: str) -> None:
+        super().__init__()
+        self.ua = ua
+        self.trunk = trunk
+
+    def onIncomingCall(self, prm: Any) -> None:
+        self.ua.on_incoming_call(self, prm)
+
+    def onRegState(self, prm: Any) -> None:
+        log.info("sip.registration", trunk=self.trunk, code=int(prm.code), reason=str(prm.reason),
+                 expiration=int(prm.expiration))
+
+
+class UAWorker:
+    """Owns the endpoint, accounts, calls and the per-call worker pool of one UA worker process."""
+
+    def __init__(self, params: UAParams, params_file: Path) -> None:
+        self.p = params
+        self.calls: dict[str, CallLeg] = {}  # by voicebot call id
+        self.rejected: list[VoiceCall] = []  # kept until DISCONNECTED, then dropped
+        self.graveyard: list[Any] = []  # pjsua2 objects to drop outside callbacks
+        self.draining = False
+        self.drain_deadline = 0.0
+        self.stop = False
+        self.selector = selectors.DefaultSelector()
+        self.pool = CallWorkerPool(params.pool_size, params_file.with_name(f"call-worker-{params.index}.json"))
+        codecs: list[str] = []
+        for trunk in params.trunks:
+            codecs += [c for c in trunk.codecs if c not in codecs]
+        self.ep, self._keep = create_endpoint(params, codecs or ["PCMU", "PCMA", "G722"])
+        self.accounts = [self._create_account(None)] + [
+            self._create_account(t) for t in params.trunks if t.registrar
+        ]
+
+    # --- setup ---------------------------------------------------------------------------------
+    def _create_account(self, trunk: TrunkParams | None) -> TrunkAccount:
+        cfg = pj.AccountConfig()
+        p = self.p
+        if trunk is None:
+            cfg.idUri = f"sip:voicebot@{p.advertise}:{p.port}"
+        else:
+            host = trunk.registrar.split(":", 1)[1].split(";")[0] if trunk.registrar else p.advertise
+            cfg.idUri = f"sip:{trunk.username}@{host}"
+            cfg.regConfig.registrarUri = trunk.registrar
+            cfg.regConfig.timeoutSec = trunk.register_expires_s
+            cfg.regConfig.retryIntervalSec = 30
+            cred = pj.AuthCredInfo("digest", trunk.realm, trunk.username or "", 0, trunk.password or "")
+            cfg.sipConfig.authCreds.append(cred)
+        cfg.mediaConfig.transportConfig.port = p.rtp_port_start
+        cfg.mediaConfig.transportConfig.portRange = p.rtp_port_range
+        cfg.mediaConfig.transportConfig.boundAddress = p.media_listen
+        cfg.mediaConfig.transportConfig.publicAddress = p.media_advertise
+        srtp_trunks = [t.srtp for t in p.trunks if (trunk is None or t is trunk)]
+        cfg.mediaConfig.srtpUse = (
+            pj.PJMEDIA_SRTP_OPTIONAL if any(s != "off" for s in srtp_trunks) else pj.PJMEDIA_SRTP_DISABLED
+        )
+        cfg.mediaConfig.srtpSecureSignaling = 0
+        cfg.natConfig.sdpNatRewriteUse = 0
+        cfg.natConfig.viaRewriteUse = 0
+        cfg.natConfig.contactRewriteUse = 0
+        acc = TrunkAccount(self, trunk.name if trunk else "default")
+        acc.create(cfg, trunk is None)
+        return acc
+
+    # --- SIP callbacks (main thread) -----------------------------------------------------------
+    def on_incoming_call(self, acc: TrunkAccount, prm: Any) -> None:
+        raw = str(prm.rdata.wholeMsg)
+        start, headers, body = sipmsg.split_message(raw)
+        src = source_ip(str(prm.rdata.srcAddress))
+        crypto, plain = sipmsg.sdp_offers_srtp(body)
+        decision = admit(
+            AdmissionInput(
+                source=src,
+                original_source=headers.get("x-voicebot-source"),
+                draining=self.draining,
+                active_calls=len(self.calls),
+                max_calls=self.p.max_calls,
+                offers_crypto=crypto,
+                offers_plain=plain,
+            ),
+            self.p.trunks,
+            self.p.behind_edge,
+            self.p.edge_sources,
+        )
+        call = VoiceCall(acc, prm.callId, self.on_call_event)
+        sip_call_id = headers.get("call-id", "")
+        if not isinstance(decision, Admit):
+            log.info("call.rejected", sip_call_id=sip_call_id, source=src, code=decision.code,
+                     why=decision.reason)
+            extra = {"Retry-After": "5"} if decision.code == 503 else None
+            answer(call, decision.code, decision.reason.split(":")[0], extra)
+            self.rejected.append(call)
+            return
+        callee = sipmsg.called_number(start, headers)
+        leg = CallLeg(
+            call_id=new_call_id(),
+            sip_call_id=sip_call_id,
+            caller=sipmsg.uri_user(headers.get("from", "")),
+            callee=callee,
+            trunk=decision.trunk,
+            dialplan=self._route(callee),
+            invited_at=time.monotonic(),
+            pj_call=call,
+        )
+        call.leg = leg
+        self.calls[leg.call_id] = leg
+        leg.log.info("call.incoming", caller=leg.caller, callee=callee, source=src)
+        if not self._try_answer(leg):
+            answer(call, 180)
+            leg.answer_deadline = time.monotonic() + self.p.answer_wait_s
+
+    def _route(self, callee: str) -> str:
+        for pattern, dialplan in self.p.routes:
+            if fnmatch.fnmatchcase(callee, pattern):
+                return dialplan
+        return self.p.routes[-1][1] if self.p.routes else ""
+
+    def _try_answer(self, leg: CallLeg) -> bool:
+        """Bind a ready call worker and answer 200; False if none is free yet."""
+        worker = self.pool.acquire(leg.call_id)
+        if worker is None:
+            return False
+        leg.worker = worker
+        leg.port = CallAudioPort(worker.sock, self.p.sample_rate)
+        leg.port.create(f"call-{leg.call_id[:8]}")
+        self.selector.register(worker.sock, selectors.EVENT_READ, ("call", leg.call_id))
+        assert leg.pj_call is not None
+        answer(leg.pj_call, 200)
+        leg.answered_at = time.monotonic()
+        leg.send(proto.CallStart(call_id=leg.call_id, sip_call_id=leg.sip_call_id, caller=leg.caller,
+                                 callee=leg.callee, trunk=leg.trunk, dialplan=leg.dialplan,
+                                 sample_rate=self.p.sample_rate))
+        leg.log.info("call.answered", worker_pid=worker.pid,
+                     answer_ms=round((leg.answered_at - leg.invited_at) * 1000, 1))
+        return True
+
+    def on_call_event(self, call: VoiceCall, kind: str, data: Any) -> None:
+        leg = call.leg
+        if kind == "state":
+            if data.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+                if leg is None:
+                    if call in self.rejected:
+                        self.rejected.remove(call)
+                    self.graveyard.append(call)
+                else:
+                    self._end(leg, f"disconnected {data.lastStatusCode} {data.lastReason}")
+            return
+        if leg is None or leg.ended:
+            return
+        if kind == "media":
+            self._connect_media(leg)
+        elif kind == "dtmf":
+            digit, method, duration = data
+            leg.log.info("call.dtmf", digit=digit, method=method)
+            leg.send(proto.DtmfReceived(digit=digit, method=method, duration_ms=duration))
+        elif kind == "xfer":
+            self._on_transfer_status(leg, *data)
+
+    def _connect_media(self, leg: CallLeg) -> None:
+        if leg.pj_call is None or leg.port is None or leg.media_connected:
+            return
+        info = leg.pj_call.getInfo()
+        for i, media in enumerate(info.media):
+            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                aud = leg.pj_call.getAudioMedia(i)
+                aud.startTransmit(leg.port)
+                leg.port.startTransmit(aud)
+                leg.media_connected = True
+                leg.last_rx_change = time.monotonic()
+                leg.log.info("call.media", codec=self._codec(leg))
+                return
+
+    @staticmethod
+    def _codec(leg: CallLeg) -> str:
+        try:
+            assert leg.pj_call is not None
+            return str(leg.pj_call.getStreamInfo(0).codecName)
+        except pj.Error:
+            return "?"
+
+    # --- transfer -----------------------------------------------------------------------------
+    def _transfer(self, leg: CallLeg, req: proto.TransferRequest) -> None:
+        uri = self.p.queues.get(req.queue)
+        if uri is None or leg.transfer_queue is not None or leg.pj_call is None:
+            why = "unknown queue" if uri is None else "transfer already in progress"
+            leg.log.warning("call.transfer_refused", queue=req.queue, why=why)
+            leg.send(proto.TransferResult(queue=req.queue, ok=False, status=404 if uri is None else 491,
+                                          reason=why))
+            return
+        leg.transfer_queue = req.queue
+        leg.transfer_deadline = time.monotonic() + 30.0
+        op = pj.CallOpParam(True)
+        try:
+            leg.pj_call.xfer(transfer_target(uri, leg.call_id, req.reason), op)
+            leg.log.info("call.transfer_started", queue=req.queue)
+        except pj.Error as exc:
+            leg.log.warning("call.transfer_failed", queue=req.queue, error=exc.info())
+            self._transfer_done(leg, 500, "REFER could not be sent")
+
+    def _on_transfer_status(self, leg: CallLeg, code: int, reason: str, final: bool) -> None:
+        leg.log.info("call.transfer_status", queue=leg.transfer_queue, code=code, final=final)
+        if code >= 200 or final:
+            self._transfer_done(leg, code, reason)
+
+    def _transfer_done(self, leg: CallLeg, code: int, reason: str) -> None:
+        queue = leg.transfer_queue
+        if queue is None:
+            return
+        ok = 200 <= code < 300
+        leg.transfer_queue = None
+        leg.send(proto.TransferResult(queue=queue, ok=ok, status=code, reason=reason))
+        leg.log.info("call.transferred" if ok else "call.transfer_failed", queue=queue, code=code)
+        if ok and leg.pj_call is not None:
+            leg.end_reason = f"transferred to {queue}"
+            hangup(leg.pj_call)
+
+    # --- IPC from call workers -----------------------------------------------------------------
+    def _poll_ipc(self) -> None:
+        for key, _ in self.selector.select(0):
+            kind, ref = key.data
+            if kind == "call":
+                self._read_worker(ref, key.fileobj)  # type: ignore[arg-type]
+            else:
+                self._read_starting(key.fileobj)  # type: ignore[arg-type]
+
+    def _read_starting(self, sock: Any) -> None:
+        worker = next((w for w in self.pool.starting if w.sock is sock), None)
+        try:
+            data = sock.recv(proto.MAX_MESSAGE + 1)
+            msg = proto.decode(data) if data else None
+        except (OSError, ProtocolError):
+            msg = None
+        self.selector.unregister(sock)
+        if worker is None:
+            return
+        if isinstance(msg, proto.WorkerReady):
+            self.pool.mark_ready(worker)
+            self._answer_waiting()
+        else:
+            self.pool.discard(worker)
+
+    def _read_worker(self, call_id: str, sock: Any) -> None:
+        leg = self.calls.get(call_id)
+        for _ in range(64):  # bounded: one chatty worker must not starve SIP
+            try:
+                data = sock.recv(proto.MAX_MESSAGE + 1)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self.selector.unregister(sock)
+                if leg is not None and not leg.ended:
+                    leg.log.error("call.worker_died")
+                    self._fail_call(leg, "call worker died")
+                return
+            if leg is None:
+                continue
+            try:
+                msg = proto.decode(data)
+            except ProtocolError as exc:
+                leg.log.warning("ipc.bad_message", error=str(exc))
+                continue
+            self._apply(leg, msg)
+
+    def _apply(self, leg: CallLeg, msg: proto.Control | bytes) -> None:
+        if leg.ended or leg.port is None:
+            return
+        if isinstance(msg, bytes):
+            leg.port.enqueue_audio(msg)
+        elif isinstance(msg, proto.Mark):
+            leg.port.enqueue_mark(msg.mark)
+        elif isinstance(msg, proto.Flush):
+            for mark in leg.port.flush():
+                leg.send(proto.PlayedMark(mark=mark))
+        elif isinstance(msg, proto.TransferRequest):
+            self._transfer(leg, msg)
+        elif isinstance(msg, proto.HangupRequest):
+            leg.log.info("call.hangup_requested", why=msg.reason)
+            leg.end_reason = f"bot hung up: {msg.reason}"
+            if leg.pj_call is not None:
+                hangup(leg.pj_call)
+        else:
+            leg.log.warning("ipc.unexpected", type=msg.type)
+
+    def _fail_call(self, leg: CallLeg, why: str) -> None:
+        """The bot side of a call broke: end the caller's leg honestly rather than leave silence."""
+        leg.end_reason = why
+        if leg.pj_call is not None:
+            if leg.answered_at is None:
+                answer(leg.pj_call, 500, "Server Internal Error")
+            else:
+                hangup(leg.pj_call)
+
+    # --- call end -------------------------------------------------------------------------------
+    def _end(self, leg: CallLeg, status: str) -> None:
+        if leg.ended:
+            return
+        leg.ended = True
+        reason = leg.end_reason or f"remote: {status}"
+        leg.send(proto.CallEnded(reason=reason))
+        if leg.worker is not None:
+            try:
+                self.selector.unregister(leg.worker.sock)
+            except (KeyError, ValueError):
+                pass
+        self.pool.release(leg.call_id)
+        self.calls.pop(leg.call_id, None)
+        duration = time.monotonic() - (leg.answered_at or leg.invited_at)
+        leg.log.info("call.ended", reason=reason, duration_s=round(duration, 2),
+                     frames_out=leg.port.stats.frames_out if leg.port else 0)
+        self.graveyard += [leg.port, leg.pj_call]
+        leg.port = None
+        if leg.pj_call is not None:
+            leg.pj_call.leg = None
+        leg.pj_call = None
+
+    # --- housekeeping ---------------------------------------------------------------------------
+    def _answer_waiting(self) -> None:
+        for leg in list(self.calls.values()):
+            if leg.answered_at is None and not leg.ended and not self._try_answer(leg):
+                return
+
+    def _housekeeping(self, now: float) -> None:
+        self.pool.reap()
+        for worker in self.pool.fill():
+            self.selector.register(worker.sock, selectors.EVENT_READ, ("starting", worker.pid))
+        for leg in list(self.calls.values()):
+            self._check_leg(leg, now)
+        self.graveyard.clear()
+
+    def _check_leg(self, leg: CallLeg, now: float) -> None:
+        if leg.ended or leg.pj_call is None:
+            return
+        if leg.answered_at is None:
+            if now > leg.answer_deadline:
+                leg.log.warning("call.no_worker", why="no call worker became free in time")
+                leg.end_reason = "no call worker"
+                answer(leg.pj_call, 503, "Service Unavailable", {"Retry-After": "5"})
+            return
+        if leg.transfer_queue is not None and now > leg.transfer_deadline:
+            self._transfer_done(leg, 408, "no final NOTIFY in time")
+        rx = leg.rx_packets()
+        if rx != leg.last_rx_packets:
+            leg.last_rx_packets, leg.last_rx_change = rx, now
+        elif leg.media_connected and now - leg.last_rx_change > self.p.rtp_timeout_s:
+            leg.log.warning("call.rtp_timeout", silent_s=round(now - leg.last_rx_change, 1))
+            leg.end_reason = "no RTP from caller"
+            hangup(leg.pj_call)
+
+    def _marks(self) -> None:
+        for leg in self.calls.values():
+            port = leg.port
+            if port is not None and port.stats.marks:
+                while port.stats.marks:
+                    leg.send(proto.PlayedMark(mark=port.stats.marks.popleft()))
+
+    # --- run / drain / shutdown -------------------------------------------------------------------
+    def request_drain(self, *_: Any) -> None:
+        if not self.draining:
+            self.draining = True
+            self.drain_deadline = time.monotonic() + self.p.drain_timeout_s
+            log.info("ua.draining", active_calls=len(self.calls), timeout_s=self.p.drain_timeout_s)
+
+    def run(self) -> None:
+        for worker in self.pool.fill():
+            self.selector.register(worker.sock, selectors.EVENT_READ, ("starting", worker.pid))
+        log.info("ua.ready", index=self.p.index, port=self.p.port, pool=self.p.pool_size)
+        next_housekeeping = 0.0
+        while True:
+            self.ep.libHandleEvents(5)
+            self._poll_ipc()
+            self._marks()
+            now = time.monotonic()
+            if now >= next_housekeeping:
+                self._housekeeping(now)
+                next_housekeeping = now + HOUSEKEEPING_S
+            if self.draining:
+                if not self.calls:
+                    break
+                if now > self.drain_deadline:
+                    self._hangup_all("drain deadline")
+                    break
+        self.shutdown()
+
+    def _hangup_all(self, why: str) -> None:
+        for leg in list(self.calls.values()):
+            leg.end_reason = why
+            if leg.pj_call is not None:
+                if leg.answered_at is None:
+                    answer(leg.pj_call, 503, "Service Unavailable")
+                else:
+                    hangup(leg.pj_call)
+
+    def shutdown(self) -> None:
+        """Controlled order: BYE everything, let transactions finish, drop Calls, then destroy."""
+        self._hangup_all("shutdown")
+        deadline = time.monotonic() + 5.0
+        while (self.calls or self.rejected) and time.monotonic() < deadline:
+            self.ep.libHandleEvents(20)
+        for acc in self.accounts:
+            acc.shutdown()
+        # Let BYE/200 and un-REGISTER transactions complete: libDestroy with transactions in
+        # flight segfaults 2.15.1.
+        settle = time.monotonic() + 1.0
+        while time.monotonic() < settle:
+            self.ep.libHandleEvents(20)
+        self.pool.close()
+        self.graveyard.clear()
+        self.calls.clear()
+        self.rejected.clear()
+        self.accounts.clear()
+        self.ep.libDestroy()
+        log.info("ua.stopped", index=self.p.index)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="voicebot-ua-worker")
+    parser.add_argument("--params", type=Path, required=True)
+    args = parser.parse_args(argv)
+    params = UAParams.model_validate_json(args.params.read_text())
+    logs.configure(params.log_level, params.log_format, params.redact_pii, process=f"ua{params.index}")
+    ua = UAWorker(params, args.params)
+    signal.signal(signal.SIGTERM, ua.request_drain)
+    signal.signal(signal.SIGINT, ua.request_drain)
+    ua.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

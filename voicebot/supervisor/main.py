@@ -1,0 +1,154 @@
+"""The supervisor: warm prompts, start K UA workers (+ the edge when K > 1), restart the dead, drain.
+
+SIGTERM/SIGINT: the edge stops routing new INVITEs (503), every UA worker drains (its calls finish
+up to ``workers.drain_timeout_s``, then get a BYE), then the edge stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from voicebot import logs
+from voicebot.call.handler import BuiltinHandler
+from voicebot.config import Settings
+from voicebot.media.prompts import synthesize
+from voicebot.signaling.params import UAParams
+from voicebot.supervisor.plan import call_worker_params, ua_params
+
+log = logs.get_logger(__name__)
+
+
+@dataclass
+class UAProcess:
+    params: UAParams
+    params_file: Path
+    proc: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only we can read: it may hold trunk passwords."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+class Supervisor:
+    """Owns the UA worker processes and the edge; one named task watches each UA worker."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.s = settings
+        self.run_dir = settings.run_dir.resolve()
+        self.uas = [
+            UAProcess(p, self.run_dir / f"ua-{p.index}.json") for p in ua_params(settings)
+        ]
+        self.edge: object | None = None
+        self.stopping = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def prepare(self) -> None:
+        cw = call_worker_params(self.s)
+        cw = cw.model_copy(update={"prompt_dir": self.run_dir / "prompts"})
+        t0 = time.monotonic()
+        for text in BuiltinHandler(cw).prompts():
+            synthesize(text, cw.sample_rate, cw.prompt_dir)
+        log.info("prompts.warmed", ms=round((time.monotonic() - t0) * 1000))
+        for ua in self.uas:
+            ua.params = ua.params.model_copy(update={"call_worker": cw, "run_dir": self.run_dir})
+            write_private(ua.params_file, ua.params.model_dump_json())
+            write_private(ua.params_file.with_name(f"call-worker-{ua.params.index}.json"), cw.model_dump_json())
+
+    async def start_ua(self, ua: UAProcess) -> None:
+        ua.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "voicebot.signaling.ua_worker", "--params", str(ua.params_file),
+            stdin=asyncio.subprocess.DEVNULL,
+        )
+        ua.started_at = time.monotonic()
+        log.info("ua.started", index=ua.params.index, pid=ua.proc.pid, port=ua.params.port)
+
+    async def watch_ua(self, ua: UAProcess) -> None:
+        """Restart the UA worker whenever it exits, unless we are stopping."""
+        while True:
+            assert ua.proc is not None
+            rc = await ua.proc.wait()
+            if self.stopping.is_set():
+                log.info("ua.exited", index=ua.params.index, rc=rc)
+                return
+            ua.restarts += 1
+            log.error("ua.died", index=ua.params.index, rc=rc, restarts=ua.restarts)
+            # Back off when it keeps dying right after start (bad config, port in use).
+            if time.monotonic() - ua.started_at < 5.0:
+                await asyncio.sleep(min(10.0, self.s.workers.restart_backoff_s * 2 ** min(ua.restarts, 5)))
+            if self.stopping.is_set():
+                return
+            await self.start_ua(ua)
+
+    async def start_edge(self) -> None:
+        from voicebot.edge.runner import KamailioEdge
+        from voicebot.supervisor.edge_plan import edge_params
+
+        edge = KamailioEdge(edge_params(self.s, self.run_dir / "edge", [ua.params for ua in self.uas]))
+        await edge.start()
+        self.edge = edge
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        for ua in self.uas:
+            await self.start_ua(ua)
+        self.tasks = [
+            asyncio.create_task(self.watch_ua(ua), name=f"watch-ua-{ua.params.index}") for ua in self.uas
+        ]
+        if self.s.uses_edge:
+            try:
+                await self.start_edge()
+            except Exception:
+                log.exception("edge.failed")
+                self.stopping.set()
+        log.info("voicebot.running", ua_workers=len(self.uas), edge=self.s.uses_edge, port=self.s.sip.port)
+        await self.stopping.wait()
+        await self.drain()
+        return 0
+
+    async def drain(self) -> None:
+        log.info("voicebot.draining", timeout_s=self.s.workers.drain_timeout_s)
+        edge = self.edge
+        if edge is not None:
+            with contextlib.suppress(Exception):
+                await edge.set_draining(True)  # type: ignore[attr-defined]
+        for ua in self.uas:
+            if ua.proc is not None and ua.proc.returncode is None:
+                ua.proc.send_signal(signal.SIGTERM)
+        grace = self.s.workers.drain_timeout_s + 15.0
+        for ua in self.uas:
+            if ua.proc is None:
+                continue
+            try:
+                await asyncio.wait_for(ua.proc.wait(), grace)
+            except TimeoutError:
+                log.error("ua.kill", index=ua.params.index, why="did not drain in time")
+                ua.proc.kill()
+                await ua.proc.wait()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if edge is not None:
+            await edge.stop()  # type: ignore[attr-defined]
+        log.info("voicebot.stopped")
+
+
+def run_supervisor(settings: Settings) -> int:
+    logs.configure(settings.log.level, settings.log.format, settings.log.redact_pii, process="supervisor")
+    sup = Supervisor(settings)
+    sup.prepare()
+    return asyncio.run(sup.run())

@@ -1,0 +1,75 @@
+"""Turn settings into explicit per-process parameters (pure: no processes, no files)."""
+
+from __future__ import annotations
+
+from voicebot.call.params import CallWorkerParams
+from voicebot.config import Settings
+from voicebot.signaling.params import TrunkParams, UAParams
+
+EDGE_SOURCES = ["127.0.0.0/8", "::1/128"]
+
+
+def call_worker_params(s: Settings) -> CallWorkerParams:
+    return CallWorkerParams(
+        greeting=s.call.greeting,
+        transfer_digits=s.call.transfer_digits,
+        prompt_dir=s.run_dir / "prompts",
+        record_dir=s.call.record_dir,
+        sample_rate=8000,
+        max_call_s=s.call.max_call_s,
+        log_level=s.log.level,
+        log_format=s.log.format,
+        redact_pii=s.log.redact_pii,
+    )
+
+
+def trunk_params(s: Settings) -> list[TrunkParams]:
+    return [
+        TrunkParams(
+            name=t.name, allow=t.allow, registrar=t.registrar, username=t.username,
+            password=t.password.get_secret_value() if t.password else None, realm=t.realm,
+            register_expires_s=t.register_expires_s, codecs=list(t.codecs), srtp=t.srtp.value,
+        )
+        for t in s.trunks
+    ]
+
+
+def ua_params(s: Settings) -> list[UAParams]:
+    """One UAParams per UA worker: behind the edge on internal ports, or alone on the public port."""
+    k = s.workers.ua_workers
+    behind = s.uses_edge
+    out = []
+    for i in range(k):
+        out.append(
+            UAParams(
+                index=i,
+                listen="127.0.0.1" if behind else s.sip.listen,
+                advertise="127.0.0.1" if behind else s.sip.advertise,
+                port=s.workers.ua_base_port + i if behind else s.sip.port,
+                transports=["udp"] if behind else list(s.sip.transports),
+                media_listen=s.sip.listen,
+                media_advertise=s.sip.advertise,
+                tls_port=s.sip.tls.port,
+                tls_cert=s.sip.tls.cert_file,
+                tls_key=s.sip.tls.key_file,
+                tls_ca=s.sip.tls.ca_file,
+                rtp_port_start=s.sip.rtp_port_start + i * s.sip.rtp_ports_per_worker,
+                rtp_port_range=s.sip.rtp_ports_per_worker,
+                behind_edge=behind,
+                edge_sources=EDGE_SOURCES if behind else [],
+                trunks=trunk_params(s),
+                queues=dict(s.queues),
+                routes=[(r.match, str(r.dialplan)) for r in s.routes],
+                max_calls=s.workers.calls_per_ua,
+                pool_size=s.workers.call_pool_size,
+                rtp_timeout_s=s.sip.rtp_timeout_s,
+                drain_timeout_s=s.workers.drain_timeout_s,
+                user_agent=s.sip.user_agent,
+                call_worker=call_worker_params(s),
+                run_dir=s.run_dir,
+                log_level=s.log.level,
+                log_format=s.log.format,
+                redact_pii=s.log.redact_pii,
+            )
+        )
+    return out
