@@ -39,6 +39,7 @@ class CallStart(_Msg):
     trunk: str
     dialplan: str
     sample_rate: int = 8000
+    ua_worker: int = 0
 
 
 class DtmfReceived(_Msg):

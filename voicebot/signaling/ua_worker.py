@@ -171,7 +171,7 @@ class UAWorker:
         leg.answered_at = time.monotonic()
         leg.send(proto.CallStart(call_id=leg.call_id, sip_call_id=leg.sip_call_id, caller=leg.caller,
                                  callee=leg.callee, trunk=leg.trunk, dialplan=leg.dialplan,
-                                 sample_rate=self.p.sample_rate))
+                                 sample_rate=self.p.sample_rate, ua_worker=self.p.index))
         leg.log.info("call.answered", worker_pid=worker.pid,
                      answer_ms=round((leg.answered_at - leg.invited_at) * 1000, 1))
         return True

@@ -1,0 +1,209 @@
+"""Run Kamailio as the SIP edge: write and check its config, start it in the foreground, drain, stop.
+
+Kamailio runs as the current user with its config, pid file, control socket and log in
+``params.run_dir``; it never daemonizes (-DD), so this object owns the process and its exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import time
+from pathlib import Path
+
+from voicebot.edge import sip_probe
+from voicebot.edge.kamailio_cfg import render_config, render_dispatcher_list
+from voicebot.edge.params import EdgeParams, validate
+from voicebot.errors import EdgeError
+from voicebot.logs import get_logger
+
+log = get_logger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+_CHECK_TIMEOUT_S = 15.0
+_KAMCMD_TIMEOUT_S = 5.0
+_LOG_TAIL_BYTES = 2000
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Ask the kernel to SIGTERM Kamailio if the supervisor dies, so no orphan keeps the SIP port."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class KamailioEdge:
+    """One Kamailio process in front of the UA workers."""
+
+    def __init__(self, params: EdgeParams) -> None:
+        validate(params)
+        self.params = params
+        self._proc: asyncio.subprocess.Process | None = None
+        self._draining = False
+
+    @property
+    def pid(self) -> int | None:
+        """The main Kamailio process id, once started."""
+        return self._proc.pid if self._proc else None
+
+    @property
+    def returncode(self) -> int | None:
+        """Kamailio's exit code, or None while it runs (or before start)."""
+        return self._proc.returncode if self._proc else None
+
+    @property
+    def draining(self) -> bool:
+        """Whether new INVITEs are currently answered 503."""
+        return self._draining
+
+    async def start(self) -> None:
+        """Write and check the config, start Kamailio, return once it answers OPTIONS.
+
+        Raises EdgeError (with the tail of Kamailio's log) if the config is rejected, the process
+        exits, or it does not answer within ``params.start_timeout_s``.
+        """
+        p = self.params
+        if self._proc is not None and self._proc.returncode is None:
+            raise EdgeError("edge already running")
+        self._write_files()
+        await self._check_config()
+        started = time.monotonic()
+        log.info("edge.starting", port=p.port, transports=",".join(p.transports), backends=len(p.backends))
+        with p.log_path.open("ab") as logfile:
+            self._proc = await asyncio.create_subprocess_exec(
+                *self._command(),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=logfile,
+                stderr=logfile,
+                cwd=p.run_dir,
+                start_new_session=True,  # the terminal's Ctrl-C must not kill it before we drain
+                preexec_fn=_die_with_parent,
+            )
+        try:
+            await self._wait_ready()
+        except BaseException:
+            await self.stop(timeout=2.0)
+            raise
+        log.info("edge.ready", pid=self._proc.pid, elapsed_ms=round((time.monotonic() - started) * 1000))
+
+    async def set_draining(self, on: bool) -> None:
+        """Answer new INVITEs 503 + Retry-After while ``on``; in-dialog requests keep flowing."""
+        await self._kamcmd("pv.shvSet", "draining", "int", "1" if on else "0")
+        self._draining = on
+        log.info("edge.draining", on=on)
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM Kamailio, then SIGKILL its whole process group if it has not exited in ``timeout``."""
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            log.warning("edge.stop_timeout", pid=proc.pid, timeout_s=timeout)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+        # Children normally exit with the main process; make sure none outlives it holding the port.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.info("edge.stopped", pid=proc.pid, returncode=proc.returncode)
+
+    async def wait(self) -> int:
+        """Wait for Kamailio to exit and return its exit code (for the supervisor's watcher task)."""
+        if self._proc is None:
+            raise EdgeError("edge not started")
+        return await self._proc.wait()
+
+    def _command(self) -> list[str]:
+        p = self.params
+        return [
+            p.kamailio_bin,
+            "-f", str(p.config_path),
+            "-DD",  # no daemon: we own the process, its exit code and its signals
+            "-E",  # log to stderr (our log file), not syslog
+            "-m", str(p.shm_mb),
+            "-M", str(p.pkg_mb),
+            "-P", str(p.pid_path),
+            "-Y", str(p.run_dir),
+            "-w", str(p.run_dir),
+            "-L", p.modules_dir,
+        ]  # fmt: skip
+
+    def _write_files(self) -> None:
+        p = self.params
+        if "tls" in p.transports and not Path(p.modules_dir, "tls.so").exists():
+            raise EdgeError(
+                f"edge transport tls needs Kamailio's tls module ({p.modules_dir}/tls.so): "
+                "install the Debian package kamailio-tls-modules"
+            )
+        p.run_dir.mkdir(parents=True, exist_ok=True)
+        # A socket left by a killed Kamailio would make the ctl module fail to bind.
+        p.ctl_socket.unlink(missing_ok=True)
+        p.config_path.write_text(render_config(p))
+        p.dispatcher_list_path.write_text(render_dispatcher_list(p))
+
+    async def _check_config(self) -> None:
+        p = self.params
+        cmd = [p.kamailio_bin, "-c", "-f", str(p.config_path), "-m", str(p.shm_mb), "-M", str(p.pkg_mb)]
+        rc, out = await _run([*cmd, "-Y", str(p.run_dir), "-L", p.modules_dir], _CHECK_TIMEOUT_S)
+        if rc != 0:
+            raise EdgeError(f"kamailio rejected {p.config_path} (exit {rc}):\n{out[-_LOG_TAIL_BYTES:]}")
+
+    async def _wait_ready(self) -> None:
+        p = self.params
+        assert self._proc is not None
+        deadline = time.monotonic() + p.start_timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.returncode is not None:
+                raise EdgeError(f"kamailio exited with {self._proc.returncode} at start:\n{self._log_tail()}")
+            if await self._answers():
+                return
+            await asyncio.sleep(0.1)
+        raise EdgeError(f"kamailio did not answer OPTIONS within {p.start_timeout_s} s:\n{self._log_tail()}")
+
+    async def _answers(self) -> bool:
+        p = self.params
+        if "udp" in p.transports:
+            return await sip_probe.options_ping(p.listen, p.port, timeout=0.3, local_host=p.listen) == 200
+        # TCP/TLS only: a successful kamcmd round trip means the SIP workers are up.
+        try:
+            await self._kamcmd("core.version")
+        except EdgeError:
+            return False
+        return True
+
+    async def _kamcmd(self, *args: str) -> str:
+        p = self.params
+        rc, out = await _run([p.kamcmd_bin, "-s", f"unix:{p.ctl_socket}", *args], _KAMCMD_TIMEOUT_S)
+        if rc != 0:
+            raise EdgeError(f"kamcmd {' '.join(args)} failed (exit {rc}): {out.strip()[:500]}")
+        return out
+
+    def _log_tail(self) -> str:
+        try:
+            data = self.params.log_path.read_bytes()
+        except OSError:
+            return "(no log)"
+        return data[-_LOG_TAIL_BYTES:].decode("utf-8", "replace")
+
+
+async def _run(cmd: list[str], timeout: float) -> tuple[int, str]:
+    """Run a short command; (exit code, stdout+stderr). A hung command is killed after ``timeout``."""
+    proc = await asyncio.create_subprocess_exec(
+        *cmd,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return -1, f"{cmd[0]} timed out after {timeout} s"
+    return proc.returncode if proc.returncode is not None else -1, out.decode("utf-8", "replace")
