@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -28,6 +29,7 @@ from voicebot.call.params import CallWorkerParams
 from voicebot.errors import ProtocolError
 from voicebot.ipc import proto
 from voicebot.media.prompts import synthesize
+from voicebot.procutil import die_with_parent
 
 log = logs.get_logger(__name__)
 AUDIO_CHUNK_S = 0.5
@@ -171,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--params", type=Path, required=True)
     args = parser.parse_args(argv)
+    die_with_parent(signal.SIGKILL)  # our UA worker is gone, and with it the call
     params = CallWorkerParams.model_validate_json(args.params.read_text())
     logs.configure(params.log_level, params.log_format, params.redact_pii, process="call")
     sock = socket.socket(fileno=args.fd)

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -112,6 +113,12 @@ class KamailioEdge:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         log.info("edge.stopped", pid=proc.pid, returncode=proc.returncode)
+
+    async def backend_states(self) -> dict[str, str]:
+        """Dispatcher state per backend URI, e.g. {"sip:127.0.0.1:5071": "AP"} (A active, I inactive,
+        T trying, D disabled; P probed)."""
+        out = await self._kamcmd("dispatcher.list")
+        return dict(re.findall(r"URI:\s*(\S+)\s+FLAGS:\s*(\S+)", out))
 
     async def wait(self) -> int:
         """Wait for Kamailio to exit and return its exit code (for the supervisor's watcher task)."""

@@ -27,6 +27,7 @@ from voicebot.call.pool import CallWorkerPool, CallWorkerProc
 from voicebot.errors import ProtocolError
 from voicebot.ipc import proto
 from voicebot.media.port import CallAudioPort
+from voicebot.procutil import die_with_parent
 from voicebot.signaling import sipmsg
 from voicebot.signaling.admission import AdmissionInput, Admit, admit, source_ip
 from voicebot.signaling.call import CallLeg, VoiceCall, answer, hangup, new_call_id, transfer_target
@@ -460,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="voicebot-ua-worker")
     parser.add_argument("--params", type=Path, required=True)
     args = parser.parse_args(argv)
+    die_with_parent(signal.SIGTERM)  # supervisor gone: drain and exit rather than linger
     params = UAParams.model_validate_json(args.params.read_text())
     logs.configure(params.log_level, params.log_format, params.redact_pii, process=f"ua{params.index}")
     ua = UAWorker(params, args.params)
