@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+
+from voicebot.config import Settings, TrunkSettings, load_settings
+from voicebot.errors import ConfigError
+from voicebot.supervisor.plan import ua_params
+
+
+def test_single_worker_listens_on_the_public_port() -> None:
+    (ua,) = ua_params(Settings())
+    assert ua.port == 5060 and not ua.behind_edge and ua.transports == ["udp", "tcp"]
+
+
+def test_workers_behind_the_edge_get_internal_ports_and_disjoint_rtp_ranges() -> None:
+    s = Settings(workers={"ua_workers": 3, "ua_base_port": 7000}, sip={"rtp_ports_per_worker": 100})
+    uas = ua_params(s)
+    assert [u.port for u in uas] == [7000, 7001, 7002]
+    assert all(u.behind_edge and u.listen == "127.0.0.1" and u.transports == ["udp"] for u in uas)
+    assert [u.rtp_port_start for u in uas] == [20000, 20100, 20200]
+    assert s.uses_edge
+
+
+def test_secrets_are_secret_in_settings_and_plain_only_in_worker_params() -> None:
+    s = Settings(trunks=[TrunkSettings(name="t", allow=["10.0.0.1"], registrar="sip:pbx", username="u",
+                                       password="pw")])
+    assert "pw" not in repr(s)
+    assert ua_params(s)[0].trunks[0].password == "pw"
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"VOICEBOT_SIP__PORT": "99999"}, "sip.port"),
+        ({"VOICEBOT_TRUNKS": '[{"name": "x", "allow": ["10.0.0.300"]}]'}, "not an IP address"),
+        ({"VOICEBOT_QUEUES": '{"sales": "tel:+1555"}'}, "not a sip: or sips: URI"),
+        ({"VOICEBOT_TRUNKS": '[{"name": "x", "registrar": "sip:pbx"}]'}, "username/password missing"),
+    ],
+)
+def test_invalid_settings_say_what_is_wrong(monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
+                                            message: str) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError, match=message):
+        load_settings()
