@@ -139,6 +139,9 @@ class LogSettings(BaseModel):
     redact_pii: bool = False
 
 
+_config_file: str | None = None  # set by load_settings(); read by Settings' source list
+
+
 class Settings(BaseSettings):
     """All voicebot settings."""
 
@@ -176,7 +179,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = os.environ.get("VOICEBOT_CONFIG")
+        path = _config_file or os.environ.get("VOICEBOT_CONFIG")
         if path:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
         return tuple(sources)
@@ -192,12 +195,14 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 
     from voicebot.errors import ConfigError
 
-    if config_file is not None:
-        if not config_file.is_file():
-            raise ConfigError(f"config file {config_file} does not exist")
-        os.environ["VOICEBOT_CONFIG"] = str(config_file)
+    global _config_file
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file {config_file} does not exist")
+    _config_file = str(config_file) if config_file else None
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         lines = [f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
         raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None
+    finally:
+        _config_file = None

@@ -43,3 +43,13 @@ def test_invalid_settings_say_what_is_wrong(monkeypatch: pytest.MonkeyPatch, env
         monkeypatch.setenv(key, value)
     with pytest.raises(ConfigError, match=message):
         load_settings()
+
+
+def test_documented_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[3] / "deploy" / "voicebot.example.yaml"
+    monkeypatch.delenv("VOICEBOT_CONFIG", raising=False)
+    s = load_settings(example)
+    assert s.sip.port == 5060 and s.queues["sales"].startswith("sip:")
+    assert s.call.transfer_digits == {"1": "sales", "2": "support"}
