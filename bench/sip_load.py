@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""SIP load benchmark: N concurrent calls with media through the edge, for T seconds.
+
+    .venv/bin/python bench/sip_load.py --calls 40 --hold 20
+
+Starts `voicebot run` (ceil(N/4) UA workers behind Kamailio), places N sipp calls that replay 7 s of
+real speech, captures loopback with tshark, and prints: answered %, INVITE->200 p50/p95 (at the wire),
+outgoing RTP inter-packet gap p50/p99/max, CPU % per call and RSS per call of the whole voicebot
+process tree. Targets (docs/benchmarks.md): 40 calls, 100 % answered, gap p99 <= 30 ms,
+INVITE->200 p95 <= 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "tests"), str(REPO / "bench")]
+
+from pcap import read_udp  # noqa: E402
+from support.net import free_port, free_port_block, wait_sip  # noqa: E402
+
+CLK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def tree(root: int) -> list[int]:
+    """root and all its descendants, from /proc."""
+    children: dict[int, list[int]] = defaultdict(list)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children[ppid].append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += children.get(pid, [])
+    return out
+
+
+def cpu_rss(pids: list[int]) -> tuple[float, int]:
+    cpu, rss = 0.0, 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu += (int(fields[11]) + int(fields[12])) / CLK
+            rss += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+        except OSError:
+            continue
+    return cpu, rss
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, math.ceil(q / 100 * len(s)) - 1))]
+
+
+def analyse(capture: Path, sip_port: int, rtp_lo: int, rtp_hi: int) -> dict[str, object]:
+    invites: dict[str, float] = {}
+    answers: dict[str, float] = {}
+    streams: dict[tuple[int, int], list[float]] = defaultdict(list)
+    for d in read_udp(capture):
+        # RTP only: version 2, and not RTCP (payload types 200-204 share the port range)
+        if rtp_lo <= d.src_port < rtp_hi and len(d.payload) >= 12 and d.payload[0] >> 6 == 2 \
+                and not 72 <= d.payload[1] & 0x7F <= 76:
+            streams[(d.src_port, d.dst_port)].append(d.ts)
+            continue
+        if sip_port not in (d.src_port, d.dst_port):
+            continue
+        text = d.payload[:1500].decode(errors="replace")
+        head = text.split("\r\n", 1)[0]
+        call_id = next((line.split(":", 1)[1].strip() for line in text.split("\r\n")
+                        if line.lower().startswith(("call-id:", "i:"))), "")
+        cseq = next((line for line in text.split("\r\n") if line.lower().startswith("cseq:")), "")
+        if head.startswith("INVITE ") and d.dst_port == sip_port:
+            invites.setdefault(call_id, d.ts)
+        elif head.startswith("SIP/2.0 200") and "INVITE" in cseq and d.src_port == sip_port:
+            answers.setdefault(call_id, d.ts)
+    setup = [(answers[c] - t) * 1000 for c, t in invites.items() if c in answers]
+    gaps: list[float] = []
+    for ts in streams.values():
+        ts.sort()
+        gaps += [(b - a) * 1000 for a, b in zip(ts, ts[1:], strict=False)]
+    return {"invites": len(invites), "answered": len(answers), "setup_ms": setup, "gaps_ms": gaps,
+            "streams": len(streams)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calls", type=int, default=40)
+    ap.add_argument("--hold", type=float, default=20.0, help="seconds each call lasts")
+    ap.add_argument("--rate", type=float, default=10.0, help="new calls per second")
+    ap.add_argument("--ua-workers", type=int, default=0, help="default: ceil(calls / 4)")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args()
+    k = args.ua_workers or max(1, math.ceil(args.calls / 4))
+    work = Path(tempfile.mkdtemp(prefix="voicebot-bench-"))
+    port, ua_base, rtp_lo = free_port(), free_port_block(k), free_port_block(k * 40)
+    rtp_hi = rtp_lo + k * 40
+    env = {**os.environ, "VOICEBOT_SIP__PORT": str(port), "VOICEBOT_SIP__LISTEN": "127.0.0.1",
+           "VOICEBOT_SIP__RTP_PORT_START": str(rtp_lo), "VOICEBOT_SIP__RTP_PORTS_PER_WORKER": "40",
+           "VOICEBOT_WORKERS__UA_WORKERS": str(k), "VOICEBOT_WORKERS__UA_BASE_PORT": str(ua_base),
+           "VOICEBOT_WORKERS__CALL_POOL_SIZE": "4", "VOICEBOT_RUN_DIR": str(work / "run"),
+           "VOICEBOT_EDGE__PIKE_REQS_PER_INTERVAL": "100000", "VOICEBOT_LOG__LEVEL": "warning"}
+    log = (work / "voicebot.log").open("wb")
+    server = subprocess.Popen([sys.executable, "-m", "voicebot.cli", "run"], cwd=REPO, env=env,
+                              stdout=log, stderr=subprocess.STDOUT)
+    tshark = None
+    try:
+        wait_sip(port, timeout=60)
+        time.sleep(2.0)  # let every UA worker's call-worker pool finish starting
+        _, base_rss = cpu_rss(tree(server.pid))
+        capture = work / "load.pcap"
+        tshark = subprocess.Popen(
+            ["tshark", "-q", "-i", "lo", "-F", "pcap", "-w", str(capture), "-f",
+             f"udp port {port} or (udp and src portrange {rtp_lo}-{rtp_hi - 1})"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(2.0)
+        hold_ms = int(args.hold * 1000)
+        sipp = subprocess.Popen(
+            ["sipp", "-sf", str(REPO / "bench" / "scenarios" / "load_call.xml"), f"127.0.0.1:{port}",
+             "-i", "127.0.0.1", "-p", str(free_port()), "-mp", str(free_port_block(4)),
+             "-m", str(args.calls), "-l", str(args.calls), "-r", str(args.rate), "-d", str(hold_ms),
+             "-nostdin", "-timeout", f"{int(args.hold + 60)}s", "-timeout_error"],
+            cwd=REPO / "tests" / "data" / "sipp", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        ramp = args.calls / args.rate
+        time.sleep(ramp + 1.0)
+        window = max(2.0, args.hold - 3.0)
+        cpu0, _ = cpu_rss(tree(server.pid))
+        time.sleep(window / 2)
+        _, rss_mid = cpu_rss(tree(server.pid))
+        time.sleep(window / 2)
+        cpu1, _ = cpu_rss(tree(server.pid))
+        sipp_out, _ = sipp.communicate(timeout=args.hold + 120)
+    finally:
+        if tshark is not None:
+            time.sleep(1.0)
+            tshark.send_signal(signal.SIGINT)
+            tshark.wait(timeout=20)
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=90)
+        log.close()
+    stats = analyse(capture, port, rtp_lo, rtp_hi)
+    setup, gaps = stats["setup_ms"], stats["gaps_ms"]
+    assert isinstance(setup, list) and isinstance(gaps, list)
+    result = {
+        "calls": args.calls, "hold_s": args.hold, "ua_workers": k, "cores": os.cpu_count(),
+        "answered_pct": round(100.0 * int(stats["answered"]) / args.calls, 1),  # type: ignore[call-overload]
+        "sipp_rc": sipp.returncode,
+        "invite_200_ms_p50": round(pct(setup, 50), 2), "invite_200_ms_p95": round(pct(setup, 95), 2),
+        "rtp_streams": stats["streams"], "rtp_packets": len(gaps) + int(stats["streams"]),  # type: ignore[call-overload]
+        "rtp_gap_ms_p50": round(pct(gaps, 50), 2), "rtp_gap_ms_p99": round(pct(gaps, 99), 2),
+        "rtp_gap_ms_max": round(max(gaps), 2) if gaps else None,
+        "cpu_pct_per_call": round((cpu1 - cpu0) / window * 100 / args.calls, 2),
+        "rss_mb_per_call": round((rss_mid - base_rss) / args.calls / 2**20, 1),
+        "rss_mb_total": round(rss_mid / 2**20, 1),
+        "work_dir": str(work),
+    }
+    for key, value in result.items():
+        print(f"{key:>20}: {value}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    if result["answered_pct"] < 100:
+        print(sipp_out[-2000:])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

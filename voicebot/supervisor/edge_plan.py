@@ -1,0 +1,35 @@
+"""Settings + the UA workers' parameters -> the edge's parameters (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from voicebot.config import Settings
+from voicebot.edge.params import Backend, EdgeParams
+from voicebot.signaling.params import UAParams
+
+
+def edge_params(s: Settings, run_dir: Path, uas: Sequence[UAParams]) -> EdgeParams:
+    allow: list[str] = []
+    for trunk in s.trunks:
+        allow += [c for c in trunk.allow if c not in allow]
+    return EdgeParams(
+        listen=s.sip.listen,
+        advertise=s.sip.advertise,
+        port=s.sip.port,
+        transports=tuple(s.sip.transports),
+        tls_port=s.sip.tls.port,
+        tls_cert=s.sip.tls.cert_file,
+        tls_key=s.sip.tls.key_file,
+        backends=tuple(Backend(host=ua.listen, port=ua.port, max_calls=ua.max_calls) for ua in uas),
+        trunk_allow=tuple(allow),
+        pike_reqs_per_interval=s.edge.pike_reqs_per_interval,
+        pike_interval_s=s.edge.pike_interval_s,
+        scanner_user_agents=tuple(s.edge.scanner_user_agents),
+        probe_interval_s=s.edge.probe_interval_s,
+        run_dir=run_dir,
+        kamailio_bin=s.edge.kamailio_bin,
+        kamcmd_bin=s.edge.kamcmd_bin,
+        max_message_bytes=s.sip.max_message_bytes,
+    )
