@@ -104,7 +104,7 @@ class WorkerSettings(BaseModel):
     ua_workers: int = Field(1, ge=1, le=64)
     calls_per_ua: int = Field(4, ge=1, le=4)
     ua_base_port: int = Field(5080, ge=1024, le=65000)  # internal SIP ports behind the edge
-    call_pool_size: int = Field(2, ge=1, le=4)  # pre-started per-call workers per UA worker
+    call_pool_size: int = Field(4, ge=1, le=4)  # pre-started per-call workers per UA worker
     drain_timeout_s: float = Field(30.0, ge=0)
     restart_backoff_s: float = Field(0.5, ge=0)
 
