@@ -65,6 +65,25 @@ def cpu_rss(pids: list[int]) -> tuple[float, int]:
     return cpu, rss
 
 
+def cpu_by_name() -> dict[str, float]:
+    """CPU seconds used so far by every process on the machine, grouped by command (sipp, tshark...)."""
+    out: dict[str, float] = defaultdict(float)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        if name.startswith("python") and len(cmd) > 2:
+            name = cmd[2].decode(errors="replace").rsplit(".", 1)[-1] if cmd[1] == b"-m" else name
+        out[name] += (int(fields[11]) + int(fields[12])) / CLK
+    return out
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -109,6 +128,7 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=10.0, help="new calls per second")
     ap.add_argument("--ua-workers", type=int, default=0, help="default: ceil(calls / 4)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--probe-wait", type=float, default=6.0, help="seconds to let the edge probe workers")
     args = ap.parse_args()
     k = args.ua_workers or max(1, math.ceil(args.calls / 4))
     work = Path(tempfile.mkdtemp(prefix="voicebot-bench-"))
@@ -118,14 +138,19 @@ def main() -> int:
            "VOICEBOT_SIP__RTP_PORT_START": str(rtp_lo), "VOICEBOT_SIP__RTP_PORTS_PER_WORKER": "40",
            "VOICEBOT_WORKERS__UA_WORKERS": str(k), "VOICEBOT_WORKERS__UA_BASE_PORT": str(ua_base),
            "VOICEBOT_WORKERS__CALL_POOL_SIZE": "4", "VOICEBOT_RUN_DIR": str(work / "run"),
-           "VOICEBOT_EDGE__PIKE_REQS_PER_INTERVAL": "100000", "VOICEBOT_LOG__LEVEL": "warning"}
+           "VOICEBOT_EDGE__PIKE_REQS_PER_INTERVAL": "100000", "VOICEBOT_LOG__LEVEL": "info"}
     log = (work / "voicebot.log").open("wb")
     server = subprocess.Popen([sys.executable, "-m", "voicebot.cli", "run"], cwd=REPO, env=env,
                               stdout=log, stderr=subprocess.STDOUT)
     tshark = None
     try:
         wait_sip(port, timeout=60)
-        time.sleep(2.0)  # let every UA worker's call-worker pool finish starting
+        t_ready = time.monotonic()
+        while (work / "voicebot.log").read_text(errors="replace").count("ua.ready") < k:
+            if time.monotonic() - t_ready > 120:
+                raise TimeoutError("UA workers did not all become ready in 120 s")
+            time.sleep(0.2)
+        time.sleep(args.probe_wait)  # the edge marks a UA worker up at its next OPTIONS probe
         _, base_rss = cpu_rss(tree(server.pid))
         capture = work / "load.pcap"
         tshark = subprocess.Popen(
@@ -144,10 +169,12 @@ def main() -> int:
         time.sleep(ramp + 1.0)
         window = max(2.0, args.hold - 3.0)
         cpu0, _ = cpu_rss(tree(server.pid))
+        by_name0 = cpu_by_name()
         time.sleep(window / 2)
         _, rss_mid = cpu_rss(tree(server.pid))
         time.sleep(window / 2)
         cpu1, _ = cpu_rss(tree(server.pid))
+        by_name1 = cpu_by_name()
         sipp_out, _ = sipp.communicate(timeout=args.hold + 120)
     finally:
         if tshark is not None:
@@ -173,6 +200,9 @@ def main() -> int:
         "rss_mb_total": round(rss_mid / 2**20, 1),
         "work_dir": str(work),
     }
+    busy = {n: (by_name1[n] - by_name0.get(n, 0.0)) / window * 100 for n in by_name1}
+    result["cpu_pct_by_process"] = {n: round(v, 1) for n, v in sorted(busy.items(), key=lambda kv: -kv[1])
+                                    if v >= 1.0}
     for key, value in result.items():
         print(f"{key:>20}: {value}")
     if args.json:

@@ -68,7 +68,7 @@ modparam("dispatcher", "list_file", "@@DISPATCHER_LIST@@")
 # flags=2: keep the remaining backends in XAVPs so failure_route can fail over with ds_next_dst().
 modparam("dispatcher", "flags", 2)
 modparam("dispatcher", "ds_ping_method", "OPTIONS")
-modparam("dispatcher", "ds_ping_from", "sip:edge@@@LISTEN_HOST@@")
+modparam("dispatcher", "ds_ping_from", "sip:edge@@@PING_FROM_HOST@@")
 modparam("dispatcher", "ds_ping_interval", @@PROBE_INTERVAL@@)
 modparam("dispatcher", "ds_probing_mode", 1)
 modparam("dispatcher", "ds_probing_threshold", 1)
@@ -85,11 +85,10 @@ modparam("dispatcher", "ds_hash_check_interval", 10)
 
 ####### Routing logic ########
 request_route {
-    # Floods first: a flooding source must cost as little as possible. UA workers are exempt, their
-    # in-dialog traffic is proportional to the calls we gave them.
-    if (!ds_is_from_list("1") && !pike_check_req()) {
-        exit;
-    }
+    # Floods first: a flooding source must cost as little as possible. UA workers are exempt (their
+    # in-dialog traffic is proportional to the calls we gave them) and so, by default, are the
+    # allowlisted trunks: one carrier IP carries every call, and a false positive drops real calls.
+    @@PIKE_CHECK@@
 
     # Scanners get no answer at all: any reply confirms that a SIP server lives here.
     @@SCANNER_CHECK@@
@@ -156,9 +155,7 @@ request_route {
 # Requests inside a dialog follow the Record-Route set, whatever the drain flag says.
 route[WITHINDLG] {
     if (loose_route()) {
-        if (is_method("BYE")) {
-            @@LOAD_BYE@@
-        }
+        @@LOAD_BYE@@
         route(RELAY);
         exit;
     }
@@ -194,7 +191,7 @@ route[DISPATCH] {
     }
     record_route();
     t_on_failure("FAILOVER");
-    t_on_reply("INVITE_REPLY");
+    @@ARM_REPLY@@
     route(RELAY);
 }
 
@@ -205,11 +202,7 @@ route[RELAY] {
     exit;
 }
 
-onreply_route[INVITE_REPLY] {
-    if (status =~ "^2[0-9][0-9]$") {
-        @@LOAD_CONFIRM@@
-    }
-}
+@@REPLY_ROUTE@@
 
 failure_route[FAILOVER] {
     if (t_is_canceled()) {
@@ -225,7 +218,7 @@ failure_route[FAILOVER] {
         if (ds_next_dst()) {
             xlog("L_NOTICE", "edge.failover status=$T_reply_code next=$du\n");
             t_on_failure("FAILOVER");
-            t_on_reply("INVITE_REPLY");
+            @@ARM_REPLY@@
             route(RELAY);
             exit;
         }

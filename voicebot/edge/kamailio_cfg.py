@@ -18,6 +18,14 @@ ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REFER, NOTIFY, UPDATE, PRACK"
 # Kamailio dispatcher algorithms: 10 = least active calls (per duid, capped by maxload), 4 = round robin.
 _DS_ALG = {"call-load": 10, "round-robin": 4}
 _PLACEHOLDER = re.compile(r"@@([A-Z_]+)@@")
+# Call-load bookkeeping: a BYE releases the call's slot, a 2xx confirms it (else it expires in 60 s).
+_LOAD_BYE = 'if (is_method("BYE")) {\n            ds_load_update();\n        }'
+_REPLY_ROUTE = """onreply_route[INVITE_REPLY] {
+    if (status =~ "^2[0-9][0-9]$") {
+        ds_load_update();
+    }
+}"""
+_NO_LOAD = "# round robin: no call-load bookkeeping"
 
 
 def render_config(p: EdgeParams) -> str:
@@ -40,18 +48,21 @@ def render_config(p: EdgeParams) -> str:
         "PIKE_INTERVAL": str(p.pike_interval_s),
         "PIKE_REQS": str(p.pike_reqs_per_interval),
         "DISPATCHER_LIST": str(p.dispatcher_list_path),
-        "LISTEN_HOST": _host(p.listen),
+        "PING_FROM_HOST": _host(p.advertised_host),
         "PROBE_INTERVAL": str(p.probe_interval_s),
         "SCANNER_CHECK": _scanner_check(p.scanner_user_agents),
         "MAX_MESSAGE_BYTES": str(p.max_message_bytes),
         "ALLOW": ALLOW,
         "TRUNK_CHECK": _trunk_check(p.trunk_allow),
+        "PIKE_CHECK": _pike_check(p),
         "RETRY_AFTER": str(p.drain_retry_after_s),
         "LOAD_EXPIRE": str(p.call_load_expire_s),
         "DS_ALG": str(_DS_ALG[p.dispatch]),
-        "LOAD_BYE": "ds_load_update();" if call_load else "",
-        "LOAD_CONFIRM": "ds_load_update();" if call_load else "",
-        "LOAD_UNSET": "ds_load_unset();" if call_load else "",
+        # Kamailio rejects empty blocks, so whole statements are swapped in or out.
+        "LOAD_BYE": _LOAD_BYE if call_load else _NO_LOAD,
+        "ARM_REPLY": 't_on_reply("INVITE_REPLY");' if call_load else _NO_LOAD,
+        "REPLY_ROUTE": _REPLY_ROUTE if call_load else "",
+        "LOAD_UNSET": "ds_load_unset();" if call_load else _NO_LOAD,
     }
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], TEMPLATE)
 
@@ -105,13 +116,24 @@ def _scanner_check(user_agents: tuple[str, ...]) -> str:
     return f'if ($ua != $null && $(ua{{s.tolower}}) =~ "{alternatives}") {{\n        exit;\n    }}'
 
 
+def _subnets(allow: tuple[str, ...]) -> str:
+    """The allowlist as ipops wants it: normalized CIDRs, comma separated."""
+    return ",".join(str(ipaddress.ip_network(cidr, strict=False)) for cidr in allow)
+
+
+def _pike_check(p: EdgeParams) -> str:
+    exempt = '!ds_is_from_list("1")'
+    if p.trunk_allow and not p.pike_trunks:
+        exempt += f' && !is_in_subnet("$si", "{_subnets(p.trunk_allow)}")'
+    return f"if ({exempt} && !pike_check_req()) {{\n        exit;\n    }}"
+
+
 def _trunk_check(allow: tuple[str, ...]) -> str:
     if not allow:
         # An empty allowlist admits nobody: opening the edge to the world must be explicit (0.0.0.0/0).
         return 'sl_send_reply("403", "Forbidden - no trunk allowed");\n    exit;'
-    subnets = ",".join(str(ipaddress.ip_network(cidr, strict=False)) for cidr in allow)
     return (
-        f'if (!is_in_subnet("$si", "{subnets}")) {{\n'
+        f'if (!is_in_subnet("$si", "{_subnets(allow)}")) {{\n'
         '        xlog("L_NOTICE", "edge.trunk_denied src=$si\\n");\n'
         '        sl_send_reply("403", "Forbidden - source not allowed");\n'
         "        exit;\n"

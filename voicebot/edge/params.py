@@ -67,6 +67,8 @@ class EdgeParams:
     kamailio_bin: str = "/usr/sbin/kamailio"
     kamcmd_bin: str = "/usr/sbin/kamcmd"
     max_message_bytes: int = 8192
+    # Also apply the pike flood limit to allowlisted trunk sources (by default only to everyone else).
+    pike_trunks: bool = False
     # Time to the first provisional reply before a backend counts as dead (408 -> next backend).
     fr_timer_ms: int = 1000
     # Time from the first provisional reply to the final one; the bot auto-answers, so keep it short.
@@ -113,6 +115,11 @@ class EdgeParams:
     def advertised_host(self) -> str:
         """The host part Kamailio puts in Record-Route/Via (advertise, else the listen address)."""
         return self.advertise or self.listen
+
+    @property
+    def local_host(self) -> str:
+        """An address of this host the edge answers on (loopback when it listens on a wildcard)."""
+        return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.listen, self.listen)
 
 
 def validate(p: EdgeParams) -> None:

@@ -29,10 +29,14 @@ _KAMCMD_TIMEOUT_S = 5.0
 _LOG_TAIL_BYTES = 2000
 
 
+# Resolved in the parent: between fork and exec the child must not dlopen (other threads may hold
+# the loader's lock at fork time).
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     """Ask the kernel to SIGTERM Kamailio if the supervisor dies, so no orphan keeps the SIP port."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class KamailioEdge:
@@ -176,7 +180,8 @@ class KamailioEdge:
     async def _answers(self) -> bool:
         p = self.params
         if "udp" in p.transports:
-            return await sip_probe.options_ping(p.listen, p.port, timeout=0.3, local_host=p.listen) == 200
+            status = await sip_probe.options_ping(p.local_host, p.port, timeout=0.3, local_host=p.local_host)
+            return status == 200
         # TCP/TLS only: a successful kamcmd round trip means the SIP workers are up.
         try:
             await self._kamcmd("core.version")

@@ -32,7 +32,7 @@ class _LogWriter(pj.LogWriter):  # type: ignore[misc]
 
 
 def create_endpoint(p: UAParams, codecs: list[str]) -> tuple[pj.Endpoint, list[Any]]:
-    """Create, configure and start the endpoint; return it and the objects that must outlive it."""
+    """Create, configure and start the endpoint (not yet listening); return it and objects to keep."""
     ep = pj.Endpoint()
     ep.libCreate()
     cfg = pj.EpConfig()
@@ -52,12 +52,14 @@ def create_endpoint(p: UAParams, codecs: list[str]) -> tuple[pj.Endpoint, list[A
     cfg.logConfig.decor = 0
     ep.libInit(cfg)
     ep.audDevManager().setNullDev()
-    keep: list[Any] = [writer]
-    for transport in p.transports:
-        keep.append(_create_transport(ep, p, transport))
     ep.libStart()
     _set_codec_priorities(ep, codecs)
-    return ep, keep
+    return ep, [writer]
+
+
+def open_transports(ep: pj.Endpoint, p: UAParams) -> list[int]:
+    """Start listening; done only once the call-worker pool is ready, so no early call waits."""
+    return [_create_transport(ep, p, transport) for transport in p.transports]
 
 
 def _create_transport(ep: pj.Endpoint, p: UAParams, transport: str) -> int:

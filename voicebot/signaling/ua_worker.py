@@ -31,7 +31,7 @@ from voicebot.procutil import die_with_parent
 from voicebot.signaling import sipmsg
 from voicebot.signaling.admission import AdmissionInput, Admit, admit, source_ip
 from voicebot.signaling.call import CallLeg, VoiceCall, answer, hangup, new_call_id, transfer_target
-from voicebot.signaling.endpoint import create_endpoint
+from voicebot.signaling.endpoint import create_endpoint, open_transports
 from voicebot.signaling.params import TrunkParams, UAParams
 
 log = logs.get_logger(__name__)
@@ -71,9 +71,7 @@ class UAWorker:
         for trunk in params.trunks:
             codecs += [c for c in trunk.codecs if c not in codecs]
         self.ep, self._keep = create_endpoint(params, codecs or ["PCMU", "PCMA", "G722"])
-        self.accounts = [self._create_account(None)] + [
-            self._create_account(t) for t in params.trunks if t.registrar
-        ]
+        self.accounts: list[TrunkAccount] = []
 
     # --- setup ---------------------------------------------------------------------------------
     def _create_account(self, trunk: TrunkParams | None) -> TrunkAccount:
@@ -405,10 +403,23 @@ class UAWorker:
             self.drain_deadline = time.monotonic() + self.p.drain_timeout_s
             log.info("ua.draining", active_calls=len(self.calls), timeout_s=self.p.drain_timeout_s)
 
+    def _wait_for_pool(self, timeout: float) -> None:
+        """Pre-start the call workers before we listen: the first calls must not wait for a spawn."""
+        deadline = time.monotonic() + timeout
+        while len(self.pool.idle) < self.pool.size and time.monotonic() < deadline and not self.draining:
+            self.ep.libHandleEvents(10)
+            self._poll_ipc()
+            self._housekeeping(time.monotonic())
+        if len(self.pool.idle) < self.pool.size:
+            log.warning("ua.pool_slow", ready=len(self.pool.idle), wanted=self.pool.size)
+
     def run(self) -> None:
-        for worker in self.pool.fill():
-            self.selector.register(worker.sock, selectors.EVENT_READ, ("starting", worker.pid))
-        log.info("ua.ready", index=self.p.index, port=self.p.port, pool=self.p.pool_size)
+        self._wait_for_pool(timeout=60.0)
+        self._keep += open_transports(self.ep, self.p)
+        self.accounts = [self._create_account(None)] + [
+            self._create_account(t) for t in self.p.trunks if t.registrar
+        ]
+        log.info("ua.ready", index=self.p.index, port=self.p.port, pool=len(self.pool.idle))
         next_housekeeping = 0.0
         while True:
             self.ep.libHandleEvents(5)
@@ -462,6 +473,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", type=Path, required=True)
     args = parser.parse_args(argv)
     die_with_parent(signal.SIGTERM)  # supervisor gone: drain and exit rather than linger
+    # pjmedia's clock thread needs the GIL for every 20 ms frame callback; the default 5 ms switch
+    # interval would let the main loop's Python work delay it by up to 5 ms each time.
+    sys.setswitchinterval(0.0005)
     params = UAParams.model_validate_json(args.params.read_text())
     logs.configure(params.log_level, params.log_format, params.redact_pii, process=f"ua{params.index}")
     ua = UAWorker(params, args.params)
