@@ -13,6 +13,7 @@ INVITE->200 p95 <= 100 ms.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -97,16 +98,26 @@ def analyse(capture: Path, sip_port: int, rtp_lo: int, rtp_hi: int) -> dict[str,
     streams: dict[tuple[int, int], list[float]] = defaultdict(list)
     for d in read_udp(capture):
         # RTP only: version 2, and not RTCP (payload types 200-204 share the port range)
-        if rtp_lo <= d.src_port < rtp_hi and len(d.payload) >= 12 and d.payload[0] >> 6 == 2 \
-                and not 72 <= d.payload[1] & 0x7F <= 76:
+        if (
+            rtp_lo <= d.src_port < rtp_hi
+            and len(d.payload) >= 12
+            and d.payload[0] >> 6 == 2
+            and not 72 <= d.payload[1] & 0x7F <= 76
+        ):
             streams[(d.src_port, d.dst_port)].append(d.ts)
             continue
         if sip_port not in (d.src_port, d.dst_port):
             continue
         text = d.payload[:1500].decode(errors="replace")
         head = text.split("\r\n", 1)[0]
-        call_id = next((line.split(":", 1)[1].strip() for line in text.split("\r\n")
-                        if line.lower().startswith(("call-id:", "i:"))), "")
+        call_id = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in text.split("\r\n")
+                if line.lower().startswith(("call-id:", "i:"))
+            ),
+            "",
+        )
         cseq = next((line for line in text.split("\r\n") if line.lower().startswith("cseq:")), "")
         if head.startswith("INVITE ") and d.dst_port == sip_port:
             invites.setdefault(call_id, d.ts)
@@ -116,9 +127,14 @@ def analyse(capture: Path, sip_port: int, rtp_lo: int, rtp_hi: int) -> dict[str,
     gaps: list[float] = []
     for ts in streams.values():
         ts.sort()
-        gaps += [(b - a) * 1000 for a, b in zip(ts, ts[1:], strict=False)]
-    return {"invites": len(invites), "answered": len(answers), "setup_ms": setup, "gaps_ms": gaps,
-            "streams": len(streams)}
+        gaps += [(b - a) * 1000 for a, b in itertools.pairwise(ts)]
+    return {
+        "invites": len(invites),
+        "answered": len(answers),
+        "setup_ms": setup,
+        "gaps_ms": gaps,
+        "streams": len(streams),
+    }
 
 
 def main() -> int:
@@ -134,14 +150,23 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="voicebot-bench-"))
     port, ua_base, rtp_lo = free_port(), free_port_block(k), free_port_block(k * 40)
     rtp_hi = rtp_lo + k * 40
-    env = {**os.environ, "VOICEBOT_SIP__PORT": str(port), "VOICEBOT_SIP__LISTEN": "127.0.0.1",
-           "VOICEBOT_SIP__RTP_PORT_START": str(rtp_lo), "VOICEBOT_SIP__RTP_PORTS_PER_WORKER": "40",
-           "VOICEBOT_WORKERS__UA_WORKERS": str(k), "VOICEBOT_WORKERS__UA_BASE_PORT": str(ua_base),
-           "VOICEBOT_WORKERS__CALL_POOL_SIZE": "4", "VOICEBOT_RUN_DIR": str(work / "run"),
-           "VOICEBOT_EDGE__PIKE_REQS_PER_INTERVAL": "100000", "VOICEBOT_LOG__LEVEL": "info"}
+    env = {
+        **os.environ,
+        "VOICEBOT_SIP__PORT": str(port),
+        "VOICEBOT_SIP__LISTEN": "127.0.0.1",
+        "VOICEBOT_SIP__RTP_PORT_START": str(rtp_lo),
+        "VOICEBOT_SIP__RTP_PORTS_PER_WORKER": "40",
+        "VOICEBOT_WORKERS__UA_WORKERS": str(k),
+        "VOICEBOT_WORKERS__UA_BASE_PORT": str(ua_base),
+        "VOICEBOT_WORKERS__CALL_POOL_SIZE": "4",
+        "VOICEBOT_RUN_DIR": str(work / "run"),
+        "VOICEBOT_EDGE__PIKE_REQS_PER_INTERVAL": "100000",
+        "VOICEBOT_LOG__LEVEL": "info",
+    }
     log = (work / "voicebot.log").open("wb")
-    server = subprocess.Popen([sys.executable, "-m", "voicebot.cli", "run"], cwd=REPO, env=env,
-                              stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "voicebot.cli", "run"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     tshark = None
     try:
         wait_sip(port, timeout=60)
@@ -154,17 +179,54 @@ def main() -> int:
         _, base_rss = cpu_rss(tree(server.pid))
         capture = work / "load.pcap"
         tshark = subprocess.Popen(
-            ["tshark", "-q", "-i", "lo", "-F", "pcap", "-w", str(capture), "-f",
-             f"udp port {port} or (udp and src portrange {rtp_lo}-{rtp_hi - 1})"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            [
+                "tshark",
+                "-q",
+                "-i",
+                "lo",
+                "-F",
+                "pcap",
+                "-w",
+                str(capture),
+                "-f",
+                f"udp port {port} or (udp and src portrange {rtp_lo}-{rtp_hi - 1})",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(2.0)
         hold_ms = int(args.hold * 1000)
         sipp = subprocess.Popen(
-            ["sipp", "-sf", str(REPO / "bench" / "scenarios" / "load_call.xml"), f"127.0.0.1:{port}",
-             "-i", "127.0.0.1", "-p", str(free_port()), "-mp", str(free_port_block(4)),
-             "-m", str(args.calls), "-l", str(args.calls), "-r", str(args.rate), "-d", str(hold_ms),
-             "-nostdin", "-timeout", f"{int(args.hold + 60)}s", "-timeout_error"],
-            cwd=REPO / "tests" / "data" / "sipp", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                "sipp",
+                "-sf",
+                str(REPO / "bench" / "scenarios" / "load_call.xml"),
+                f"127.0.0.1:{port}",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                str(free_port()),
+                "-mp",
+                str(free_port_block(4)),
+                "-m",
+                str(args.calls),
+                "-l",
+                str(args.calls),
+                "-r",
+                str(args.rate),
+                "-d",
+                str(hold_ms),
+                "-nostdin",
+                "-timeout",
+                f"{int(args.hold + 60)}s",
+                "-timeout_error",
+            ],
+            cwd=REPO / "tests" / "data" / "sipp",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         ramp = args.calls / args.rate
         time.sleep(ramp + 1.0)
         window = max(2.0, args.hold - 3.0)
@@ -188,12 +250,18 @@ def main() -> int:
     setup, gaps = stats["setup_ms"], stats["gaps_ms"]
     assert isinstance(setup, list) and isinstance(gaps, list)
     result = {
-        "calls": args.calls, "hold_s": args.hold, "ua_workers": k, "cores": os.cpu_count(),
+        "calls": args.calls,
+        "hold_s": args.hold,
+        "ua_workers": k,
+        "cores": os.cpu_count(),
         "answered_pct": round(100.0 * int(stats["answered"]) / args.calls, 1),  # type: ignore[call-overload]
         "sipp_rc": sipp.returncode,
-        "invite_200_ms_p50": round(pct(setup, 50), 2), "invite_200_ms_p95": round(pct(setup, 95), 2),
-        "rtp_streams": stats["streams"], "rtp_packets": len(gaps) + int(stats["streams"]),  # type: ignore[call-overload]
-        "rtp_gap_ms_p50": round(pct(gaps, 50), 2), "rtp_gap_ms_p99": round(pct(gaps, 99), 2),
+        "invite_200_ms_p50": round(pct(setup, 50), 2),
+        "invite_200_ms_p95": round(pct(setup, 95), 2),
+        "rtp_streams": stats["streams"],
+        "rtp_packets": len(gaps) + int(stats["streams"]),  # type: ignore[call-overload]
+        "rtp_gap_ms_p50": round(pct(gaps, 50), 2),
+        "rtp_gap_ms_p99": round(pct(gaps, 99), 2),
         "rtp_gap_ms_max": round(max(gaps), 2) if gaps else None,
         "cpu_pct_per_call": round((cpu1 - cpu0) / window * 100 / args.calls, 2),
         "rss_mb_per_call": round((rss_mid - base_rss) / args.calls / 2**20, 1),
@@ -201,8 +269,9 @@ def main() -> int:
         "work_dir": str(work),
     }
     busy = {n: (by_name1[n] - by_name0.get(n, 0.0)) / window * 100 for n in by_name1}
-    result["cpu_pct_by_process"] = {n: round(v, 1) for n, v in sorted(busy.items(), key=lambda kv: -kv[1])
-                                    if v >= 1.0}
+    result["cpu_pct_by_process"] = {
+        n: round(v, 1) for n, v in sorted(busy.items(), key=lambda kv: -kv[1]) if v >= 1.0
+    }
     for key, value in result.items():
         print(f"{key:>20}: {value}")
     if args.json:

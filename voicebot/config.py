@@ -52,7 +52,7 @@ class SipSettings(BaseModel):
     listen: str = "0.0.0.0"
     advertise: str = "127.0.0.1"  # address put in Contact/Via/SDP; set it to the host's reachable IP
     port: int = Field(5060, ge=1, le=65535)
-    transports: list[Transport] = Field(default_factory=lambda: ["udp", "tcp"])
+    transports: list[Transport] = Field(default_factory=lambda: list[Transport](["udp", "tcp"]))
     tls: TlsSettings = Field(default_factory=TlsSettings)
     rtp_port_start: int = Field(20000, ge=1024, le=65000)
     rtp_ports_per_worker: int = Field(400, ge=8)
@@ -71,7 +71,7 @@ class TrunkSettings(BaseModel):
     password: SecretStr | None = None
     realm: str = "*"
     register_expires_s: int = Field(300, ge=60)
-    codecs: list[Codec] = Field(default_factory=lambda: ["PCMU", "PCMA", "G722"])
+    codecs: list[Codec] = Field(default_factory=lambda: list[Codec](["PCMU", "PCMA", "G722"]))
     srtp: SrtpMode = SrtpMode.OFF
 
     @field_validator("allow")
@@ -118,8 +118,17 @@ class EdgeSettings(BaseModel):
     pike_reqs_per_interval: int = Field(30, ge=1)
     pike_interval_s: int = Field(2, ge=1)
     scanner_user_agents: list[str] = Field(
-        default_factory=lambda: ["friendly-scanner", "sipvicious", "sipcli", "sip-scan", "VaxSIPUserAgent",
-                                 "sundayddr", "iWar", "SIPBomber", "pplsip"]
+        default_factory=lambda: [
+            "friendly-scanner",
+            "sipvicious",
+            "sipcli",
+            "sip-scan",
+            "VaxSIPUserAgent",
+            "sundayddr",
+            "iWar",
+            "SIPBomber",
+            "pplsip",
+        ]
     )
     probe_interval_s: int = Field(5, ge=1)
 

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from support.net import free_port
 from support.peers import REPO, PjsuaPeer, sipp
 
@@ -46,10 +45,23 @@ def test_all_twelve_rfc4733_digits_reach_the_call_handler(voicebot) -> None:
 def test_pjsua_caller_hears_the_bot_and_sip_info_dtmf_works(voicebot, tmp_path: Path) -> None:
     server = voicebot(VOICEBOT_CALL__TRANSFER_DIGITS="{}")
     caller = PjsuaPeer(
-        tmp_path, "caller", "caller", "--target", f"sip:100@127.0.0.1:{server.port}",
-        "--rtp-port", str(free_port()), "--record", str(tmp_path / "heard.wav"),
-        "--play", str(AUDIO / "transfer_sales_8k_s16.wav"),
-        "--dtmf", "5@2", "--dtmf-method", "info", "--duration", "5",
+        tmp_path,
+        "caller",
+        "caller",
+        "--target",
+        f"sip:100@127.0.0.1:{server.port}",
+        "--rtp-port",
+        str(free_port()),
+        "--record",
+        str(tmp_path / "heard.wav"),
+        "--play",
+        str(AUDIO / "transfer_sales_8k_s16.wav"),
+        "--dtmf",
+        "5@2",
+        "--dtmf-method",
+        "info",
+        "--duration",
+        "5",
     )
     result = caller.result()
     assert result["confirmed"]
@@ -63,10 +75,34 @@ def test_pjsua_caller_hears_the_bot_and_sip_info_dtmf_works(voicebot, tmp_path: 
 def test_transfer_refers_caller_to_queue_with_context(voicebot, tmp_path: Path) -> None:
     queue_port = free_port()
     server = voicebot(VOICEBOT_QUEUES=json.dumps({"sales": f"sip:sales@127.0.0.1:{queue_port}"}))
-    queue = PjsuaPeer(tmp_path, "queue", "queue", "--port", str(queue_port), "--rtp-port", str(free_port()),
-                      "--hold", "1", "--duration", "25", "--max-calls", "1")
-    caller = PjsuaPeer(tmp_path, "caller", "caller", "--target", f"sip:100@127.0.0.1:{server.port}",
-                       "--rtp-port", str(free_port()), "--dtmf", "1@1", "--duration", "20")
+    queue = PjsuaPeer(
+        tmp_path,
+        "queue",
+        "queue",
+        "--port",
+        str(queue_port),
+        "--rtp-port",
+        str(free_port()),
+        "--hold",
+        "1",
+        "--duration",
+        "25",
+        "--max-calls",
+        "1",
+    )
+    caller = PjsuaPeer(
+        tmp_path,
+        "caller",
+        "caller",
+        "--target",
+        f"sip:100@127.0.0.1:{server.port}",
+        "--rtp-port",
+        str(free_port()),
+        "--dtmf",
+        "1@1",
+        "--duration",
+        "20",
+    )
     c, q = caller.result(), queue.result()
     assert c["refer_to"].startswith(f"<sip:sales@127.0.0.1:{queue_port}?")
     assert c["transferred_code"] == 200  # the caller really reached the queue
@@ -81,10 +117,35 @@ def test_transfer_refers_caller_to_queue_with_context(voicebot, tmp_path: Path) 
 def test_failed_transfer_is_reported_and_the_call_carries_on(voicebot, tmp_path: Path) -> None:
     queue_port = free_port()
     server = voicebot(VOICEBOT_QUEUES=json.dumps({"sales": f"sip:sales@127.0.0.1:{queue_port}"}))
-    queue = PjsuaPeer(tmp_path, "queue", "queue", "--port", str(queue_port), "--rtp-port", str(free_port()),
-                      "--answer-code", "486", "--duration", "20", "--max-calls", "1")
-    caller = PjsuaPeer(tmp_path, "caller", "caller", "--target", f"sip:100@127.0.0.1:{server.port}",
-                       "--rtp-port", str(free_port()), "--dtmf", "1@1", "#@8", "--duration", "20")
+    queue = PjsuaPeer(
+        tmp_path,
+        "queue",
+        "queue",
+        "--port",
+        str(queue_port),
+        "--rtp-port",
+        str(free_port()),
+        "--answer-code",
+        "486",
+        "--duration",
+        "20",
+        "--max-calls",
+        "1",
+    )
+    caller = PjsuaPeer(
+        tmp_path,
+        "caller",
+        "caller",
+        "--target",
+        f"sip:100@127.0.0.1:{server.port}",
+        "--rtp-port",
+        str(free_port()),
+        "--dtmf",
+        "1@1",
+        "#@8",
+        "--duration",
+        "20",
+    )
     c = caller.result()
     queue.kill()
     assert c["refer_to"] is not None

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from support.net import free_port, free_port_block
 from support.peers import PjsuaPeer, sipp
 
@@ -28,8 +27,9 @@ def _cluster(voicebot, **extra: str):  # type: ignore[no-untyped-def]
 def test_ten_concurrent_calls_spread_over_three_workers(voicebot) -> None:
     server = _cluster(voicebot)
     time.sleep(2)  # one probe interval: every worker marked up
-    res = sipp("uac_rr.xml", f"127.0.0.1:{server.port}", "-m", "10", "-l", "10", "-r", "20", "-d", "3000",
-               timeout=60)
+    res = sipp(
+        "uac_rr.xml", f"127.0.0.1:{server.port}", "-m", "10", "-l", "10", "-r", "20", "-d", "3000", timeout=60
+    )
     assert res.returncode == 0, res.stdout[-2000:]
     records = server.records(expect=10)
     per_worker = collections.Counter(r["call"]["ua_worker"] for r in records)
@@ -44,8 +44,9 @@ def test_killing_a_ua_worker_fails_over_and_it_is_restarted(voicebot) -> None:
     victim = server.pids()[0]
     os.kill(victim, signal.SIGKILL)
     # Calls placed right away still succeed: the edge fails over on timeout/5xx to a live worker.
-    res = sipp("uac_rr.xml", f"127.0.0.1:{server.port}", "-m", "6", "-l", "6", "-r", "10", "-d", "500",
-               timeout=60)
+    res = sipp(
+        "uac_rr.xml", f"127.0.0.1:{server.port}", "-m", "6", "-l", "6", "-r", "10", "-d", "500", timeout=60
+    )
     assert res.returncode == 0, res.stdout[-2000:]
     server.wait_log(r"ua\.died")
     server.wait_log(r"ua\.ready", count=4, timeout=40)
@@ -55,8 +56,17 @@ def test_killing_a_ua_worker_fails_over_and_it_is_restarted(voicebot) -> None:
 def test_drain_through_the_edge_refuses_new_calls_and_byes_active_ones(voicebot, tmp_path: Path) -> None:
     server = _cluster(voicebot, VOICEBOT_WORKERS__DRAIN_TIMEOUT_S="4")
     time.sleep(2)
-    caller = PjsuaPeer(tmp_path, "caller", "caller", "--target", f"sip:100@127.0.0.1:{server.port}",
-                       "--rtp-port", str(free_port()), "--duration", "30")
+    caller = PjsuaPeer(
+        tmp_path,
+        "caller",
+        "caller",
+        "--target",
+        f"sip:100@127.0.0.1:{server.port}",
+        "--rtp-port",
+        str(free_port()),
+        "--duration",
+        "30",
+    )
     server.wait_log(r"call\.answered")
     assert server.proc is not None
     server.proc.send_signal(signal.SIGTERM)

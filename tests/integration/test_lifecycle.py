@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from support.net import free_port, wait_sip
 from support.peers import PjsuaPeer, sipp
 
@@ -18,8 +17,17 @@ pytestmark = pytest.mark.integration
 def test_sigterm_drains_refuses_new_calls_and_byes_the_rest(voicebot, tmp_path: Path) -> None:
     server = voicebot(VOICEBOT_WORKERS__DRAIN_TIMEOUT_S="4")
     callers = [
-        PjsuaPeer(tmp_path, f"caller{i}", "caller", "--target", f"sip:100@127.0.0.1:{server.port}",
-                  "--rtp-port", str(free_port()), "--duration", "30")
+        PjsuaPeer(
+            tmp_path,
+            f"caller{i}",
+            "caller",
+            "--target",
+            f"sip:100@127.0.0.1:{server.port}",
+            "--rtp-port",
+            str(free_port()),
+            "--duration",
+            "30",
+        )
         for i in range(2)
     ]
     server.wait_log(r"call\.answered", count=2)

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from support.net import free_port, send_raw, sip_options
 from support.peers import REPO, PjsuaPeer, sipp
 
@@ -47,8 +46,12 @@ def test_malformed_sip_is_dropped_or_refused_and_calls_still_work(voicebot) -> N
         s.bind(("127.0.0.1", 0))
         for data in hostile:
             send_raw(s, data, ("127.0.0.1", port), 0.2)
-        bad_sdp = _request("INVITE", port, "Content-Type: application/sdp\r\nContact: <sip:x@127.0.0.1:5999>\r\n",
-                           "v=0\r\nthis is not sdp\r\n")
+        bad_sdp = _request(
+            "INVITE",
+            port,
+            "Content-Type: application/sdp\r\nContact: <sip:x@127.0.0.1:5999>\r\n",
+            "v=0\r\nthis is not sdp\r\n",
+        )
         assert send_raw(s, bad_sdp, ("127.0.0.1", port), 2.0) == "SIP/2.0 400 Bad SDP"
     # A TCP client that sends garbage and hangs up half way must not wedge the TCP transport.
     with socket.create_connection(("127.0.0.1", port), timeout=2) as t:
@@ -70,17 +73,34 @@ def test_garbage_rtp_does_not_break_the_call(voicebot, tmp_path: Path) -> None:
             while not stop.is_set():
                 for p in range(rtp_start, rtp_start + 8):
                     # random junk, truncated RTP headers, and RTP with absurd payload types
-                    s.sendto(random.choice([os.urandom(random.randint(1, 400)), b"\x80",
-                                            b"\x80\x7f" + os.urandom(170)]), ("127.0.0.1", p))
+                    s.sendto(
+                        random.choice(
+                            [os.urandom(random.randint(1, 400)), b"\x80", b"\x80\x7f" + os.urandom(170)]
+                        ),
+                        ("127.0.0.1", p),
+                    )
                 time.sleep(0.01)
 
     sprayer = threading.Thread(target=spray, name="rtp-spray")
     sprayer.start()
     try:
-        caller = PjsuaPeer(tmp_path, "caller", "caller", "--target", f"sip:100@127.0.0.1:{server.port}",
-                           "--rtp-port", str(free_port()), "--record", str(tmp_path / "heard.wav"),
-                           "--play", str(AUDIO / "transfer_sales_8k_s16.wav"), "--dtmf", "7@2",
-                           "--duration", "5")
+        caller = PjsuaPeer(
+            tmp_path,
+            "caller",
+            "caller",
+            "--target",
+            f"sip:100@127.0.0.1:{server.port}",
+            "--rtp-port",
+            str(free_port()),
+            "--record",
+            str(tmp_path / "heard.wav"),
+            "--play",
+            str(AUDIO / "transfer_sales_8k_s16.wav"),
+            "--dtmf",
+            "7@2",
+            "--duration",
+            "5",
+        )
         result = caller.result()
     finally:
         stop.set()
@@ -96,8 +116,16 @@ def test_a_crashed_call_worker_ends_only_its_own_call(voicebot, tmp_path: Path) 
     args = ["--target", f"sip:100@127.0.0.1:{server.port}", "--duration", "8"]
     victim = PjsuaPeer(tmp_path, "victim", "caller", *args, "--rtp-port", str(free_port()))
     server.wait_log(r"call\.answered", count=1)
-    other = PjsuaPeer(tmp_path, "other", "caller", *args, "--rtp-port", str(free_port()),
-                      "--record", str(tmp_path / "other.wav"))
+    other = PjsuaPeer(
+        tmp_path,
+        "other",
+        "caller",
+        *args,
+        "--rtp-port",
+        str(free_port()),
+        "--record",
+        str(tmp_path / "other.wav"),
+    )
     (first, _) = server.wait_log(r"call\.answered", count=2)
     worker_pid = int(re.search(r"worker_pid=(\d+)", first).group(1))  # type: ignore[union-attr]
     time.sleep(1.0)
@@ -114,7 +142,9 @@ def test_a_crashed_call_worker_ends_only_its_own_call(voicebot, tmp_path: Path) 
 def test_sources_outside_the_trunk_allowlist_get_403(voicebot) -> None:
     trunks = [{"name": "pbx", "allow": ["127.0.0.1/32"]}]
     server = voicebot(VOICEBOT_TRUNKS=json.dumps(trunks), VOICEBOT_SIP__LISTEN="0.0.0.0")
-    refused = sipp("invite_expect_403.xml", f"127.0.0.1:{server.port}", "-m", "1", src="127.0.0.2", timeout=20)
+    refused = sipp(
+        "invite_expect_403.xml", f"127.0.0.1:{server.port}", "-m", "1", src="127.0.0.2", timeout=20
+    )
     assert refused.returncode == 0, refused.stdout[-1500:]
     allowed = sipp("uac.xml", f"127.0.0.1:{server.port}", "-m", "1", timeout=20)
     assert allowed.returncode == 0

@@ -8,6 +8,7 @@ queue mode: act as a human queue: answer INVITEs, keep their headers, record, re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -56,7 +57,11 @@ class PeerCall(pj.Call):  # type: ignore[misc]
     def onCallMediaState(self, prm: Any) -> None:
         info = self.getInfo()
         for i, m in enumerate(info.media):
-            if m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE and self.media is None:
+            if (
+                m.type == pj.PJMEDIA_TYPE_AUDIO
+                and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE
+                and self.media is None
+            ):
                 self.media = self.getAudioMedia(i)
                 if self.record_path:
                     self.recorder = pj.AudioMediaRecorder()
@@ -101,8 +106,11 @@ class QueueAccount(pj.Account):  # type: ignore[misc]
         call = PeerCall(self, prm.callId, label=f"queue{len(self.calls)}")
         raw = str(prm.rdata.wholeMsg)
         head = raw.split("\r\n\r\n", 1)[0]
-        ev("invite", request_line=head.split("\r\n", 1)[0],
-           headers=[h for h in head.split("\r\n")[1:] if h.lower().startswith(("x-", "to:", "from:"))])
+        ev(
+            "invite",
+            request_line=head.split("\r\n", 1)[0],
+            headers=[h for h in head.split("\r\n")[1:] if h.lower().startswith(("x-", "to:", "from:"))],
+        )
         if self.record_dir:
             call.record_path = str(Path(self.record_dir) / f"queue{len(self.calls)}.wav")
         self.calls.append(call)
@@ -161,8 +169,11 @@ def account_config(args: argparse.Namespace, uri: str) -> pj.AccountConfig:
     cfg.mediaConfig.transportConfig.port = args.rtp_port
     cfg.mediaConfig.transportConfig.portRange = 50
     cfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
-    srtp = {"off": pj.PJMEDIA_SRTP_DISABLED, "optional": pj.PJMEDIA_SRTP_OPTIONAL,
-            "mandatory": pj.PJMEDIA_SRTP_MANDATORY}[args.srtp]
+    srtp = {
+        "off": pj.PJMEDIA_SRTP_DISABLED,
+        "optional": pj.PJMEDIA_SRTP_OPTIONAL,
+        "mandatory": pj.PJMEDIA_SRTP_MANDATORY,
+    }[args.srtp]
     cfg.mediaConfig.srtpUse = srtp
     cfg.mediaConfig.srtpSecureSignaling = 0
     return cfg
@@ -196,10 +207,8 @@ def run_caller(args: argparse.Namespace, ep: pj.Endpoint) -> dict[str, Any]:
     }
     for c in [call, call.new_call]:
         if c is not None and not c.disconnected:
-            try:
+            with contextlib.suppress(pj.Error):
                 c.hangup(pj.CallOpParam(True))
-            except pj.Error:
-                pass
     settle(ep, [call, call.new_call])
     for c in [call, call.new_call]:
         if c is not None:

@@ -41,7 +41,9 @@ def free_port_block(n: int, host: str = "127.0.0.1") -> int:
     raise RuntimeError("no free port block")
 
 
-def sip_options(port: int, host: str = "127.0.0.1", timeout: float = 1.0, src: str = "127.0.0.1") -> str | None:
+def sip_options(
+    port: int, host: str = "127.0.0.1", timeout: float = 1.0, src: str = "127.0.0.1"
+) -> str | None:
     """Send an OPTIONS over UDP; return the status line of the answer, or None."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((src, 0))

@@ -15,12 +15,26 @@ SCENARIOS = REPO / "tests" / "integration" / "scenarios"
 PEER = REPO / "tests" / "peers" / "pjsua_peer.py"
 
 
-def sipp(scenario: str, target: str, *args: str, timeout: float = 60.0, src: str = "127.0.0.1",
-         port: int = 0) -> subprocess.CompletedProcess[str]:
+def sipp(
+    scenario: str, target: str, *args: str, timeout: float = 60.0, src: str = "127.0.0.1", port: int = 0
+) -> subprocess.CompletedProcess[str]:
     """Run sipp in the foreground (from tests/data/sipp so pcap paths resolve); rc 0 = all calls ok."""
     path = SCENARIOS / scenario if (SCENARIOS / scenario).exists() else SIPP_DIR / scenario
-    cmd = ["sipp", "-sf", str(path), target, "-i", src, "-p", str(port), "-nostdin",
-           "-timeout", f"{int(timeout)}s", "-timeout_error", *args]
+    cmd = [
+        "sipp",
+        "-sf",
+        str(path),
+        target,
+        "-i",
+        src,
+        "-p",
+        str(port),
+        "-nostdin",
+        "-timeout",
+        f"{int(timeout)}s",
+        "-timeout_error",
+        *args,
+    ]
     return subprocess.run(cmd, cwd=SIPP_DIR, capture_output=True, text=True, timeout=timeout + 15)
 
 
@@ -32,7 +46,9 @@ class PjsuaPeer:
         self.log = (workdir / f"{name}.log").open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, str(PEER), mode, "--out", str(self.out), *args],
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         if mode == "queue":
             ready = self.out.with_suffix(".ready")

@@ -39,8 +39,12 @@ class VoicebotServer:
         env = {**os.environ, **self.env}
         self.log_fh = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "voicebot.cli", "run"], cwd=REPO, env=env,
-            stdout=self.log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [sys.executable, "-m", "voicebot.cli", "run"],
+            cwd=REPO,
+            env=env,
+            stdout=self.log_fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         if wait:
             wait_sip(self.port, timeout=30)

@@ -57,8 +57,15 @@ class CallWorkerPool:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "voicebot.call.worker", "--fd", str(child.fileno()),
-             "--params", str(self._params_file)],
+            [
+                sys.executable,
+                "-m",
+                "voicebot.call.worker",
+                "--fd",
+                str(child.fileno()),
+                "--params",
+                str(self._params_file),
+            ],
             pass_fds=(child.fileno(),),
             stdin=subprocess.DEVNULL,
         )

@@ -28,7 +28,8 @@ def write_frame(frame: Any, pcm: bytes) -> None:
     vec = frame.buf
     vec.resize(len(pcm))
     begin = _Ptr2.from_address(int(vec.this))[0]
-    ctypes.memmove(begin, pcm, len(pcm))
+    if begin:
+        ctypes.memmove(begin, pcm, len(pcm))
     frame.size = len(pcm)
 
 

@@ -40,12 +40,33 @@ def synthesize(text: str, sample_rate: int, cache_dir: Path, voice: str = "en-us
     else:
         try:
             wav = subprocess.run(
-                [espeak, "-v", voice, "-s", "165", "--stdout", text], check=True, capture_output=True, timeout=30
+                [espeak, "-v", voice, "-s", "165", "--stdout", text],
+                check=True,
+                capture_output=True,
+                timeout=30,
             ).stdout
             pcm = subprocess.run(
-                [sox, "-t", "wav", "-", "-r", str(sample_rate), "-b", "16", "-c", "1", "-e", "signed",
-                 "-t", "raw", "-"],
-                input=wav, check=True, capture_output=True, timeout=30,
+                [
+                    sox,
+                    "-t",
+                    "wav",
+                    "-",
+                    "-r",
+                    str(sample_rate),
+                    "-b",
+                    "16",
+                    "-c",
+                    "1",
+                    "-e",
+                    "signed",
+                    "-t",
+                    "raw",
+                    "-",
+                ],
+                input=wav,
+                check=True,
+                capture_output=True,
+                timeout=30,
             ).stdout
         except (subprocess.SubprocessError, OSError) as exc:
             raise PromptError(f"could not synthesise prompt {text[:40]!r}: {exc}") from exc

@@ -80,8 +80,9 @@ def new_call_id() -> str:
 
 def transfer_target(uri: str, call_id: str, reason: str) -> str:
     """Refer-To with context headers embedded, so the transferee's new INVITE carries them."""
-    headers = urllib.parse.urlencode({"X-Voicebot-Call-ID": call_id, "X-Voicebot-Reason": reason[:100]},
-                                     quote_via=urllib.parse.quote)
+    headers = urllib.parse.urlencode(
+        {"X-Voicebot-Call-ID": call_id, "X-Voicebot-Reason": reason[:100]}, quote_via=urllib.parse.quote
+    )
     sep = "&" if "?" in uri else "?"
     return f"<{uri}{sep}{headers}>"
 

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import re
 
-_COMPACT = {"f": "from", "t": "to", "i": "call-id", "m": "contact", "c": "content-type", "l": "content-length"}
+_COMPACT = {
+    "f": "from",
+    "t": "to",
+    "i": "call-id",
+    "m": "contact",
+    "c": "content-type",
+    "l": "content-length",
+}
 _URI_USER = re.compile(r"sips?:([^@;>\s]+)@", re.IGNORECASE)
 
 

@@ -12,6 +12,7 @@ DISCONNECTED, drop every Call, destroy).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import selectors
 import signal
@@ -23,7 +24,7 @@ from typing import Any
 import pjsua2 as pj
 
 from voicebot import logs
-from voicebot.call.pool import CallWorkerPool, CallWorkerProc
+from voicebot.call.pool import CallWorkerPool
 from voicebot.errors import ProtocolError
 from voicebot.ipc import proto
 from voicebot.media.port import CallAudioPort
@@ -50,8 +51,13 @@ class TrunkAccount(pj.Account):  # type: ignore[misc]
         self.ua.on_incoming_call(self, prm)
 
     def onRegState(self, prm: Any) -> None:
-        log.info("sip.registration", trunk=self.trunk, code=int(prm.code), reason=str(prm.reason),
-                 expiration=int(prm.expiration))
+        log.info(
+            "sip.registration",
+            trunk=self.trunk,
+            code=int(prm.code),
+            reason=str(prm.reason),
+            expiration=int(prm.expiration),
+        )
 
 
 class UAWorker:
@@ -66,7 +72,9 @@ class UAWorker:
         self.drain_deadline = 0.0
         self.stop = False
         self.selector = selectors.DefaultSelector()
-        self.pool = CallWorkerPool(params.pool_size, params_file.with_name(f"call-worker-{params.index}.json"))
+        self.pool = CallWorkerPool(
+            params.pool_size, params_file.with_name(f"call-worker-{params.index}.json")
+        )
         codecs: list[str] = []
         for trunk in params.trunks:
             codecs += [c for c in trunk.codecs if c not in codecs]
@@ -126,8 +134,9 @@ class UAWorker:
         call = VoiceCall(acc, prm.callId, self.on_call_event)
         sip_call_id = headers.get("call-id", "")
         if not isinstance(decision, Admit):
-            log.info("call.rejected", sip_call_id=sip_call_id, source=src, code=decision.code,
-                     why=decision.reason)
+            log.info(
+                "call.rejected", sip_call_id=sip_call_id, source=src, code=decision.code, why=decision.reason
+            )
             extra = {"Retry-After": "5"} if decision.code == 503 else None
             answer(call, decision.code, decision.reason.split(":")[0], extra)
             self.rejected.append(call)
@@ -168,11 +177,23 @@ class UAWorker:
         assert leg.pj_call is not None
         answer(leg.pj_call, 200)
         leg.answered_at = time.monotonic()
-        leg.send(proto.CallStart(call_id=leg.call_id, sip_call_id=leg.sip_call_id, caller=leg.caller,
-                                 callee=leg.callee, trunk=leg.trunk, dialplan=leg.dialplan,
-                                 sample_rate=self.p.sample_rate, ua_worker=self.p.index))
-        leg.log.info("call.answered", worker_pid=worker.pid,
-                     answer_ms=round((leg.answered_at - leg.invited_at) * 1000, 1))
+        leg.send(
+            proto.CallStart(
+                call_id=leg.call_id,
+                sip_call_id=leg.sip_call_id,
+                caller=leg.caller,
+                callee=leg.callee,
+                trunk=leg.trunk,
+                dialplan=leg.dialplan,
+                sample_rate=self.p.sample_rate,
+                ua_worker=self.p.index,
+            )
+        )
+        leg.log.info(
+            "call.answered",
+            worker_pid=worker.pid,
+            answer_ms=round((leg.answered_at - leg.invited_at) * 1000, 1),
+        )
         return True
 
     def on_call_event(self, call: VoiceCall, kind: str, data: Any) -> None:
@@ -225,8 +246,11 @@ class UAWorker:
         if uri is None or leg.transfer_queue is not None or leg.pj_call is None:
             why = "unknown queue" if uri is None else "transfer already in progress"
             leg.log.warning("call.transfer_refused", queue=req.queue, why=why)
-            leg.send(proto.TransferResult(queue=req.queue, ok=False, status=404 if uri is None else 491,
-                                          reason=why))
+            leg.send(
+                proto.TransferResult(
+                    queue=req.queue, ok=False, status=404 if uri is None else 491, reason=why
+                )
+            )
             return
         leg.transfer_queue = req.queue
         leg.transfer_deadline = time.monotonic() + 30.0
@@ -260,9 +284,9 @@ class UAWorker:
         for key, _ in self.selector.select(0):
             kind, ref = key.data
             if kind == "call":
-                self._read_worker(ref, key.fileobj)  # type: ignore[arg-type]
+                self._read_worker(ref, key.fileobj)
             else:
-                self._read_starting(key.fileobj)  # type: ignore[arg-type]
+                self._read_starting(key.fileobj)
 
     def _read_starting(self, sock: Any) -> None:
         worker = next((w for w in self.pool.starting if w.sock is sock), None)
@@ -341,15 +365,17 @@ class UAWorker:
         reason = leg.end_reason or f"remote: {status}"
         leg.send(proto.CallEnded(reason=reason))
         if leg.worker is not None:
-            try:
+            with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(leg.worker.sock)
-            except (KeyError, ValueError):
-                pass
         self.pool.release(leg.call_id)
         self.calls.pop(leg.call_id, None)
         duration = time.monotonic() - (leg.answered_at or leg.invited_at)
-        leg.log.info("call.ended", reason=reason, duration_s=round(duration, 2),
-                     frames_out=leg.port.stats.frames_out if leg.port else 0)
+        leg.log.info(
+            "call.ended",
+            reason=reason,
+            duration_s=round(duration, 2),
+            frames_out=leg.port.stats.frames_out if leg.port else 0,
+        )
         self.graveyard += [leg.port, leg.pj_call]
         leg.port = None
         if leg.pj_call is not None:

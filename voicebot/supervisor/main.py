@@ -48,9 +48,7 @@ class Supervisor:
     def __init__(self, settings: Settings) -> None:
         self.s = settings
         self.run_dir = settings.run_dir.resolve()
-        self.uas = [
-            UAProcess(p, self.run_dir / f"ua-{p.index}.json") for p in ua_params(settings)
-        ]
+        self.uas = [UAProcess(p, self.run_dir / f"ua-{p.index}.json") for p in ua_params(settings)]
         self.edge: object | None = None
         self.stopping = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
@@ -65,11 +63,17 @@ class Supervisor:
         for ua in self.uas:
             ua.params = ua.params.model_copy(update={"call_worker": cw, "run_dir": self.run_dir})
             write_private(ua.params_file, ua.params.model_dump_json())
-            write_private(ua.params_file.with_name(f"call-worker-{ua.params.index}.json"), cw.model_dump_json())
+            write_private(
+                ua.params_file.with_name(f"call-worker-{ua.params.index}.json"), cw.model_dump_json()
+            )
 
     async def start_ua(self, ua: UAProcess) -> None:
         ua.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "voicebot.signaling.ua_worker", "--params", str(ua.params_file),
+            sys.executable,
+            "-m",
+            "voicebot.signaling.ua_worker",
+            "--params",
+            str(ua.params_file),
             stdin=asyncio.subprocess.DEVNULL,
         )
         ua.started_at = time.monotonic()

@@ -26,9 +26,15 @@ def call_worker_params(s: Settings) -> CallWorkerParams:
 def trunk_params(s: Settings) -> list[TrunkParams]:
     return [
         TrunkParams(
-            name=t.name, allow=t.allow, registrar=t.registrar, username=t.username,
-            password=t.password.get_secret_value() if t.password else None, realm=t.realm,
-            register_expires_s=t.register_expires_s, codecs=list(t.codecs), srtp=t.srtp.value,
+            name=t.name,
+            allow=t.allow,
+            registrar=t.registrar,
+            username=t.username,
+            password=t.password.get_secret_value() if t.password else None,
+            realm=t.realm,
+            register_expires_s=t.register_expires_s,
+            codecs=list(t.codecs),
+            srtp=t.srtp.value,
         )
         for t in s.trunks
     ]

@@ -41,5 +41,5 @@ def test_hangup_digit_says_goodbye_then_hangs_up() -> None:
 def test_prompts_cover_every_text_the_handler_can_say() -> None:
     h = BuiltinHandler(PARAMS)
     texts = set(h.prompts())
-    said = [h.start(0)[0]] + h.on_dtmf("5", 1) + h.on_dtmf("1", 2) + h.on_transfer_result("sales", False, 3)
+    said = [h.start(0)[0], *h.on_dtmf("5", 1), *h.on_dtmf("1", 2), *h.on_transfer_result("sales", False, 3)]
     assert {a.text for a in said if isinstance(a, Play)} <= texts

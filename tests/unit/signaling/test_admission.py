@@ -12,8 +12,15 @@ TRUNKS = [
 
 
 def req(source: str, **kw: object) -> AdmissionInput:
-    base = dict(source=source, original_source=None, draining=False, active_calls=0, max_calls=4,
-                offers_crypto=False, offers_plain=True)
+    base = dict(
+        source=source,
+        original_source=None,
+        draining=False,
+        active_calls=0,
+        max_calls=4,
+        offers_crypto=False,
+        offers_plain=True,
+    )
     base.update(kw)
     return AdmissionInput(**base)  # type: ignore[arg-type]
 
@@ -29,8 +36,10 @@ def req(source: str, **kw: object) -> AdmissionInput:
         (req("192.0.2.7"), Reject(488, "Not Acceptable Here: SRTP required")),
         (req("192.0.2.7", offers_crypto=True), Admit("secure")),
         (req("2001:db8::5", offers_crypto=True, offers_plain=False), Admit("secure")),
-        (req("10.0.0.9", offers_crypto=True, offers_plain=False),
-         Reject(488, "Not Acceptable Here: SRTP disabled on this trunk")),
+        (
+            req("10.0.0.9", offers_crypto=True, offers_plain=False),
+            Reject(488, "Not Acceptable Here: SRTP disabled on this trunk"),
+        ),
     ],
 )
 def test_direct_admission(inp: AdmissionInput, expected: Admit | Reject) -> None:

@@ -4,7 +4,7 @@ from voicebot.signaling import sipmsg
 
 INVITE = (
     "INVITE sip:+15551234@pbx.example.com;user=phone SIP/2.0\r\n"
-    "f: \"Alice\" <sip:alice@10.0.0.2>;tag=1\r\n"
+    'f: "Alice" <sip:alice@10.0.0.2>;tag=1\r\n'
     "To: <sip:other@pbx.example.com>\r\n"
     "i: abc@10.0.0.2\r\n"
     "X-Voicebot-Source: 10.0.0.2\r\n"
@@ -26,7 +26,8 @@ def test_split_and_compact_headers() -> None:
 
 def test_called_number_falls_back_to_to_header_and_plain_rtp() -> None:
     start, headers, body = sipmsg.split_message(
-        "INVITE sip:pbx.example.com SIP/2.0\r\nTo: <sip:200@x>\r\n\r\nm=audio 1 RTP/AVP 0\r\n")
+        "INVITE sip:pbx.example.com SIP/2.0\r\nTo: <sip:200@x>\r\n\r\nm=audio 1 RTP/AVP 0\r\n"
+    )
     assert sipmsg.called_number(start, headers) == "200"
     assert sipmsg.sdp_offers_srtp(body) == (False, True)
 

@@ -22,8 +22,9 @@ def test_workers_behind_the_edge_get_internal_ports_and_disjoint_rtp_ranges() ->
 
 
 def test_secrets_are_secret_in_settings_and_plain_only_in_worker_params() -> None:
-    s = Settings(trunks=[TrunkSettings(name="t", allow=["10.0.0.1"], registrar="sip:pbx", username="u",
-                                       password="pw")])
+    s = Settings(
+        trunks=[TrunkSettings(name="t", allow=["10.0.0.1"], registrar="sip:pbx", username="u", password="pw")]
+    )
     assert "pw" not in repr(s)
     assert ua_params(s)[0].trunks[0].password == "pw"
 
@@ -37,8 +38,9 @@ def test_secrets_are_secret_in_settings_and_plain_only_in_worker_params() -> Non
         ({"VOICEBOT_TRUNKS": '[{"name": "x", "registrar": "sip:pbx"}]'}, "username/password missing"),
     ],
 )
-def test_invalid_settings_say_what_is_wrong(monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
-                                            message: str) -> None:
+def test_invalid_settings_say_what_is_wrong(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     with pytest.raises(ConfigError, match=message):
