@@ -264,7 +264,9 @@ def main() -> int:
         "rtp_gap_ms_p99": round(pct(gaps, 99), 2),
         "rtp_gap_ms_max": round(max(gaps), 2) if gaps else None,
         "cpu_pct_per_call": round((cpu1 - cpu0) / window * 100 / args.calls, 2),
-        "rss_mb_per_call": round((rss_mid - base_rss) / args.calls / 2**20, 1),
+        # everything voicebot runs (edge, UA workers, one process per call) divided by the calls
+        "rss_mb_per_call": round(rss_mid / args.calls / 2**20, 1),
+        "rss_mb_idle_total": round(base_rss / 2**20, 1),
         "rss_mb_total": round(rss_mid / 2**20, 1),
         "work_dir": str(work),
     }
@@ -276,7 +278,8 @@ def main() -> int:
         print(f"{key:>20}: {value}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
-    if result["answered_pct"] < 100:
+    (work / "sipp.out").write_text(sipp_out)
+    if result["answered_pct"] < 100 or sipp.returncode:
         print(sipp_out[-2000:])
     return 0
 

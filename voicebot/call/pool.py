@@ -42,8 +42,10 @@ class CallWorkerProc:
 class CallWorkerPool:
     """Keeps ``size`` idle workers ready; hands them out to calls; reaps and replaces them."""
 
-    def __init__(self, size: int, params_file: Path) -> None:
+    def __init__(self, size: int, params_file: Path, max_busy: int, nice: int = 5) -> None:
         self.size = size
+        self.max_busy = max_busy
+        self.nice = nice
         self._params_file = params_file
         self.idle: list[CallWorkerProc] = []
         self.starting: list[CallWorkerProc] = []
@@ -77,9 +79,14 @@ class CallWorkerPool:
         return worker
 
     def fill(self) -> list[CallWorkerProc]:
-        """Start workers until idle + starting reaches the pool size; return the new ones."""
+        """Start workers until ``size`` are idle or starting, never more than calls can still use.
+
+        With the default size (= calls per UA worker) every call finds a ready worker, and a
+        replacement is started when a call ends rather than while calls are being set up.
+        """
         new: list[CallWorkerProc] = []
-        while not self.closed and len(self.idle) + len(self.starting) < self.size:
+        want = min(self.size, self.max_busy - len(self.busy))
+        while not self.closed and len(self.idle) + len(self.starting) < want:
             new.append(self.spawn())
         return new
 

@@ -20,6 +20,10 @@ mpath="@@MODULES_DIR@@"
 server_header="Server: voicebot-edge"
 user_agent_header="User-Agent: voicebot-edge"
 sip_warning=0
+# Garbage datagrams are dropped by the core parser, which by default logs each one at ERROR (~170
+# bytes); a garbage flood would then fill the disk. Log those at debug level instead.
+corelog=3
+sip_parser_log=3
 # A trunk may keep one TCP/TLS connection for hours; close idle ones after an hour.
 tcp_connection_lifetime=3605
 @@TLS_GLOBAL@@

@@ -126,6 +126,8 @@ def validate(p: EdgeParams) -> None:
     """Raise :class:`ConfigError` naming the first invalid field of ``p`` and how to fix it."""
     if not p.transports or any(t not in TRANSPORTS for t in p.transports):
         raise ConfigError(f"edge transports {p.transports!r}: use one or more of {', '.join(TRANSPORTS)}")
+    if "udp" not in p.transports:
+        raise ConfigError("edge transports must include udp: the UA workers are reached over UDP")
     if "tls" in p.transports and (p.tls_cert is None or p.tls_key is None):
         raise ConfigError("edge transport tls needs tls_cert and tls_key (PEM files)")
     for name, port in (("port", p.port), ("tls_port", p.tls_port)):

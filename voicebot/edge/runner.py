@@ -95,7 +95,11 @@ class KamailioEdge:
 
     async def set_draining(self, on: bool) -> None:
         """Answer new INVITEs 503 + Retry-After while ``on``; in-dialog requests keep flowing."""
-        await self._kamcmd("pv.shvSet", "draining", "int", "1" if on else "0")
+        value = "1" if on else "0"
+        await self._kamcmd("pv.shvSet", "draining", "int", value)
+        # Read it back: the supervisor's SIGTERM path must not believe in a drain that did not happen.
+        if not re.search(rf"value:\s*{value}\b", await self._kamcmd("pv.shvGet", "draining")):
+            raise EdgeError(f"edge draining flag did not change to {value}")
         self._draining = on
         log.info("edge.draining", on=on)
 
@@ -172,27 +176,17 @@ class KamailioEdge:
         while time.monotonic() < deadline:
             if self._proc.returncode is not None:
                 raise EdgeError(f"kamailio exited with {self._proc.returncode} at start:\n{self._log_tail()}")
-            if await self._answers():
+            status = await sip_probe.options_ping(p.local_host, p.port, timeout=0.3, local_host=p.local_host)
+            if status == 200:
                 return
             await asyncio.sleep(0.1)
         raise EdgeError(f"kamailio did not answer OPTIONS within {p.start_timeout_s} s:\n{self._log_tail()}")
 
-    async def _answers(self) -> bool:
-        p = self.params
-        if "udp" in p.transports:
-            status = await sip_probe.options_ping(p.local_host, p.port, timeout=0.3, local_host=p.local_host)
-            return status == 200
-        # TCP/TLS only: a successful kamcmd round trip means the SIP workers are up.
-        try:
-            await self._kamcmd("core.version")
-        except EdgeError:
-            return False
-        return True
-
     async def _kamcmd(self, *args: str) -> str:
         p = self.params
         rc, out = await _run([p.kamcmd_bin, "-s", f"unix:{p.ctl_socket}", *args], _KAMCMD_TIMEOUT_S)
-        if rc != 0:
+        # kamcmd exits 0 when the RPC itself fails ("error: 404 - Variable not found").
+        if rc != 0 or out.lstrip().startswith("error"):
             raise EdgeError(f"kamcmd {' '.join(args)} failed (exit {rc}): {out.strip()[:500]}")
         return out
 

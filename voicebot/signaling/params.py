@@ -47,7 +47,8 @@ class UAParams(BaseModel):
     queues: dict[str, str] = Field(default_factory=dict)
     routes: list[tuple[str, str]] = Field(default_factory=lambda: [("*", "dialplans/example.yaml")])
     max_calls: int = 4
-    pool_size: int = 2
+    pool_size: int = 4
+    call_worker_nice: int = 5
     sample_rate: int = 8000
     rtp_timeout_s: float = 30.0
     drain_timeout_s: float = 30.0

@@ -73,7 +73,10 @@ class UAWorker:
         self.stop = False
         self.selector = selectors.DefaultSelector()
         self.pool = CallWorkerPool(
-            params.pool_size, params_file.with_name(f"call-worker-{params.index}.json")
+            params.pool_size,
+            params_file.with_name(f"call-worker-{params.index}.json"),
+            max_busy=params.max_calls,
+            nice=params.call_worker_nice,
         )
         codecs: list[str] = []
         for trunk in params.trunks:

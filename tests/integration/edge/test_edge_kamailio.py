@@ -7,6 +7,8 @@ numbers printed here (run with -s) are the ones quoted in docs/edge.md.
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import secrets
 import socket
 import time
@@ -14,13 +16,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from edge_peers import SCENARIOS, EdgeFactory, SippUas, Uac
+from edge_peers import SCENARIOS, EdgeFactory, SippUas, SipStream, Uac, free_port, self_signed_cert
 
 from voicebot.edge import sip_probe
+from voicebot.edge.params import Backend
 from voicebot.edge.runner import KamailioEdge
 from voicebot.errors import EdgeError
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+TLS_MODULE = "/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so"
 
 
 def rejected_scenario(workdir: Path, code: int) -> Path:
@@ -87,8 +92,11 @@ async def test_edge_answers_options_and_cleans_up(edge: KamailioEdge) -> None:
         return set((await edge.backend_states()).values()) == {"AP"}  # A active, P probed
 
     await wait_for("every backend to answer a probe", all_probed_and_active, timeout=3)
+    pid = edge.pid
     await edge.stop()
     assert edge.returncode is not None
+    with pytest.raises(ProcessLookupError):  # no Kamailio child outlived the main process
+        os.killpg(pid, 0)
     assert await sip_probe.options_ping("127.0.0.1", edge.params.port, timeout=0.5) is None
 
 
@@ -134,6 +142,54 @@ async def test_dead_backend_fails_over_and_is_marked_down(
     log = edge.params.log_path.read_text()
     assert "edge.failover status=408" in log or "edge.backend_down" in log
     print(f"\nfirst call after kill -9: {first.elapsed_s:.2f} s; worker marked inactive: {detected_s:.2f} s")
+
+
+async def test_busy_backend_fails_over_on_486(
+    start_edge: EdgeFactory, short_tmp: Path, backends: list[SippUas]
+) -> None:
+    busy = await SippUas(short_tmp, free_port(), scenario="uas_busy.xml").start()
+    try:
+        normal = backends[0]
+        # Round robin, so exactly half of the calls are offered to the busy worker first.
+        edge = await start_edge(backends=(Backend("127.0.0.1", normal.port), Backend("127.0.0.1", busy.port)),
+                                dispatch="round-robin")  # fmt: skip
+        result = await Uac(short_tmp, edge.params.port).run(calls=4)
+
+        assert result.returncode == 0, result.output
+        assert len(busy.invites()) == 2 and busy.received("ACK") == 2  # the edge ACKed the 486s
+        assert len(normal.invites()) == 4
+        assert "edge.failover status=486" in edge.params.log_path.read_text()
+    finally:
+        await busy.stop()
+
+
+async def test_cancelled_call_releases_its_worker_slot(
+    start_edge: EdgeFactory, short_tmp: Path, backends: list[SippUas]
+) -> None:
+    ringing = await SippUas(short_tmp, free_port(), scenario="uas_ringing.xml").start()
+    try:
+        # One slot only: if a CANCEL leaked call load, the second call would get 503 "no worker".
+        edge = await start_edge(backends=(Backend("127.0.0.1", ringing.port, max_calls=1),))
+        caller = Uac(short_tmp, edge.params.port)
+        for _ in range(2):
+            result = await caller.run(scenario="uac_cancel.xml")
+            assert result.returncode == 0, result.output
+        assert ringing.received("CANCEL") == 2 and ringing.received("ACK") == 2
+    finally:
+        await ringing.stop()
+
+
+async def test_no_live_backend_gives_503(edge: KamailioEdge, backends: list[SippUas]) -> None:
+    for backend in backends:
+        await backend.kill()
+
+    async def all_down() -> bool:
+        return all(state.startswith("I") for state in (await edge.backend_states()).values())
+
+    await wait_for("every worker to be marked inactive", all_down, timeout=5)
+    reply = await send(edge.params.port, raw_request("INVITE", edge.params.port))
+    assert status(reply) == 503
+    assert reply is not None and b"Retry-After:" in reply
 
 
 async def test_untrusted_source_gets_403(uac: Uac, short_tmp: Path, backends: list[SippUas]) -> None:
@@ -196,6 +252,13 @@ async def test_unknown_method_gets_405_with_allow(edge: KamailioEdge) -> None:
         assert reply is not None and b"Allow: INVITE, ACK, BYE" in reply
 
 
+async def test_unsupported_proxy_require_gets_420(edge: KamailioEdge) -> None:
+    reply = await send(
+        edge.params.port, raw_request("INVITE", edge.params.port, headers="Proxy-Require: foo\r\n")
+    )
+    assert status(reply) == 420
+
+
 async def test_in_dialog_request_without_dialog_gets_481(edge: KamailioEdge) -> None:
     payload = raw_request("BYE", edge.params.port).replace(
         b">\r\nCall-ID", b">;tag=nosuchdialog\r\nCall-ID", 1
@@ -222,6 +285,14 @@ async def test_malformed_requests_never_kill_the_edge(edge: KamailioEdge) -> Non
         got = status(await send(port, payload, timeout=0.5))
         assert got in allowed, f"{name}: got {got}"
         await assert_alive(edge)
+
+    # A garbage flood must not fill the disk through Kamailio's log (it logged ~170 bytes per datagram).
+    log_size = edge.params.log_path.stat().st_size
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _ in range(200):
+            s.sendto(bytes(range(256)), ("127.0.0.1", port))
+    await assert_alive(edge)
+    assert edge.params.log_path.stat().st_size - log_size < 1000
 
 
 async def test_oversized_message_gets_513(edge: KamailioEdge) -> None:
@@ -256,6 +327,37 @@ async def test_flood_from_one_address_is_dropped(edge: KamailioEdge) -> None:
     await assert_alive(edge)  # other sources are unaffected
 
 
+async def test_busy_trunk_is_not_throttled_by_pike(edge: KamailioEdge, uac: Uac) -> None:
+    # 60 calls x 3 requests from the trunk's one address is far above the 100 requests / 2 s limit.
+    result = await uac.run(calls=60, concurrent=10)
+
+    assert result.returncode == 0 and result.successful == 60, result.output
+    assert "BLOCKing" not in edge.params.log_path.read_text(errors="replace")
+    print(f"\n60 calls (10 at a time) through the edge: {result.elapsed_s:.2f} s")
+
+
+async def test_round_robin_spreads_sequential_calls(
+    start_edge: EdgeFactory, short_tmp: Path, backends: list[SippUas]
+) -> None:
+    edge = await start_edge(dispatch="round-robin")
+    result = await Uac(short_tmp, edge.params.port).run(calls=6)
+
+    assert result.returncode == 0, result.output
+    assert [len(b.invites()) for b in backends] == [2, 2, 2]
+
+
+async def test_wildcard_listen_with_advertised_address(
+    start_edge: EdgeFactory, short_tmp: Path, backends: list[SippUas]
+) -> None:
+    # The supervisor's defaults: listen on every address, advertise the reachable one.
+    edge = await start_edge(listen="0.0.0.0", advertise="127.0.0.1")
+    result = await Uac(short_tmp, edge.params.port).run(calls=3, concurrent=3, duration_ms=200)
+
+    assert result.returncode == 0, result.output
+    assert sum(b.received("BYE") for b in backends) == 3
+    assert "advertise 127.0.0.1:" in edge.params.config_path.read_text()
+
+
 async def test_tcp_caller_reaches_udp_backend(uac: Uac, backends: list[SippUas]) -> None:
     result = await uac.run(calls=2, extra=("-t", "t1"))
 
@@ -270,3 +372,60 @@ async def test_start_fails_cleanly_when_port_is_taken(start_edge: EdgeFactory) -
         port = squatter.getsockname()[1]
         with pytest.raises(EdgeError, match="kamailio"):
             await start_edge(port=port, start_timeout_s=5.0)
+
+
+def in_dialog(method: str, invite: str, ok: str, via: str, cseq: int) -> str:
+    """ACK/BYE for the dialog ``invite`` established with ``ok``: to its Contact, via its route set."""
+    contact = re.search(r"^Contact:\s*<([^>]+)>", ok, re.MULTILINE)
+    to = re.search(r"^To:[^\r\n]*", ok, re.MULTILINE)
+    assert contact and to
+    record_route = ",".join(re.findall(r"^Record-Route:\s*(.+?)\r$", ok, re.MULTILINE))
+    routes = [r.strip() for r in record_route.split(",")][::-1]  # RFC 3261 12.1.2: UAC reverses them
+    copied = "\r\n".join(re.findall(r"^(?:From|Call-ID):[^\r\n]*", invite, re.MULTILINE))
+    return (
+        f"{method} {contact.group(1)} SIP/2.0\r\n"
+        f"Via: {via};branch=z9hG4bK{secrets.token_hex(8)}\r\n"
+        + "".join(f"Route: {r}\r\n" for r in routes)
+        + f"{copied}\r\n{to.group(0)}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n"
+        "Content-Length: 0\r\n\r\n"
+    )
+
+
+@pytest.mark.skipif(not Path(TLS_MODULE).exists(), reason="kamailio-tls-modules not installed")
+async def test_tls_caller_completes_a_call_to_a_udp_backend(
+    start_edge: EdgeFactory, short_tmp: Path, backends: list[SippUas]
+) -> None:
+    cert, key = self_signed_cert(short_tmp)
+    edge = await start_edge(transports=("udp", "tcp", "tls"), tls_cert=cert, tls_key=key)
+    port = edge.params.tls_port
+    client = await SipStream.connect(port, tls=True)
+    try:
+        via = f"SIP/2.0/TLS 127.0.0.1:{client.local_port}"
+        sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        sdp += "m=audio 4000 RTP/AVP 0\r\n"
+        invite = (
+            raw_request("INVITE", port, headers="Content-Type: application/sdp\r\n", body=sdp)
+            .decode()
+            .replace("SIP/2.0/UDP 127.0.0.1:9", via)
+            .replace(
+                "Contact: <sip:tester@127.0.0.1:9>",
+                f"Contact: <sip:tester@127.0.0.1:{client.local_port};transport=tls>",
+            )
+        )
+        await client.send(invite)
+        ok = await client.final_response()
+        assert ok.startswith("SIP/2.0 200"), ok
+        # Double Record-Route: one entry for the TLS side, one for the UDP side of the edge.
+        record_route = ",".join(re.findall(r"^Record-Route:(.*)$", ok, re.MULTILINE))
+        assert record_route.count("<sip:") == 2 and "transport=tls" in record_route, record_route
+
+        await client.send(in_dialog("ACK", invite, ok, via, 1))
+        await client.send(in_dialog("BYE", invite, ok, via, 2))
+        bye_ok = await client.final_response()
+        while "CSeq: 1 INVITE" in bye_ok:  # a 200 retransmission that crossed our ACK
+            bye_ok = await client.final_response()
+        assert bye_ok.startswith("SIP/2.0 200") and "CSeq: 2 BYE" in bye_ok, bye_ok
+        assert sum(b.received("ACK") for b in backends) == 1
+        assert sum(b.received("BYE") for b in backends) == 1
+    finally:
+        await client.close()
