@@ -76,3 +76,18 @@ def test_drain_through_the_edge_refuses_new_calls_and_byes_active_ones(voicebot,
     assert refused.returncode == 0, "the edge must answer new INVITEs with 503 while draining"
     assert caller.result()["disconnected_by_remote"]
     assert server.proc.wait(timeout=40) == 0
+
+
+def test_trunk_is_chosen_by_the_callers_address_not_the_edges(voicebot) -> None:
+    import json
+
+    trunks = [{"name": "pbx-a", "allow": ["127.0.0.1/32"]}, {"name": "pbx-b", "allow": ["127.0.0.2/32"]}]
+    server = _cluster(voicebot, VOICEBOT_TRUNKS=json.dumps(trunks))
+    time.sleep(2)
+    for src in ("127.0.0.1", "127.0.0.2"):
+        res = sipp("uac_rr.xml", f"127.0.0.1:{server.port}", "-m", "1", src=src, timeout=30)
+        assert res.returncode == 0, res.stdout[-1500:]
+    refused = sipp("invite_expect_403.xml", f"127.0.0.1:{server.port}", "-m", "1", src="127.0.0.3", timeout=20)
+    assert refused.returncode == 0, "a source on no trunk's allowlist is refused at the edge"
+    records = server.records(expect=2)
+    assert sorted(r["call"]["trunk"] for r in records) == ["pbx-a", "pbx-b"]

@@ -193,6 +193,9 @@ route[DISPATCH] {
         sl_send_reply("503", "Service Unavailable - no worker");
         exit;
     }
+    # Tell the UA worker who really called (it picks the trunk by this); never trust a caller's copy.
+    remove_hf("X-Voicebot-Source");
+    append_hf("X-Voicebot-Source: $si\r\n");
     record_route();
     t_on_failure("FAILOVER");
     @@ARM_REPLY@@

@@ -18,8 +18,10 @@ from pathlib import Path
 from voicebot import logs
 from voicebot.call.handler import BuiltinHandler
 from voicebot.config import Settings
+from voicebot.edge.runner import KamailioEdge
 from voicebot.media.prompts import synthesize
 from voicebot.signaling.params import UAParams
+from voicebot.supervisor.edge_plan import edge_params
 from voicebot.supervisor.plan import call_worker_params, ua_params
 
 log = logs.get_logger(__name__)
@@ -49,7 +51,7 @@ class Supervisor:
         self.s = settings
         self.run_dir = settings.run_dir.resolve()
         self.uas = [UAProcess(p, self.run_dir / f"ua-{p.index}.json") for p in ua_params(settings)]
-        self.edge: object | None = None
+        self.edge: KamailioEdge | None = None
         self.stopping = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -97,9 +99,6 @@ class Supervisor:
             await self.start_ua(ua)
 
     async def start_edge(self) -> None:
-        from voicebot.edge.runner import KamailioEdge
-        from voicebot.supervisor.edge_plan import edge_params
-
         edge = KamailioEdge(edge_params(self.s, self.run_dir / "edge", [ua.params for ua in self.uas]))
         await edge.start()
         self.edge = edge
@@ -129,7 +128,7 @@ class Supervisor:
         edge = self.edge
         if edge is not None:
             with contextlib.suppress(Exception):
-                await edge.set_draining(True)  # type: ignore[attr-defined]
+                await edge.set_draining(True)
         for ua in self.uas:
             if ua.proc is not None and ua.proc.returncode is None:
                 ua.proc.send_signal(signal.SIGTERM)
@@ -147,7 +146,7 @@ class Supervisor:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if edge is not None:
-            await edge.stop()  # type: ignore[attr-defined]
+            await edge.stop()
         log.info("voicebot.stopped")
 
 

@@ -391,7 +391,6 @@ def in_dialog(method: str, invite: str, ok: str, via: str, cseq: int) -> str:
     )
 
 
-@pytest.mark.skipif(not Path(TLS_MODULE).exists(), reason="kamailio-tls-modules not installed")
 async def test_tls_caller_completes_a_call_to_a_udp_backend(
     start_edge: EdgeFactory, short_tmp: Path, backends: list[SippUas]
 ) -> None:
