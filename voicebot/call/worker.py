@@ -174,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", type=Path, required=True)
     args = parser.parse_args(argv)
     die_with_parent(signal.SIGKILL)  # our UA worker is gone, and with it the call
+    # Ctrl-C in a terminal hits the whole process group; the UA worker decides when a call ends.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     params = CallWorkerParams.model_validate_json(args.params.read_text())
     logs.configure(params.log_level, params.log_format, params.redact_pii, process="call")
     sock = socket.socket(fileno=args.fd)
