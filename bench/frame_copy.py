@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cost of moving one 20 ms frame between pjsua2 and Python: SWIG's way vs media/frames.py.
 
-    .venv/bin/python bench/frame_copy.py
+.venv/bin/python bench/frame_copy.py
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pjsua2 as pj  # noqa: E402
+import pjsua2 as pj
 
-from voicebot.media.frames import read_frame, write_frame  # noqa: E402
+from voicebot.media.frames import read_frame, write_frame
 
 
 def main() -> int:
@@ -25,8 +25,10 @@ def main() -> int:
     rows = {
         "read  bytes(frame.buf) (SWIG)": timeit.timeit(lambda: bytes(frame.buf), number=n // 10) / (n // 10),
         "read  read_frame (memcpy)": timeit.timeit(lambda: read_frame(frame), number=n) / n,
-        "write ByteVector(list) (SWIG)": timeit.timeit(lambda: setattr(frame, "buf", pj.ByteVector(list(pcm))),
-                                                       number=n // 10) / (n // 10),
+        "write ByteVector(list) (SWIG)": timeit.timeit(
+            lambda: setattr(frame, "buf", pj.ByteVector(list(pcm))), number=n // 10
+        )
+        / (n // 10),
         "write write_frame (memcpy)": timeit.timeit(lambda: write_frame(frame, pcm), number=n) / n,
     }
     for name, seconds in rows.items():

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from support.net import free_port, free_port_block
 from support.server import VoicebotServer, server_env
 

@@ -24,6 +24,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from voicebot.edge.params import DEFAULT_SCANNER_USER_AGENTS
+
 Transport = Literal["udp", "tcp", "tls"]
 Codec = Literal["PCMU", "PCMA", "G722"]
 
@@ -117,19 +119,7 @@ class EdgeSettings(BaseModel):
     force: bool = False  # run the edge even with one UA worker
     pike_reqs_per_interval: int = Field(30, ge=1)
     pike_interval_s: int = Field(2, ge=1)
-    scanner_user_agents: list[str] = Field(
-        default_factory=lambda: [
-            "friendly-scanner",
-            "sipvicious",
-            "sipcli",
-            "sip-scan",
-            "VaxSIPUserAgent",
-            "sundayddr",
-            "iWar",
-            "SIPBomber",
-            "pplsip",
-        ]
-    )
+    scanner_user_agents: list[str] = Field(default_factory=lambda: list(DEFAULT_SCANNER_USER_AGENTS))
     probe_interval_s: int = Field(5, ge=1)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from support.net import free_port
-from support.peers import REPO, PjsuaPeer, sipp
+from support.peers import REPO, call_bot, queue_peer, sipp
 
 pytestmark = pytest.mark.integration
 AUDIO = REPO / "tests" / "data" / "audio"
@@ -44,14 +44,9 @@ def test_all_twelve_rfc4733_digits_reach_the_call_handler(voicebot) -> None:
 
 def test_pjsua_caller_hears_the_bot_and_sip_info_dtmf_works(voicebot, tmp_path: Path) -> None:
     server = voicebot(VOICEBOT_CALL__TRANSFER_DIGITS="{}")
-    caller = PjsuaPeer(
+    caller = call_bot(
         tmp_path,
-        "caller",
-        "caller",
-        "--target",
-        f"sip:100@127.0.0.1:{server.port}",
-        "--rtp-port",
-        str(free_port()),
+        server.port,
         "--record",
         str(tmp_path / "heard.wav"),
         "--play",
@@ -75,14 +70,9 @@ def test_pjsua_caller_hears_the_bot_and_sip_info_dtmf_works(voicebot, tmp_path: 
 def test_transfer_refers_caller_to_queue_with_context(voicebot, tmp_path: Path) -> None:
     queue_port = free_port()
     server = voicebot(VOICEBOT_QUEUES=json.dumps({"sales": f"sip:sales@127.0.0.1:{queue_port}"}))
-    queue = PjsuaPeer(
+    queue = queue_peer(
         tmp_path,
-        "queue",
-        "queue",
-        "--port",
-        str(queue_port),
-        "--rtp-port",
-        str(free_port()),
+        queue_port,
         "--hold",
         "1",
         "--duration",
@@ -90,14 +80,9 @@ def test_transfer_refers_caller_to_queue_with_context(voicebot, tmp_path: Path) 
         "--max-calls",
         "1",
     )
-    caller = PjsuaPeer(
+    caller = call_bot(
         tmp_path,
-        "caller",
-        "caller",
-        "--target",
-        f"sip:100@127.0.0.1:{server.port}",
-        "--rtp-port",
-        str(free_port()),
+        server.port,
         "--dtmf",
         "1@1",
         "--duration",
@@ -117,14 +102,9 @@ def test_transfer_refers_caller_to_queue_with_context(voicebot, tmp_path: Path) 
 def test_failed_transfer_is_reported_and_the_call_carries_on(voicebot, tmp_path: Path) -> None:
     queue_port = free_port()
     server = voicebot(VOICEBOT_QUEUES=json.dumps({"sales": f"sip:sales@127.0.0.1:{queue_port}"}))
-    queue = PjsuaPeer(
+    queue = queue_peer(
         tmp_path,
-        "queue",
-        "queue",
-        "--port",
-        str(queue_port),
-        "--rtp-port",
-        str(free_port()),
+        queue_port,
         "--answer-code",
         "486",
         "--duration",
@@ -132,14 +112,9 @@ def test_failed_transfer_is_reported_and_the_call_carries_on(voicebot, tmp_path:
         "--max-calls",
         "1",
     )
-    caller = PjsuaPeer(
+    caller = call_bot(
         tmp_path,
-        "caller",
-        "caller",
-        "--target",
-        f"sip:100@127.0.0.1:{server.port}",
-        "--rtp-port",
-        str(free_port()),
+        server.port,
         "--dtmf",
         "1@1",
         "#@8",

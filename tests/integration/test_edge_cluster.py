@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from support.net import free_port, free_port_block
-from support.peers import PjsuaPeer, sipp
+from support.net import free_port_block
+from support.peers import call_bot, sipp
 
 pytestmark = pytest.mark.integration
 
@@ -56,14 +56,9 @@ def test_killing_a_ua_worker_fails_over_and_it_is_restarted(voicebot) -> None:
 def test_drain_through_the_edge_refuses_new_calls_and_byes_active_ones(voicebot, tmp_path: Path) -> None:
     server = _cluster(voicebot, VOICEBOT_WORKERS__DRAIN_TIMEOUT_S="4")
     time.sleep(2)
-    caller = PjsuaPeer(
+    caller = call_bot(
         tmp_path,
-        "caller",
-        "caller",
-        "--target",
-        f"sip:100@127.0.0.1:{server.port}",
-        "--rtp-port",
-        str(free_port()),
+        server.port,
         "--duration",
         "30",
     )
@@ -87,7 +82,9 @@ def test_trunk_is_chosen_by_the_callers_address_not_the_edges(voicebot) -> None:
     for src in ("127.0.0.1", "127.0.0.2"):
         res = sipp("uac_rr.xml", f"127.0.0.1:{server.port}", "-m", "1", src=src, timeout=30)
         assert res.returncode == 0, res.stdout[-1500:]
-    refused = sipp("invite_expect_403.xml", f"127.0.0.1:{server.port}", "-m", "1", src="127.0.0.3", timeout=20)
+    refused = sipp(
+        "invite_expect_403.xml", f"127.0.0.1:{server.port}", "-m", "1", src="127.0.0.3", timeout=20
+    )
     assert refused.returncode == 0, "a source on no trunk's allowlist is refused at the edge"
     records = server.records(expect=2)
     assert sorted(r["call"]["trunk"] for r in records) == ["pbx-a", "pbx-b"]

@@ -8,28 +8,15 @@ import time
 from pathlib import Path
 
 import pytest
-from support.net import free_port, wait_sip
-from support.peers import PjsuaPeer, sipp
+from support.net import wait_sip
+from support.peers import call_bot, sipp
 
 pytestmark = pytest.mark.integration
 
 
 def test_sigterm_drains_refuses_new_calls_and_byes_the_rest(voicebot, tmp_path: Path) -> None:
     server = voicebot(VOICEBOT_WORKERS__DRAIN_TIMEOUT_S="4")
-    callers = [
-        PjsuaPeer(
-            tmp_path,
-            f"caller{i}",
-            "caller",
-            "--target",
-            f"sip:100@127.0.0.1:{server.port}",
-            "--rtp-port",
-            str(free_port()),
-            "--duration",
-            "30",
-        )
-        for i in range(2)
-    ]
+    callers = [call_bot(tmp_path, server.port, "--duration", "30", name=f"caller{i}") for i in range(2)]
     server.wait_log(r"call\.answered", count=2)
     assert server.proc is not None
     t0 = time.monotonic()

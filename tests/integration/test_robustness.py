@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from support.net import free_port, send_raw, sip_options
-from support.peers import REPO, PjsuaPeer, sipp
+from support.peers import REPO, PjsuaPeer, call_bot, sipp
 
 pytestmark = pytest.mark.integration
 AUDIO = REPO / "tests" / "data" / "audio"
@@ -84,14 +84,9 @@ def test_garbage_rtp_does_not_break_the_call(voicebot, tmp_path: Path) -> None:
     sprayer = threading.Thread(target=spray, name="rtp-spray")
     sprayer.start()
     try:
-        caller = PjsuaPeer(
+        caller = call_bot(
             tmp_path,
-            "caller",
-            "caller",
-            "--target",
-            f"sip:100@127.0.0.1:{server.port}",
-            "--rtp-port",
-            str(free_port()),
+            server.port,
             "--record",
             str(tmp_path / "heard.wav"),
             "--play",

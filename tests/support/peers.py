@@ -74,3 +74,18 @@ class PjsuaPeer:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def call_bot(workdir: Path, port: int, *args: str, name: str = "caller") -> PjsuaPeer:
+    """A pjsua2 caller dialling the bot on 127.0.0.1:port from its own free RTP port."""
+    from support.net import free_port
+
+    target = f"sip:100@127.0.0.1:{port}"
+    return PjsuaPeer(workdir, name, "caller", "--target", target, "--rtp-port", str(free_port()), *args)
+
+
+def queue_peer(workdir: Path, port: int, *args: str, name: str = "queue") -> PjsuaPeer:
+    """A pjsua2 peer acting as a human queue on 127.0.0.1:port."""
+    from support.net import free_port
+
+    return PjsuaPeer(workdir, name, "queue", "--port", str(port), "--rtp-port", str(free_port()), *args)

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import time
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.net import free_port
 
 from voicebot.edge import sip_probe
 from voicebot.edge.params import DEFAULT_SCANNER_USER_AGENTS, Backend, EdgeParams
@@ -39,20 +38,6 @@ def require_tools() -> None:
         pytest.fail("kamailio not installed: run `make install`")
     if not Path(SIPP).exists():
         pytest.fail("sipp (sip-tester) not installed: run `make install`")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free on both UDP and TCP (Kamailio listens on both with the same number)."""
-    for _ in range(200):
-        port = random.randint(20000, 60000)
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket() as t:
-                u.bind((host, port))
-                t.bind((host, port))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free port")
 
 
 async def _terminate(proc: asyncio.subprocess.Process, timeout: float = 3.0) -> None:
