@@ -103,7 +103,7 @@ class RouteSettings(BaseModel):
 class WorkerSettings(BaseModel):
     """Process layout: K UA workers (4 calls each, a pjsua2 wheel limit) and per-call workers."""
 
-    ua_workers: int = Field(1, ge=1, le=64)
+    ua_workers: int = Field(2, ge=1, le=64)
     calls_per_ua: int = Field(4, ge=1, le=4)
     ua_base_port: int = Field(5080, ge=1024, le=65000)  # internal SIP ports behind the edge
     call_pool_size: int = Field(4, ge=1, le=4)  # pre-started per-call workers per UA worker

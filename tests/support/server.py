@@ -99,6 +99,8 @@ def server_env(workdir: Path, port: int, rtp_start: int, **extra: str) -> dict[s
         "VOICEBOT_CALL__RECORD_DIR": str(workdir / "records"),
         "VOICEBOT_WORKERS__DRAIN_TIMEOUT_S": "5",
         "VOICEBOT_LOG__LEVEL": "info",
+        # one UA worker listening directly unless a test asks for the edge
+        "VOICEBOT_WORKERS__UA_WORKERS": "1",
     }
     env.update(extra)
     return env

@@ -7,8 +7,13 @@ from voicebot.errors import ConfigError
 from voicebot.supervisor.plan import ua_params
 
 
+def test_default_is_two_workers_behind_the_edge() -> None:
+    s = Settings()
+    assert s.uses_edge and [u.port for u in ua_params(s)] == [5080, 5081]
+
+
 def test_single_worker_listens_on_the_public_port() -> None:
-    (ua,) = ua_params(Settings())
+    (ua,) = ua_params(Settings(workers={"ua_workers": 1}))
     assert ua.port == 5060 and not ua.behind_edge and ua.transports == ["udp", "tcp"]
 
 
