@@ -1,0 +1,1 @@
+"""Voice activity detection and endpointing: is the caller speaking, and has their turn ended."""
