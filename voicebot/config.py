@@ -132,6 +132,13 @@ class CallSettings(BaseModel):
     max_call_s: float = Field(3600.0, gt=0)
 
 
+class TtsSettings(BaseModel):
+    """Speech synthesis: a registered backend name (hibari, espeak) and the one to fall back to."""
+
+    backend: str = "hibari"
+    fallback: str | None = "espeak"
+
+
 class LogSettings(BaseModel):
     level: str = "info"
     format: Literal["console", "json"] = "console"
@@ -157,6 +164,7 @@ class Settings(BaseSettings):
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
     edge: EdgeSettings = Field(default_factory=EdgeSettings)
     call: CallSettings = Field(default_factory=CallSettings)
+    tts: TtsSettings = Field(default_factory=TtsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     run_dir: Path = Path("var/run")
 

@@ -14,6 +14,8 @@ class CallWorkerParams(BaseModel):
     transfer_digits: dict[str, str] = Field(default_factory=dict)
     hangup_digit: str = "#"
     prompt_dir: Path = Path("var/prompts")
+    tts_backend: str = "hibari"
+    tts_fallback: str | None = "espeak"
     record_dir: Path | None = None
     sample_rate: int = 8000
     max_call_s: float = 3600.0

@@ -28,7 +28,7 @@ from voicebot.call.handler import Action, BuiltinHandler, Hangup, Play, StopAudi
 from voicebot.call.params import CallWorkerParams
 from voicebot.errors import ProtocolError
 from voicebot.ipc import proto
-from voicebot.media.prompts import synthesize
+from voicebot.media.prompts import Prompts
 from voicebot.procutil import die_with_parent
 
 log = logs.get_logger(__name__)
@@ -43,6 +43,7 @@ class CallSession:
         self.params = params
         self.start = start
         self.handler = BuiltinHandler(params)
+        self.prompts = Prompts(params.prompt_dir, start.sample_rate, params.tts_backend, params.tts_fallback)
         self.caller_audio = bytearray()
         self.events: list[dict[str, Any]] = []
         self.t0 = time.monotonic()
@@ -71,7 +72,7 @@ class CallSession:
 
     async def play(self, action: Play) -> None:
         rate = self.start.sample_rate
-        pcm = await asyncio.to_thread(synthesize, action.text, rate, self.params.prompt_dir)
+        pcm = await asyncio.to_thread(self.prompts.pcm, action.text)
         step = int(rate * AUDIO_CHUNK_S) * 2
         for i in range(0, len(pcm), step):
             await self.loop.sock_sendall(self.sock, proto.encode_audio(pcm[i : i + step]))

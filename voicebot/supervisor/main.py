@@ -19,7 +19,7 @@ from voicebot import logs
 from voicebot.call.handler import BuiltinHandler
 from voicebot.config import Settings
 from voicebot.edge.runner import KamailioEdge
-from voicebot.media.prompts import synthesize
+from voicebot.media.prompts import Prompts
 from voicebot.signaling.params import UAParams
 from voicebot.supervisor.edge_plan import edge_params
 from voicebot.supervisor.plan import call_worker_params, ua_params
@@ -59,8 +59,9 @@ class Supervisor:
         cw = call_worker_params(self.s)
         cw = cw.model_copy(update={"prompt_dir": self.run_dir / "prompts"})
         t0 = time.monotonic()
+        prompts = Prompts(cw.prompt_dir, cw.sample_rate, cw.tts_backend, cw.tts_fallback)
         for text in BuiltinHandler(cw).prompts():
-            synthesize(text, cw.sample_rate, cw.prompt_dir)
+            prompts.pcm(text)
         log.info("prompts.warmed", ms=round((time.monotonic() - t0) * 1000))
         for ua in self.uas:
             ua.params = ua.params.model_copy(update={"call_worker": cw, "run_dir": self.run_dir})

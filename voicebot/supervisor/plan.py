@@ -14,6 +14,8 @@ def call_worker_params(s: Settings) -> CallWorkerParams:
         greeting=s.call.greeting,
         transfer_digits=s.call.transfer_digits,
         prompt_dir=s.run_dir / "prompts",
+        tts_backend=s.tts.backend,
+        tts_fallback=s.tts.fallback,
         record_dir=s.call.record_dir,
         sample_rate=8000,
         max_call_s=s.call.max_call_s,

@@ -1,0 +1,56 @@
+"""Real TTS backends (hibari's ONNX voice, espeak-ng), resampling and the prompt cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voicebot.errors import ConfigError
+from voicebot.media.prompts import Prompts
+from voicebot.tts.base import create, synthesize
+from voicebot.tts.resample import to_call_pcm
+from voicebot.vad.classifier import SpeechClassifier
+
+
+@pytest.mark.parametrize("name", ["hibari", "espeak"])
+def test_backend_speaks_sentence_by_sentence(name: str) -> None:
+    backend = create(name)
+    parts = list(backend.stream("Hello there. Press one for sales."))
+    assert len(parts) == 2
+    audio = np.concatenate(parts)
+    assert 1.0 < audio.size / backend.sample_rate < 6.0
+    assert float(np.sqrt(np.mean(audio**2))) > 0.01
+
+
+def test_call_rate_audio_is_speech_to_the_vad() -> None:
+    backend = create("hibari")
+    pcm = to_call_pcm(
+        synthesize(backend, "Thank you for calling. How can I help?"), backend.sample_rate, 8000
+    )
+    clf = SpeechClassifier(8000)
+    frames = [pcm[i : i + 320] for i in range(0, len(pcm) - 319, 320)]
+    # leading silence and the pause between sentences are not speech; the words are
+    assert sum(clf.classify(f).speech for f in frames) > len(frames) // 3
+
+
+def test_resample_keeps_duration_and_clips() -> None:
+    one_second = np.full(24000, 2.0, dtype=np.float32)  # out of range on purpose
+    pcm = to_call_pcm(one_second, 24000, 8000)
+    samples = np.frombuffer(pcm, dtype="<i2")
+    assert abs(samples.size - 8000) <= 2 and samples.max() <= 32767
+    assert to_call_pcm(np.zeros(0, np.float32), 24000, 8000) == b""
+
+
+def test_prompt_cache_synthesises_once(tmp_path: Path) -> None:
+    prompts = Prompts(tmp_path, 8000, backend="hibari")
+    first = prompts.pcm("Goodbye.")
+    assert prompts.path("Goodbye.").is_file()
+    again = Prompts(tmp_path, 8000, backend="hibari")
+    assert again.pcm("Goodbye.") == first and again._backend is None  # served from disk, no model load
+
+
+def test_unknown_backend_names_the_choices() -> None:
+    with pytest.raises(ConfigError, match="available: espeak, hibari"):
+        create("coqui-but-misspelt")

@@ -1,0 +1,1 @@
+"""Speech synthesis backends behind one interface, chosen by name in config."""
