@@ -139,3 +139,42 @@ def test_silent_caller_is_hung_up_after_rtp_timeout(voicebot) -> None:
     res = sipp("silent_caller_expects_bye.xml", f"127.0.0.1:{server.port}", "-m", "1", timeout=30)
     assert res.returncode == 0, res.stdout[-2000:]
     server.wait_log(r"call\.rtp_timeout")
+
+
+def _loud_windows(path: Path, threshold: float = 300.0) -> list[float]:
+    """Start times (s) of the 100 ms windows of a recording whose RMS is above threshold."""
+    import wave
+
+    import numpy as np
+
+    with wave.open(str(path)) as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
+        rate = w.getframerate()
+    n = rate // 10
+    return [i / rate for i in range(0, pcm.size - n, n) if np.sqrt(np.mean(pcm[i : i + n] ** 2)) > threshold]
+
+
+def test_caller_speech_barges_in_on_the_greeting(voicebot, tmp_path: Path) -> None:
+    server = voicebot(VOICEBOT_CALL__TRANSFER_DIGITS="{}")
+    heard = tmp_path / "heard.wav"
+    caller = call_bot(
+        tmp_path,
+        server.port,
+        "--play",
+        str(AUDIO / "barge_in_long_8k_s16.wav"),
+        "--play-at",
+        "1.5",
+        "--record",
+        str(heard),
+        "--duration",
+        "7",
+    )
+    assert caller.result()["confirmed"]
+    (rec,) = server.records(expect=1)
+    barge = [e for e in rec["events"] if e["kind"] == "barge_in"]
+    # the caller starts talking 1.5 s into the ~6 s greeting; the turn opens after 200 ms of speech
+    assert len(barge) == 1 and 1.5 < barge[0]["audio_t"] < 2.5, barge
+    loud = _loud_windows(heard)
+    assert loud and min(loud) < 1.0, "the caller heard the start of the greeting"
+    # After the barge-in the bot was quiet: no loud window later than ~250 ms after it.
+    assert max(loud) < barge[0]["audio_t"] + 0.25, (barge, loud)

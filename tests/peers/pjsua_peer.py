@@ -40,6 +40,7 @@ class PeerCall(pj.Call):  # type: ignore[misc]
         self.player: pj.AudioMediaPlayer | None = None
         self.record_path: str | None = None
         self.play_path: str | None = None
+        self.play_at = 0.0
         self.refer_to: str | None = None
         self.new_call: PeerCall | None = None
         self.acc = acc
@@ -67,10 +68,8 @@ class PeerCall(pj.Call):  # type: ignore[misc]
                     self.recorder = pj.AudioMediaRecorder()
                     self.recorder.createRecorder(self.record_path)
                     self.media.startTransmit(self.recorder)
-                if self.play_path:
-                    self.player = pj.AudioMediaPlayer()
-                    self.player.createPlayer(self.play_path, pj.PJMEDIA_FILE_NO_LOOP)
-                    self.player.startTransmit(self.media)
+                if self.play_path and self.play_at <= 0:
+                    self.start_player()
                 else:
                     # Like a phone, always send audio (silence from the null device): pjmedia only
                     # emits RTP, and so RFC 4733 digits, for a stream that something feeds.
@@ -80,6 +79,12 @@ class PeerCall(pj.Call):  # type: ignore[misc]
                 except pj.Error:
                     codec = "?"
                 ev("media", call=self.label, codec=codec)
+
+    def start_player(self) -> None:
+        self.player = pj.AudioMediaPlayer()
+        self.player.createPlayer(self.play_path, pj.PJMEDIA_FILE_NO_LOOP)
+        self.player.startTransmit(self.media)
+        ev("play_started", call=self.label)
 
     def onCallTransferRequest(self, prm: Any) -> None:
         self.refer_to = str(prm.dstUri)
@@ -185,6 +190,7 @@ def run_caller(args: argparse.Namespace, ep: pj.Endpoint) -> dict[str, Any]:
     call = PeerCall(acc)
     call.record_path = args.record
     call.play_path = args.play
+    call.play_at = args.play_at
     op = pj.CallOpParam(True)
     target = args.target + (f";transport={args.transport}" if args.transport != "udp" else "")
     call.makeCall(target, op)
@@ -192,7 +198,10 @@ def run_caller(args: argparse.Namespace, ep: pj.Endpoint) -> dict[str, Any]:
     deadline = time.monotonic() + args.duration
     while time.monotonic() < deadline:
         ep.libHandleEvents(10)
-        if call.confirmed_at is not None and dtmf and time.monotonic() - call.confirmed_at >= dtmf[0][0]:
+        since = time.monotonic() - call.confirmed_at if call.confirmed_at is not None else -1.0
+        if call.play_path and call.player is None and call.media is not None and since >= call.play_at > 0:
+            call.start_player()
+        if call.confirmed_at is not None and dtmf and since >= dtmf[0][0]:
             _, digits = dtmf.pop(0)
             send_dtmf(call, digits, args.dtmf_method)
         if call.disconnected and (call.new_call is None or call.new_call.disconnected or args.stop_on_bye):
@@ -276,6 +285,7 @@ def main() -> int:
     ap.add_argument("--cert")
     ap.add_argument("--key")
     ap.add_argument("--play")
+    ap.add_argument("--play-at", type=float, default=0.0, help="start playing this long after answer")
     ap.add_argument("--record")
     ap.add_argument("--record-dir")
     ap.add_argument("--dtmf", nargs="*", help="DIGITS@SECONDS after answer")

@@ -21,7 +21,7 @@ class Play:
 
 @dataclass(frozen=True)
 class StopAudio:
-    """Flush queued bot audio (barge-in by key press)."""
+    """Flush queued bot audio (barge-in by key press or by the caller speaking)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,13 @@ class BuiltinHandler:
         else:
             actions.append(self._play(self._pressed_text(digit), "ack"))
         return actions
+
+    def on_speech_started(self, now: float) -> list[Action]:
+        """The caller started a turn (the endpointer already ignored blips): stop talking over them."""
+        if self.playing and self.params.barge_in:
+            self.playing = False
+            return [StopAudio()]
+        return []
 
     def on_played(self, mark: str, now: float) -> list[Action]:
         if mark.endswith(f"#{self._marks}"):

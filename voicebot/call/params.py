@@ -13,6 +13,7 @@ class CallWorkerParams(BaseModel):
     greeting: str = "Hello, this is voicebot."
     transfer_digits: dict[str, str] = Field(default_factory=dict)
     hangup_digit: str = "#"
+    barge_in: bool = True
     prompt_dir: Path = Path("var/prompts")
     tts_backend: str = "hibari"
     tts_fallback: str | None = "espeak"

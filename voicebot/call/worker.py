@@ -30,6 +30,8 @@ from voicebot.errors import ProtocolError
 from voicebot.ipc import proto
 from voicebot.media.prompts import Prompts
 from voicebot.procutil import die_with_parent
+from voicebot.vad.classifier import SpeechClassifier
+from voicebot.vad.endpointing import Endpointer, EndpointParams, SpeechStarted
 
 log = logs.get_logger(__name__)
 AUDIO_CHUNK_S = 0.5
@@ -49,6 +51,9 @@ class CallSession:
         self.t0 = time.monotonic()
         self.loop = asyncio.get_running_loop()
         self.max_caller_audio = int(params.sample_rate * 2 * min(params.max_call_s, 600))
+        self.vad = SpeechClassifier(start.sample_rate)
+        self.endpointer = Endpointer(EndpointParams())
+        self.caller_frames = 0
 
     def event(self, kind: str, **data: Any) -> None:
         self.events.append({"t": round(time.monotonic() - self.t0, 3), "kind": kind, **data})
@@ -79,12 +84,31 @@ class CallSession:
         await self.send(proto.Mark(mark=action.mark))
         self.event("play", mark=action.mark, text=action.text, ms=len(pcm) * 500 // rate)
 
+    async def listen(self, pcm: bytes) -> None:
+        """VAD + endpointing on caller audio, timed by the audio itself (20 ms per frame)."""
+        at = self.caller_frames * 0.02
+        self.caller_frames += 1
+        try:
+            verdict = self.vad.classify(pcm)
+        except ValueError:
+            return  # a frame of the wrong size: skip it rather than guess
+        for turn in self.endpointer.feed(verdict.speech, at):
+            if isinstance(turn, SpeechStarted):
+                self.event("speech_started", audio_t=round(turn.at, 3))
+                actions = self.handler.on_speech_started(time.monotonic())
+                if actions:
+                    self.event("barge_in", audio_t=round(at + 0.02, 3))
+                await self.act(actions)
+            else:
+                self.event("speech_ended", audio_t=round(turn.at, 3), duration_s=turn.duration_s)
+
     async def handle(self, msg: proto.Control | bytes) -> bool:
         """Dispatch one message; return False when the call is over."""
         now = time.monotonic()
         if isinstance(msg, bytes):
             if len(self.caller_audio) < self.max_caller_audio:
                 self.caller_audio += msg
+            await self.listen(msg)
             return True
         if isinstance(msg, proto.DtmfReceived):
             log.info("call.dtmf", digit=msg.digit, method=msg.method)

@@ -43,3 +43,13 @@ def test_prompts_cover_every_text_the_handler_can_say() -> None:
     texts = set(h.prompts())
     said = [h.start(0)[0], *h.on_dtmf("5", 1), *h.on_dtmf("1", 2), *h.on_transfer_result("sales", False, 3)]
     assert {a.text for a in said if isinstance(a, Play)} <= texts
+
+
+def test_caller_speech_barges_in_only_while_playing_and_when_allowed() -> None:
+    h = BuiltinHandler(PARAMS)
+    (greet,) = h.start(0.0)
+    assert h.on_speech_started(0.5) == [StopAudio()]
+    assert h.on_speech_started(0.9) == []  # already quiet
+    stubborn = BuiltinHandler(PARAMS.model_copy(update={"barge_in": False}))
+    stubborn.start(0.0)
+    assert stubborn.on_speech_started(0.5) == []
