@@ -47,7 +47,7 @@ def test_prompts_cover_every_text_the_handler_can_say() -> None:
 
 def test_caller_speech_barges_in_only_while_playing_and_when_allowed() -> None:
     h = BuiltinHandler(PARAMS)
-    (greet,) = h.start(0.0)
+    h.start(0.0)
     assert h.on_speech_started(0.5) == [StopAudio()]
     assert h.on_speech_started(0.9) == []  # already quiet
     stubborn = BuiltinHandler(PARAMS.model_copy(update={"barge_in": False}))
