@@ -1,0 +1,56 @@
+"""The ASR backend interface and its registry.
+
+A backend transcribes one caller turn (VAD-segmented s16le PCM at the call rate). ``hints`` are the
+phrases the current step expects (menu options, queue names); backends use them to bias recognition
+where they can.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from voicebot.errors import ConfigError, VoicebotError
+
+
+class AsrError(VoicebotError):
+    """Recognition failed (the backend says why)."""
+
+    retryable = True
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    confidence: float  # 0..1
+    audio_s: float
+    decode_s: float
+
+
+class AsrBackend(Protocol):
+    name: str
+
+    def transcribe(self, pcm: bytes, sample_rate: int, hints: Sequence[str] = ()) -> Transcript: ...
+
+
+_REGISTRY: dict[str, Callable[..., AsrBackend]] = {}
+
+
+def register(name: str) -> Callable[[Callable[..., AsrBackend]], Callable[..., AsrBackend]]:
+    def deco(factory: Callable[..., AsrBackend]) -> Callable[..., AsrBackend]:
+        _REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+def create(name: str, **options: Any) -> AsrBackend:
+    from voicebot.asr import whisper  # noqa: F401  (registration side effect)
+
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        choices = ", ".join(sorted(_REGISTRY))
+        raise ConfigError(f"unknown ASR backend {name!r}; available: {choices}") from None
+    return factory(**options)
