@@ -126,8 +126,15 @@ class EdgeSettings(BaseModel):
 class CallSettings(BaseModel):
     """The built-in call handler used until a dialplan engine is plugged in."""
 
-    greeting: str = "Hello, this is voicebot. Press 1 for sales, 2 for support, or hash to hang up."
+    greeting: str = (
+        "Hello, this is voicebot. Say sales or support, or press 1 for sales, 2 for support, "
+        "or hash to hang up."
+    )
     transfer_digits: dict[str, str] = Field(default_factory=lambda: {"1": "sales", "2": "support"})
+    speech_keywords: dict[str, str] = Field(
+        default_factory=lambda: {"sales": "sales", "support": "support", "agent": "support",
+                                 "person": "support", "human": "support"}
+    )
     record_dir: Path | None = None  # write each caller's audio here as WAV (off by default)
     max_call_s: float = Field(3600.0, gt=0)
 
@@ -137,6 +144,13 @@ class TtsSettings(BaseModel):
 
     backend: str = "hibari"
     fallback: str | None = "espeak"
+
+
+class AsrSettings(BaseModel):
+    """Speech recognition of caller turns (VAD-segmented). ``none``: the bot reacts to keys only."""
+
+    backend: Literal["faster-whisper", "none"] = "faster-whisper"
+    model_dir: Path = Path("var/models")  # where the Whisper model is assembled from its wheels
 
 
 class LogSettings(BaseModel):
@@ -165,6 +179,7 @@ class Settings(BaseSettings):
     edge: EdgeSettings = Field(default_factory=EdgeSettings)
     call: CallSettings = Field(default_factory=CallSettings)
     tts: TtsSettings = Field(default_factory=TtsSettings)
+    asr: AsrSettings = Field(default_factory=AsrSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     run_dir: Path = Path("var/run")
 

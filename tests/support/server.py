@@ -101,6 +101,9 @@ def server_env(workdir: Path, port: int, rtp_start: int, **extra: str) -> dict[s
         "VOICEBOT_LOG__LEVEL": "info",
         # one UA worker listening directly unless a test asks for the edge
         "VOICEBOT_WORKERS__UA_WORKERS": "1",
+        # keys only unless a test is about speech: loading Whisper in every call worker costs seconds
+        "VOICEBOT_ASR__BACKEND": "none",
+        "VOICEBOT_ASR__MODEL_DIR": str(REPO / "var" / "models"),
     }
     env.update(extra)
     return env

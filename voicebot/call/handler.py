@@ -7,6 +7,7 @@ dialplan interpreter replaces it behind the same kind of interface.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from voicebot.call.params import CallWorkerParams
 
@@ -40,6 +41,10 @@ Action = Play | StopAudio | Transfer | Hangup
 
 @dataclass
 class BuiltinHandler:
+    NOT_UNDERSTOOD: ClassVar[str] = (
+        "Sorry, I did not catch that. You can say sales or support, or press a key."
+    )
+
     params: CallWorkerParams
     digits: list[str] = field(default_factory=list)
     transferring: str | None = None
@@ -49,8 +54,8 @@ class BuiltinHandler:
 
     def prompts(self) -> list[str]:
         """Every text this handler can say: warmed into the prompt cache before calls arrive."""
-        texts = [self.params.greeting, "Goodbye.", "Sorry, that did not work. Please try again later."]
-        for queue in self.params.transfer_digits.values():
+        texts = [self.params.greeting, "Goodbye.", self.NOT_UNDERSTOOD]
+        for queue in {*self.params.transfer_digits.values(), *self.params.speech_keywords.values()}:
             texts += [self._transfer_text(queue), self._transfer_failed_text(queue)]
         texts += [self._pressed_text(d) for d in "0123456789*#"]
         return texts
@@ -73,6 +78,20 @@ class BuiltinHandler:
         else:
             actions.append(self._play(self._pressed_text(digit), "ack"))
         return actions
+
+    def on_transcript(self, text: str, confidence: float, now: float) -> list[Action]:
+        """A recognised caller turn: a queue keyword transfers, a goodbye ends, anything else reprompts."""
+        if self.transferring or self.ending:
+            return []
+        words = {w.strip(".,!?;:'\"").lower() for w in text.split()}
+        queue = next((q for word, q in self.params.speech_keywords.items() if word in words), None)
+        if queue is not None:
+            self.transferring = queue
+            return [self._play(self._transfer_text(queue), "transfer:" + queue)]
+        if words & {"goodbye", "bye"}:
+            self.ending = True
+            return [self._play("Goodbye.", "goodbye")]
+        return [self._play(self.NOT_UNDERSTOOD, "reprompt")]
 
     def on_speech_started(self, now: float) -> list[Action]:
         """The caller started a turn (the endpointer already ignored blips): stop talking over them."""

@@ -14,6 +14,10 @@ class CallWorkerParams(BaseModel):
     transfer_digits: dict[str, str] = Field(default_factory=dict)
     hangup_digit: str = "#"
     barge_in: bool = True
+    # spoken word -> queue name (the UA worker still maps the queue to a URI from the admin allowlist)
+    speech_keywords: dict[str, str] = Field(default_factory=dict)
+    asr_backend: str | None = None  # None: keys only
+    model_dir: Path = Path("var/models")
     prompt_dir: Path = Path("var/prompts")
     tts_backend: str = "hibari"
     tts_fallback: str | None = "espeak"

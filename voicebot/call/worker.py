@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import os
 import signal
@@ -24,6 +25,8 @@ import numpy as np
 import structlog
 
 from voicebot import logs
+from voicebot.asr.base import AsrBackend, AsrError
+from voicebot.asr.base import create as create_asr
 from voicebot.call.handler import Action, BuiltinHandler, Hangup, Play, StopAudio, Transfer
 from voicebot.call.params import CallWorkerParams
 from voicebot.errors import ProtocolError
@@ -35,12 +38,19 @@ from voicebot.vad.endpointing import Endpointer, EndpointParams, SpeechStarted
 
 log = logs.get_logger(__name__)
 AUDIO_CHUNK_S = 0.5
+PREROLL_FRAMES = 15  # 300 ms before the turn opened: the endpointer needs 200 ms of speech first
 
 
 class CallSession:
     """Adapter between the IPC socket and the sans-I/O handler for one call."""
 
-    def __init__(self, sock: socket.socket, params: CallWorkerParams, start: proto.CallStart) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        params: CallWorkerParams,
+        start: proto.CallStart,
+        asr: AsrBackend | None = None,
+    ) -> None:
         self.sock = sock
         self.params = params
         self.start = start
@@ -54,6 +64,10 @@ class CallSession:
         self.vad = SpeechClassifier(start.sample_rate)
         self.endpointer = Endpointer(EndpointParams())
         self.caller_frames = 0
+        self.asr = asr
+        self.preroll: collections.deque[bytes] = collections.deque(maxlen=PREROLL_FRAMES)
+        self.turn: list[bytes] | None = None  # caller audio of the open turn
+        self.tasks: set[asyncio.Task[None]] = set()
 
     def event(self, kind: str, **data: Any) -> None:
         self.events.append({"t": round(time.monotonic() - self.t0, 3), "kind": kind, **data})
@@ -92,15 +106,40 @@ class CallSession:
             verdict = self.vad.classify(pcm)
         except ValueError:
             return  # a frame of the wrong size: skip it rather than guess
+        if self.turn is not None:
+            self.turn.append(pcm)
+        else:
+            self.preroll.append(pcm)
         for turn in self.endpointer.feed(verdict.speech, at):
             if isinstance(turn, SpeechStarted):
                 self.event("speech_started", audio_t=round(turn.at, 3))
+                self.turn = list(self.preroll)
                 actions = self.handler.on_speech_started(time.monotonic())
                 if actions:
                     self.event("barge_in", audio_t=round(at + 0.02, 3))
                 await self.act(actions)
             else:
                 self.event("speech_ended", audio_t=round(turn.at, 3), duration_s=turn.duration_s)
+                audio, self.turn = b"".join(self.turn or []), None
+                self.preroll.clear()
+                if self.asr is not None:
+                    task = asyncio.create_task(self.recognise(audio), name=f"asr-{self.start.call_id[:8]}")
+                    self.tasks.add(task)
+                    task.add_done_callback(self.tasks.discard)
+
+    async def recognise(self, audio: bytes) -> None:
+        """Transcribe one turn off the event loop, then let the handler decide."""
+        assert self.asr is not None
+        hints = sorted(set(self.params.speech_keywords))
+        try:
+            result = await asyncio.to_thread(self.asr.transcribe, audio, self.start.sample_rate, hints)
+        except AsrError as exc:
+            log.warning("asr.failed", error=str(exc))
+            self.event("asr_failed", error=str(exc))
+            return
+        self.event("transcript", text=result.text, confidence=result.confidence, decode_s=result.decode_s)
+        log.info("call.transcript", text=result.text, confidence=result.confidence, decode_s=result.decode_s)
+        await self.act(self.handler.on_transcript(result.text, result.confidence, time.monotonic()))
 
     async def handle(self, msg: proto.Control | bytes) -> bool:
         """Dispatch one message; return False when the call is over."""
@@ -160,7 +199,7 @@ async def recv(sock: socket.socket) -> proto.Control | bytes | None:
     return proto.decode(data)
 
 
-async def serve(sock: socket.socket, params: CallWorkerParams) -> int:
+async def serve(sock: socket.socket, params: CallWorkerParams, asr: AsrBackend | None = None) -> int:
     loop = asyncio.get_running_loop()
     await loop.sock_sendall(sock, proto.encode_control(proto.WorkerReady(pid=os.getpid())))
     first = await recv(sock)
@@ -171,7 +210,7 @@ async def serve(sock: socket.socket, params: CallWorkerParams) -> int:
         return 1
     structlog.contextvars.bind_contextvars(call_id=first.call_id, sip_call_id=first.sip_call_id)
     log.info("call.started", trunk=first.trunk, caller=first.caller, callee=first.callee)
-    session = CallSession(sock, params, first)
+    session = CallSession(sock, params, first, asr)
     try:
         await session.act(session.handler.start(time.monotonic()))
         async with asyncio.timeout(params.max_call_s):
@@ -188,6 +227,8 @@ async def serve(sock: socket.socket, params: CallWorkerParams) -> int:
     except (BrokenPipeError, ConnectionResetError):
         session.event("ua_gone")
     finally:
+        for task in list(session.tasks):
+            task.cancel()
         session.save()
         log.info("call.worker_done", digits=len(session.handler.digits))
     return 0
@@ -203,10 +244,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     params = CallWorkerParams.model_validate_json(args.params.read_text())
     logs.configure(params.log_level, params.log_format, params.redact_pii, process="call")
+    # Load the recogniser before saying ready: the pool hides the load time from callers.
+    asr = (
+        create_asr(params.asr_backend, model_dir=params.model_dir / "whisper-base")
+        if params.asr_backend
+        else None
+    )
     sock = socket.socket(fileno=args.fd)
     sock.setblocking(False)
     try:
-        return asyncio.run(serve(sock, params))
+        return asyncio.run(serve(sock, params, asr))
     finally:
         sock.close()
 

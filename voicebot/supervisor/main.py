@@ -63,6 +63,10 @@ class Supervisor:
         for text in BuiltinHandler(cw).prompts():
             prompts.pcm(text)
         log.info("prompts.warmed", ms=round((time.monotonic() - t0) * 1000))
+        if cw.asr_backend == "faster-whisper":
+            from voicebot.asr.whisper import assemble_model
+
+            assemble_model(cw.model_dir / "whisper-base")  # once, before workers race to do it
         for ua in self.uas:
             ua.params = ua.params.model_copy(update={"call_worker": cw, "run_dir": self.run_dir})
             write_private(ua.params_file, ua.params.model_dump_json())

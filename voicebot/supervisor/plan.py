@@ -13,6 +13,9 @@ def call_worker_params(s: Settings) -> CallWorkerParams:
     return CallWorkerParams(
         greeting=s.call.greeting,
         transfer_digits=s.call.transfer_digits,
+        speech_keywords=s.call.speech_keywords,
+        asr_backend=None if s.asr.backend == "none" else s.asr.backend,
+        model_dir=s.asr.model_dir.resolve(),
         prompt_dir=s.run_dir / "prompts",
         tts_backend=s.tts.backend,
         tts_fallback=s.tts.fallback,

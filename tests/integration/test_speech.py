@@ -1,0 +1,53 @@
+"""Calls understood by voice: VAD-segmented turns, Whisper, a transfer to the queue the caller named."""
+
+from __future__ import annotations
+
+import json
+import wave
+from pathlib import Path
+
+import pytest
+
+from support.net import free_port
+from support.peers import call_bot, queue_peer
+from voicebot.tts.base import create, synthesize
+from voicebot.tts.resample import to_call_pcm
+
+pytestmark = pytest.mark.integration
+
+
+def spoken_wav(path: Path, text: str) -> Path:
+    """A caller's utterance rendered by our TTS at 8 kHz, like a phone would deliver it."""
+    backend = create("hibari")
+    pcm = to_call_pcm(synthesize(backend, text), backend.sample_rate, 8000)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(pcm)
+    return path
+
+
+def test_caller_asks_for_sales_and_is_transferred_there(voicebot, tmp_path: Path) -> None:
+    queue_port = free_port()
+    server = voicebot(
+        VOICEBOT_ASR__BACKEND="faster-whisper",
+        VOICEBOT_WORKERS__CALL_POOL_SIZE="1",
+        VOICEBOT_QUEUES=json.dumps(
+            {"sales": f"sip:sales@127.0.0.1:{queue_port}", "support": f"sip:support@127.0.0.1:{queue_port}"}
+        ),
+    )
+    utterance = spoken_wav(
+        tmp_path / "ask_sales.wav", "Hi. I would like to talk to someone in sales, please."
+    )
+    queue = queue_peer(tmp_path, queue_port, "--hold", "1", "--duration", "40", "--max-calls", "1")
+    caller = call_bot(tmp_path, server.port, "--play", str(utterance), "--play-at", "1.0", "--duration", "30")
+    c, q = caller.result(timeout=60), queue.result(timeout=60)
+    (rec,) = server.records(expect=1)
+    transcripts = [e for e in rec["events"] if e["kind"] == "transcript"]
+    assert transcripts and "sales" in transcripts[0]["text"].lower(), rec["events"]
+    assert any(e["kind"] == "barge_in" for e in rec["events"]), "speaking over the greeting stopped it"
+    assert c["refer_to"] is not None and c["refer_to"].startswith(f"<sip:sales@127.0.0.1:{queue_port}")
+    assert c["transferred_code"] == 200
+    invites = [e for e in q["events"] if e["kind"] == "invite"]
+    assert len(invites) == 1 and invites[0]["request_line"].startswith("INVITE sip:sales@")
