@@ -7,9 +7,9 @@ import wave
 from pathlib import Path
 
 import pytest
-
 from support.net import free_port
 from support.peers import call_bot, queue_peer
+
 from voicebot.tts.base import create, synthesize
 from voicebot.tts.resample import to_call_pcm
 
