@@ -28,8 +28,8 @@ test-unit: install
 	$(VENV)/bin/pytest -q -ra tests/unit $(ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check voicebot tests bench
-	$(VENV)/bin/ruff format --check voicebot tests bench
+	$(VENV)/bin/ruff check voicebot tests bench migrations
+	$(VENV)/bin/ruff format --check voicebot tests bench migrations
 	$(VENV)/bin/mypy
 
 bench: install

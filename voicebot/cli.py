@@ -41,9 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_optional_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Commands contributed by packages (dialplan tools, db)."""
+    from voicebot.db import cli as db_cli
     from voicebot.dialplan import cli as dialplan_cli
 
     dialplan_cli.add_commands(sub)
+    db_cli.add_commands(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

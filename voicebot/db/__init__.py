@@ -1,1 +1,1 @@
-"""voicebot.db"""
+"""State and events: SQLAlchemy 2 async (SQLite default, PostgreSQL via asyncpg), Alembic migrations."""

@@ -1,0 +1,119 @@
+"""Repositories: small typed query objects that take the session (the caller owns the transaction)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from voicebot.db.models import Call, CallEvent, Job
+
+
+class CallRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def create(self, call_id: str, sip_call_id: str, trunk: str, **fields: Any) -> Call:
+        call = Call(id=call_id, sip_call_id=sip_call_id, trunk=trunk, **fields)
+        self.s.add(call)
+        await self.s.flush()
+        return call
+
+    async def answered(self, call_id: str, at: datetime) -> None:
+        await self.s.execute(update(Call).where(Call.id == call_id).values(answered_at=at))
+
+    async def ended(
+        self,
+        call_id: str,
+        at: datetime,
+        disposition: str,
+        reason: str = "",
+        transfer_queue: str | None = None,
+    ) -> None:
+        await self.s.execute(
+            update(Call)
+            .where(Call.id == call_id)
+            .values(ended_at=at, disposition=disposition, end_reason=reason, transfer_queue=transfer_queue)
+        )
+
+    async def add_event(self, call_id: str, kind: str, data: dict[str, Any], at: datetime) -> None:
+        self.s.add(CallEvent(call_id=call_id, kind=kind, data=data, at=at))
+        await self.s.flush()
+
+    async def get(self, call_id: str) -> Call | None:
+        res = await self.s.execute(select(Call).where(Call.id == call_id).options(selectinload(Call.events)))
+        return res.scalar_one_or_none()
+
+    async def recent(self, limit: int = 50) -> list[Call]:
+        res = await self.s.execute(select(Call).order_by(Call.started_at.desc(), Call.id).limit(limit))
+        return list(res.scalars())
+
+
+class JobRepository:
+    """A durable queue: claim is atomic (FOR UPDATE SKIP LOCKED on PostgreSQL, one UPDATE on SQLite)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def enqueue(self, kind: str, payload: dict[str, Any], now: datetime, max_attempts: int = 5) -> Job:
+        job = Job(kind=kind, payload=payload, run_after=now, max_attempts=max_attempts, status="queued")
+        self.s.add(job)
+        await self.s.flush()
+        return job
+
+    async def claim_next(
+        self, worker: str, now: datetime, lease: timedelta = timedelta(minutes=5)
+    ) -> Job | None:
+        candidate = (
+            select(Job.id)
+            .where(Job.status == "queued", Job.run_after <= now)
+            .order_by(Job.run_after, Job.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        stmt = (
+            update(Job)
+            .where(Job.id == candidate, Job.status == "queued")
+            .values(status="running", locked_by=worker, locked_until=now + lease, attempts=Job.attempts + 1)
+            .returning(Job)
+            .execution_options(synchronize_session=False)
+        )
+        res = await self.s.execute(stmt)
+        return res.scalar_one_or_none()
+
+    async def complete(self, job_id: int) -> None:
+        await self.s.execute(
+            update(Job).where(Job.id == job_id).values(status="done", locked_by=None, locked_until=None)
+        )
+
+    async def fail(
+        self, job: Job, error: str, now: datetime, base_delay: timedelta = timedelta(seconds=30)
+    ) -> str:
+        """Retry with exponential back-off, or give up after max_attempts; return the new status."""
+        status = "failed" if job.attempts >= job.max_attempts else "queued"
+        delay = base_delay * (2 ** max(0, job.attempts - 1))
+        await self.s.execute(
+            update(Job)
+            .where(Job.id == job.id)
+            .values(
+                status=status,
+                last_error=error[:2000],
+                run_after=now + delay,
+                locked_by=None,
+                locked_until=None,
+            )
+        )
+        return status
+
+    async def requeue_expired(self, now: datetime) -> int:
+        """Jobs whose worker died mid-run go back to the queue when their lease ends."""
+        res = await self.s.execute(
+            update(Job)
+            .where(Job.status == "running", Job.locked_until < now)
+            .values(status="queued", locked_by=None, locked_until=None)
+        )
+        return int(res.rowcount or 0)  # type: ignore[attr-defined]
