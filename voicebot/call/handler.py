@@ -12,6 +12,11 @@ from typing import ClassVar
 from voicebot.call.params import CallWorkerParams
 
 _SPOKEN = {"*": "star", "#": "hash"}
+_GOODBYES = frozenset({"goodbye", "bye"})
+
+
+def _words(text: str) -> set[str]:
+    return {w.strip(".,!?;:'\"").lower() for w in text.split()}
 
 
 @dataclass(frozen=True)
@@ -79,19 +84,27 @@ class BuiltinHandler:
             actions.append(self._play(self._pressed_text(digit), "ack"))
         return actions
 
+    def expects(self, text: str) -> bool:
+        """Is this (partial) transcript already a complete answer? Then the turn may end early."""
+        words = _words(text)
+        return self._keyword_queue(words) is not None or bool(words & _GOODBYES)
+
     def on_transcript(self, text: str, confidence: float, now: float) -> list[Action]:
         """A recognised caller turn: a queue keyword transfers, a goodbye ends, anything else reprompts."""
         if self.transferring or self.ending:
             return []
-        words = {w.strip(".,!?;:'\"").lower() for w in text.split()}
-        queue = next((q for word, q in self.params.speech_keywords.items() if word in words), None)
+        words = _words(text)
+        queue = self._keyword_queue(words)
         if queue is not None:
             self.transferring = queue
             return [self._play(self._transfer_text(queue), "transfer:" + queue)]
-        if words & {"goodbye", "bye"}:
+        if words & _GOODBYES:
             self.ending = True
             return [self._play("Goodbye.", "goodbye")]
         return [self._play(self.NOT_UNDERSTOOD, "reprompt")]
+
+    def _keyword_queue(self, words: set[str]) -> str | None:
+        return next((q for word, q in self.params.speech_keywords.items() if word in words), None)
 
     def on_speech_started(self, now: float) -> list[Action]:
         """The caller started a turn (the endpointer already ignored blips): stop talking over them."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import json
 import os
 import signal
@@ -18,27 +17,28 @@ import socket
 import sys
 import time
 import wave
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import structlog
 
 from voicebot import logs
-from voicebot.asr.base import AsrBackend, AsrError
+from voicebot.asr.base import AsrBackend, AsrError, Transcript
 from voicebot.asr.base import create as create_asr
 from voicebot.call.handler import Action, BuiltinHandler, Hangup, Play, StopAudio, Transfer
+from voicebot.call.listener import Listener, TurnEnded, TurnPaused, TurnStarted
 from voicebot.call.params import CallWorkerParams
 from voicebot.errors import ProtocolError
 from voicebot.ipc import proto
 from voicebot.media.prompts import Prompts
 from voicebot.procutil import die_with_parent
-from voicebot.vad.classifier import SpeechClassifier
-from voicebot.vad.endpointing import Endpointer, EndpointParams, SpeechStarted
+from voicebot.vad.endpointing import VadState
 
 log = logs.get_logger(__name__)
 AUDIO_CHUNK_S = 0.5
-PREROLL_FRAMES = 15  # 300 ms before the turn opened: the endpointer needs 200 ms of speech first
+T = TypeVar("T")
 
 
 class CallSession:
@@ -61,13 +61,17 @@ class CallSession:
         self.t0 = time.monotonic()
         self.loop = asyncio.get_running_loop()
         self.max_caller_audio = int(params.sample_rate * 2 * min(params.max_call_s, 600))
-        self.vad = SpeechClassifier(start.sample_rate)
-        self.endpointer = Endpointer(EndpointParams())
-        self.caller_frames = 0
+        self.listener = Listener(start.sample_rate)
         self.asr = asr
-        self.preroll: collections.deque[bytes] = collections.deque(maxlen=PREROLL_FRAMES)
-        self.turn: list[bytes] | None = None  # caller audio of the open turn
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.asr_lock = asyncio.Lock()
+        self.turn_id = 0
+        self.turn_done = False
+        self.last_pause = 0  # bytes of turn audio at the newest pause
+        self.latest: tuple[int, bytes] | None = None  # (turn, audio) waiting for the decoder
+        self.guess: tuple[int, Transcript] | None = None  # (bytes decoded, transcript) of this turn
+        self.speculator: asyncio.Task[None] | None = None
+        self.speech_end = time.monotonic()
+        self.tasks: set[asyncio.Task[Any]] = set()
 
     def event(self, kind: str, **data: Any) -> None:
         self.events.append({"t": round(time.monotonic() - self.t0, 3), "kind": kind, **data})
@@ -99,46 +103,97 @@ class CallSession:
         self.event("play", mark=action.mark, text=action.text, ms=len(pcm) * 500 // rate)
 
     async def listen(self, pcm: bytes) -> None:
-        """VAD + endpointing on caller audio, timed by the audio itself (20 ms per frame)."""
-        at = self.caller_frames * 0.02
-        self.caller_frames += 1
-        try:
-            verdict = self.vad.classify(pcm)
-        except ValueError:
-            return  # a frame of the wrong size: skip it rather than guess
-        if self.turn is not None:
-            self.turn.append(pcm)
-        else:
-            self.preroll.append(pcm)
-        for turn in self.endpointer.feed(verdict.speech, at):
-            if isinstance(turn, SpeechStarted):
-                self.event("speech_started", audio_t=round(turn.at, 3))
-                self.turn = list(self.preroll)
+        """Caller audio -> turn events -> barge-in, speculative and final recognition.
+
+        Whisper does not stream and costs about the same per decode whatever the length, so the
+        whole turn so far is decoded when the caller pauses (240 ms), one decode at a time, always
+        on the newest pause. If no speech followed that pause, its transcript is the turn's: ready
+        soon after the caller stopped, and acted on at once when it is already a complete answer.
+        """
+        for ev in self.listener.feed(pcm):
+            if isinstance(ev, TurnStarted):
+                self.turn_id += 1
+                self.turn_done, self.guess, self.last_pause = False, None, 0
+                self.event("speech_started", audio_t=round(ev.at, 3))
                 actions = self.handler.on_speech_started(time.monotonic())
                 if actions:
-                    self.event("barge_in", audio_t=round(at + 0.02, 3))
+                    self.event("barge_in", audio_t=round(ev.at + 0.2, 3))
                 await self.act(actions)
-            else:
-                self.event("speech_ended", audio_t=round(turn.at, 3), duration_s=turn.duration_s)
-                audio, self.turn = b"".join(self.turn or []), None
-                self.preroll.clear()
+            elif isinstance(ev, TurnPaused):
+                self.speech_end = time.monotonic() - self.listener.pause_frames * 0.02
+                self.last_pause = len(ev.audio)
                 if self.asr is not None:
-                    task = asyncio.create_task(self.recognise(audio), name=f"asr-{self.start.call_id[:8]}")
-                    self.tasks.add(task)
-                    task.add_done_callback(self.tasks.discard)
+                    self.latest = (self.turn_id, ev.audio)
+                    if self.speculator is None or self.speculator.done():
+                        self.speculator = self.spawn(self.speculate(), "asr-spec")
+            elif isinstance(ev, TurnEnded):
+                self.event("speech_ended", audio_t=round(ev.at, 3), duration_s=ev.duration_s)
+                if self.asr is not None and not self.turn_done:
+                    self.spawn(self.finish_turn(self.turn_id, ev.audio), "asr-final")
 
-    async def recognise(self, audio: bytes) -> None:
-        """Transcribe one turn off the event loop, then let the handler decide."""
+    def spawn(self, coro: Coroutine[Any, Any, T], kind: str) -> asyncio.Task[T]:
+        """A named task owned by this session (cancelled when the call ends)."""
+        task = asyncio.create_task(coro, name=f"{kind}-{self.start.call_id[:8]}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def transcribe(self, audio: bytes) -> Transcript | None:
+        """One decode at a time, in the order asked (asyncio.Lock is FIFO), off the event loop."""
         assert self.asr is not None
         hints = sorted(set(self.params.speech_keywords))
-        try:
-            result = await asyncio.to_thread(self.asr.transcribe, audio, self.start.sample_rate, hints)
-        except AsrError as exc:
-            log.warning("asr.failed", error=str(exc))
-            self.event("asr_failed", error=str(exc))
+        async with self.asr_lock:
+            try:
+                return await asyncio.to_thread(self.asr.transcribe, audio, self.start.sample_rate, hints)
+            except AsrError as exc:
+                log.warning("asr.failed", error=str(exc))
+                self.event("asr_failed", error=str(exc))
+                return None
+
+    async def speculate(self) -> None:
+        while self.latest is not None:
+            (turn, audio), self.latest = self.latest, None
+            result = await self.transcribe(audio)
+            if result is None or turn != self.turn_id or self.turn_done:
+                continue
+            self.guess = (len(audio), result)
+            self.event("asr_guess", audio_s=result.audio_s, decode_s=result.decode_s, text=result.text)
+            fresh = len(audio) == self.last_pause and self.latest is None
+            still_silent = self.listener.endpointer.state is VadState.STOPPING
+            if fresh and still_silent and self.handler.expects(result.text):
+                self.turn_done = True
+                self.event("early_endpoint")
+                await self.deliver(result)
+
+    async def finish_turn(self, turn: int, audio: bytes) -> None:
+        if self.speculator is not None:
+            await asyncio.gather(self.speculator, return_exceptions=True)
+        if turn != self.turn_id or self.turn_done:
             return
-        self.event("transcript", text=result.text, confidence=result.confidence, decode_s=result.decode_s)
-        log.info("call.transcript", text=result.text, confidence=result.confidence, decode_s=result.decode_s)
+        # Only silence followed the newest pause, so a guess made on it covers the whole turn.
+        result = (
+            self.guess[1] if self.guess and self.guess[0] == self.last_pause else await self.transcribe(audio)
+        )
+        if result is not None and not self.turn_done:
+            self.turn_done = True
+            await self.deliver(result)
+
+    async def deliver(self, result: Transcript) -> None:
+        gap_ms = round((time.monotonic() - self.speech_end) * 1000)
+        self.event(
+            "transcript",
+            text=result.text,
+            confidence=result.confidence,
+            decode_s=result.decode_s,
+            end_to_decision_ms=gap_ms,
+        )
+        log.info(
+            "call.transcript",
+            text=result.text,
+            confidence=result.confidence,
+            decode_s=result.decode_s,
+            end_to_decision_ms=gap_ms,
+        )
         await self.act(self.handler.on_transcript(result.text, result.confidence, time.monotonic()))
 
     async def handle(self, msg: proto.Control | bytes) -> bool:
@@ -246,7 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(params.log_level, params.log_format, params.redact_pii, process="call")
     # Load the recogniser before saying ready: the pool hides the load time from callers.
     asr = (
-        create_asr(params.asr_backend, model_dir=params.model_dir / "whisper-base")
+        create_asr(
+            params.asr_backend, model_dir=params.model_dir / "whisper-base", threads=params.asr_threads
+        )
         if params.asr_backend
         else None
     )

@@ -16,6 +16,7 @@ def call_worker_params(s: Settings) -> CallWorkerParams:
         speech_keywords=s.call.speech_keywords,
         asr_backend=None if s.asr.backend == "none" else s.asr.backend,
         model_dir=s.asr.model_dir.resolve(),
+        asr_threads=s.asr.threads,
         prompt_dir=s.run_dir / "prompts",
         tts_backend=s.tts.backend,
         tts_fallback=s.tts.fallback,
