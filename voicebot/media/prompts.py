@@ -12,6 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from voicebot.logs import get_logger
 from voicebot.tts.base import TtsBackend, TtsError, create, synthesize
 from voicebot.tts.resample import to_call_pcm
@@ -31,7 +33,7 @@ class Prompts:
         self._backend: TtsBackend | None = None
 
     def path(self, text: str) -> Path:
-        key = hashlib.sha256(f"{self._names[0]}|{self.sample_rate}|{text}".encode()).hexdigest()[:24]
+        key = hashlib.sha256(f"v2|{self._names[0]}|{self.sample_rate}|{text}".encode()).hexdigest()[:24]
         return self.cache_dir / f"{key}.s16"
 
     def pcm(self, text: str) -> bytes:
@@ -39,7 +41,9 @@ class Prompts:
         if path.is_file():
             return path.read_bytes()
         backend = self.backend()
-        pcm = to_call_pcm(synthesize(backend, text), backend.sample_rate, self.sample_rate)
+        pcm = trim_leading_silence(
+            to_call_pcm(synthesize(backend, text), backend.sample_rate, self.sample_rate), self.sample_rate
+        )
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.cache_dir)
         with os.fdopen(fd, "wb") as fh:
@@ -60,3 +64,14 @@ class Prompts:
             if self._backend is None:
                 raise TtsError("no TTS backend could start: " + "; ".join(errors))
         return self._backend
+
+
+def trim_leading_silence(pcm: bytes, sample_rate: int, floor: int = 100, keep_ms: int = 20) -> bytes:
+    """Drop the silence TTS engines put before the first word (hibari: ~230 ms): callers hear the
+    greeting that much sooner. ``floor`` is an absolute sample level (~-50 dBFS)."""
+    samples = np.frombuffer(pcm, dtype="<i2")
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > floor)
+    if loud.size == 0:
+        return pcm
+    start = max(0, int(loud[0]) - sample_rate * keep_ms // 1000)
+    return samples[start:].tobytes()

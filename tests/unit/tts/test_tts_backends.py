@@ -54,3 +54,13 @@ def test_prompt_cache_synthesises_once(tmp_path: Path) -> None:
 def test_unknown_backend_names_the_choices() -> None:
     with pytest.raises(ConfigError, match="available: espeak, hibari"):
         create("coqui-but-misspelt")
+
+
+def test_prompts_start_with_the_first_word(tmp_path: Path) -> None:
+    from voicebot.media.prompts import trim_leading_silence
+
+    pcm = Prompts(tmp_path, 8000, backend="hibari").pcm("Hello.")
+    head = np.frombuffer(pcm[:320], dtype="<i2")  # first 20 ms
+    rest = np.frombuffer(pcm[320:1600], dtype="<i2")  # the next 80 ms carry the word
+    assert np.abs(head).max() < 2000 < np.abs(rest).max()
+    assert trim_leading_silence(b"\x00\x00" * 100, 8000) == b"\x00\x00" * 100  # all silence: unchanged
