@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "bench")]
 
 from pcap import read_udp  # noqa: E402
+from stats import pct  # noqa: E402
 from support.net import free_port, free_port_block, wait_sip  # noqa: E402
 
 CLK = os.sysconf("SC_CLK_TCK")
@@ -83,13 +84,6 @@ def cpu_by_name() -> dict[str, float]:
             name = cmd[2].decode(errors="replace").rsplit(".", 1)[-1] if cmd[1] == b"-m" else name
         out[name] += (int(fields[11]) + int(fields[12])) / CLK
     return out
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, math.ceil(q / 100 * len(s)) - 1))]
 
 
 def analyse(capture: Path, sip_port: int, rtp_lo: int, rtp_hi: int) -> dict[str, object]:

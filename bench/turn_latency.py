@@ -33,12 +33,14 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests"), str(REPO)]
+sys.path[:0] = [str(REPO / "tests"), str(REPO), str(REPO / "bench")]
 
+from stats import pct  # noqa: E402
 from support.net import free_port, free_port_block, wait_sip  # noqa: E402
 from support.peers import PjsuaPeer, call_bot, queue_peer  # noqa: E402
+from support.speech import spoken_wav  # noqa: E402
 
-from voicebot.tts.base import create, synthesize  # noqa: E402
+from voicebot.tts.base import synthesize  # noqa: E402
 from voicebot.tts.resample import to_call_pcm  # noqa: E402
 from voicebot.vad.classifier import level_dbfs  # noqa: E402
 
@@ -62,13 +64,7 @@ def barge_point(greeting: str, onset: float) -> float:
 
 def render(path: Path) -> tuple[float, float]:
     """Write the caller's utterance; return (speech onset, speech end) in seconds within the file."""
-    backend = create("hibari")
-    pcm = to_call_pcm(synthesize(backend, UTTERANCE), backend.sample_rate, 8000)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(pcm)
+    pcm = spoken_wav(path, UTTERANCE)
     loud = audible(np.frombuffer(pcm, dtype="<i2"))
     return loud[0], loud[-1] + 0.02
 
@@ -103,13 +99,6 @@ def analyse(recording: Path, onset: float, end: float, play_at: float) -> dict[s
     if reply:
         out["turn_gap_ms"] = (reply[0] - stopped) * 1000
     return out
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, math.ceil(q / 100 * len(s)) - 1))]
 
 
 def main() -> int:

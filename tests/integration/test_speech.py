@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import json
-import wave
 from pathlib import Path
 
 import pytest
 from support.net import free_port
 from support.peers import call_bot, queue_peer
-
-from voicebot.tts.base import create, synthesize
-from voicebot.tts.resample import to_call_pcm
+from support.speech import spoken_wav
 
 pytestmark = pytest.mark.integration
-
-
-def spoken_wav(path: Path, text: str) -> Path:
-    """A caller's utterance rendered by our TTS at 8 kHz, like a phone would deliver it."""
-    backend = create("hibari")
-    pcm = to_call_pcm(synthesize(backend, text), backend.sample_rate, 8000)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(pcm)
-    return path
 
 
 def test_caller_asks_for_sales_and_is_transferred_there(voicebot, tmp_path: Path) -> None:
@@ -37,9 +22,8 @@ def test_caller_asks_for_sales_and_is_transferred_there(voicebot, tmp_path: Path
             {"sales": f"sip:sales@127.0.0.1:{queue_port}", "support": f"sip:support@127.0.0.1:{queue_port}"}
         ),
     )
-    utterance = spoken_wav(
-        tmp_path / "ask_sales.wav", "Hi. I would like to talk to someone in sales, please."
-    )
+    utterance = tmp_path / "ask_sales.wav"
+    spoken_wav(utterance, "Hi. I would like to talk to someone in sales, please.")
     queue = queue_peer(tmp_path, queue_port, "--hold", "1", "--duration", "40", "--max-calls", "1")
     caller = call_bot(tmp_path, server.port, "--play", str(utterance), "--play-at", "1.0", "--duration", "30")
     c, q = caller.result(timeout=60), queue.result(timeout=60)
