@@ -1,9 +1,39 @@
-"""Dialplan commands for the ``voicebot`` CLI (check, schema, test, graph, chat)."""
+"""Dialplan commands for the ``voicebot`` CLI."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _check(args: argparse.Namespace) -> int:
+    from voicebot.dialplan.check import check_paths
+
+    queues = [q for q in args.queues.split(",") if q] if args.queues is not None else None
+    diags = check_paths(args.paths, queues)
+    for d in diags:
+        print(d, file=sys.stdout)
+    errors = sum(d.severity == "error" for d in diags)
+    print(f"{len(args.paths)} file(s), {errors} error(s), {len(diags) - errors} warning(s)", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def _schema(_: argparse.Namespace) -> int:
+    from voicebot.dialplan.schema import json_schema
+
+    print(json.dumps(json_schema(), indent=1))
+    return 0
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the dialplan commands on the top-level parser."""
+    dp = sub.add_parser("dialplan", help="check dialplans, export their JSON Schema")
+    dsub = dp.add_subparsers(dest="dialplan_command", required=True)
+    p = dsub.add_parser("check", help="check dialplan files (exit 1 on errors)")
+    p.add_argument("paths", nargs="+", type=Path)
+    p.add_argument("--queues", help="comma-separated queue names the admin configured (default: not checked)")
+    p.set_defaults(func=_check)
+    p = dsub.add_parser("schema", help="print the JSON Schema of dialplan files (for editors)")
+    p.set_defaults(func=_schema)

@@ -182,6 +182,11 @@ class _Builder:
                 )
                 continue
             seen[key] = key_node
+            # a field's position is where its key is written: that is where an admin looks
+            self.out.positions[(*path, str(key))] = (
+                key_node.start_mark.line + 1,
+                key_node.start_mark.column + 1,
+            )
             result[key] = self.build(value_node, (*path, str(key)), depth + 1)
         return result
 

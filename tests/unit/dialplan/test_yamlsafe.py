@@ -30,8 +30,8 @@ def errors_of(text: str | bytes, **limits: int) -> list[str]:
 def test_good_yaml_with_positions_and_no_warnings() -> None:
     out = load("id: demo\nsteps:\n  - say: Hello\n  - hangup: {}\n", "plan.yaml")
     assert out.data == {"id": "demo", "steps": [{"say": "Hello"}, {"hangup": {}}]}
-    assert out.where(("steps", 1, "hangup")) == (4, 13)
-    assert out.where(("steps", 0, "say", "nonexistent")) == (3, 10)
+    assert out.where(("steps", 1, "hangup")) == (4, 5)  # where the key is written
+    assert out.where(("steps", 0, "say", "nonexistent")) == (3, 5)
     assert out.warnings == []
 
 

@@ -1,0 +1,123 @@
+"""Core verbs: say, menu, collect, branch, set, goto, transfer, hangup."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from voicebot.dialplan.verbs.registry import Verb, register
+
+
+@register("say")
+class Say(Verb):
+    shorthand = "text"
+    text: str = Field(min_length=1, max_length=2000)
+    barge_in: bool | None = None  # None: the dialplan's setting
+
+
+@register("menu")
+class Menu(Verb):
+    """Spoken or keyed options -> targets."""
+
+    waits_for_caller = True
+
+    class Option(Verb):
+        name = "menu option"
+        keys: str | None = Field(None, pattern=r"^[0-9*#]$")
+        words: list[str] = Field(default_factory=list)
+        goto: str
+
+    prompt: str = Field(min_length=1)
+    options: list[Option] = Field(min_length=1)
+    no_match: str | None = None
+    no_input: str | None = None
+    timeout_s: float = Field(6.0, gt=0, le=60)
+    retries: int = Field(2, ge=0, le=5)
+
+    def targets(self) -> list[str]:
+        return [o.goto for o in self.options] + [t for t in (self.no_match, self.no_input) if t]
+
+
+@register("collect")
+class Collect(Verb):
+    """Ask for a value (speech and/or DTMF) into a variable."""
+
+    waits_for_caller = True
+    prompt: str = Field(min_length=1)
+    into: str = Field(pattern=r"^[a-z_][a-z0-9_]*$")
+    kind: Literal["digits", "yes_no", "number", "choice", "text"] = "text"
+    min_digits: int = Field(1, ge=1, le=32)
+    max_digits: int = Field(16, ge=1, le=32)
+    terminator: str = Field("#", pattern=r"^[*#]$")
+    choices: list[str] = Field(default_factory=list)
+    sensitive: bool = False  # PINs, card numbers: never logged, masked in transcripts
+    timeout_s: float = Field(6.0, gt=0, le=60)
+    retries: int = Field(2, ge=0, le=5)
+    no_input: str | None = None
+    no_match: str | None = None
+
+    def targets(self) -> list[str]:
+        return [t for t in (self.no_match, self.no_input) if t]
+
+
+@register("branch")
+class Branch(Verb):
+    class Case(Verb):
+        name = "branch case"
+        when: str = Field(min_length=1)  # a condition on variables, e.g. "balance > 100"
+        goto: str
+
+    cases: list[Case] = Field(min_length=1)
+    default: str
+
+    def targets(self) -> list[str]:
+        return [c.goto for c in self.cases] + [self.default]
+
+
+@register("set")
+class Set(Verb):
+    values: dict[str, str | int | float | bool] = Field(min_length=1)
+
+    @field_validator("values")
+    @classmethod
+    def _names(cls, v: dict[str, object]) -> dict[str, object]:
+        for key in v:
+            if not key.isidentifier():
+                raise ValueError(f"variable name {key!r} must be letters, digits and _")
+        return v
+
+
+@register("goto")
+class Goto(Verb):
+    shorthand = "step"
+    step: str
+
+    def targets(self) -> list[str]:
+        return [self.step]
+
+
+@register("transfer")
+class Transfer(Verb):
+    """Hand the caller to a human queue NAME (the admin configuration maps it to a SIP URI)."""
+
+    ends_call = True
+    shorthand = "queue"
+    queue: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    announce: str | None = None
+    reason: str = ""
+    on_failure: str | None = None
+
+    def targets(self) -> list[str]:
+        return [self.on_failure] if self.on_failure else []
+
+    def queues(self) -> list[str]:
+        return [self.queue]
+
+
+@register("hangup")
+class Hangup(Verb):
+    ends_call = True
+    shorthand = "say"
+    say: str | None = None
+    disposition: str = "completed"
