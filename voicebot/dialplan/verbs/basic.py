@@ -68,6 +68,14 @@ class Branch(Verb):
         when: str = Field(min_length=1)  # a condition on variables, e.g. "balance > 100"
         goto: str
 
+        @field_validator("when")
+        @classmethod
+        def _condition(cls, v: str) -> str:
+            from voicebot.dialplan.conditions import parse
+
+            parse(v)  # ConditionError is a ValueError: reported at the field
+            return v
+
     cases: list[Case] = Field(min_length=1)
     default: str
 

@@ -1,0 +1,113 @@
+"""Interpreter timelines on the shipped example and small plans (scripted events, no I/O)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from voicebot.dialplan.interpreter import (
+    CallerHungUp,
+    CallStarted,
+    Dtmf,
+    HangupAction,
+    Interpreter,
+    NoInputTimeout,
+    PlaybackDone,
+    SayAction,
+    SpeechFinal,
+    StartCollect,
+    State,
+    TransferAction,
+    TransferResult,
+)
+from voicebot.dialplan.plan import parse
+
+REPO = Path(__file__).resolve().parents[3]
+EXAMPLE = parse((REPO / "dialplans" / "example.yaml").read_bytes(), "example.yaml")
+
+
+def says(actions: list[object]) -> list[str]:
+    return [a.text for a in actions if isinstance(a, SayAction)]
+
+
+def test_greeting_then_menu_waits_for_the_caller() -> None:
+    it = Interpreter(EXAMPLE)
+    actions = it.handle(CallStarted(0.0))
+    assert says(actions) == [
+        "Hello, this is voicebot.",
+        "Say sales or support, or press 1 for sales, 2 for support, or hash to hang up.",
+    ]
+    collect = actions[-1]
+    assert isinstance(collect, StartCollect) and "sales" in collect.hints and it.state.waiting == "input"
+
+
+def test_asking_for_sales_by_voice_announces_then_transfers() -> None:
+    it = Interpreter(EXAMPLE)
+    it.handle(CallStarted(0.0))
+    announce = it.handle(SpeechFinal("I'd like to talk to someone in sales, please.", 0.9, 3.0))
+    assert says(announce) == ["Transferring you to sales."]
+    assert it.handle(PlaybackDone(announce[0].mark, 4.5)) == [TransferAction("sales", "")]  # type: ignore[union-attr]
+    assert it.handle(TransferResult(ok=True, now=5.0)) == []
+    assert it.state.ended and it.state.disposition == "transferred"
+
+
+def test_key_2_goes_to_support_and_a_failed_transfer_returns_to_the_menu() -> None:
+    it = Interpreter(EXAMPLE)
+    it.handle(CallStarted(0.0))
+    announce = it.handle(Dtmf("2", 1.0))
+    it.handle(PlaybackDone(announce[0].mark, 2.0))  # type: ignore[union-attr]
+    back = it.handle(TransferResult(ok=False, now=3.0))
+    assert says(back)[0] == "Sorry, nobody can take your call right now."
+    assert it.state.step == "main_menu" and it.state.waiting == "input"
+
+
+def test_no_match_reprompts_then_no_input_says_goodbye() -> None:
+    it = Interpreter(EXAMPLE)
+    it.handle(CallStarted(0.0))
+    assert says(it.handle(SpeechFinal("the weather", 0.8, 1.0)))[0].startswith("Say sales")  # retry 1
+    assert it.state.retries == 1
+    it.handle(NoInputTimeout(8.0))  # retry 2
+    bye = it.handle(NoInputTimeout(15.0))  # retries exhausted -> no_input target
+    assert says(bye) == ["Goodbye."]
+    assert it.handle(PlaybackDone(bye[0].mark, 16.0)) == [HangupAction("completed")]  # type: ignore[union-attr]
+
+
+def test_state_round_trips_through_json_mid_call() -> None:
+    it = Interpreter(EXAMPLE)
+    it.handle(CallStarted(0.0))
+    saved = it.state.model_dump_json()
+    resumed = Interpreter(EXAMPLE, State.model_validate_json(saved))
+    assert says(resumed.handle(Dtmf("1", 2.0))) == ["Transferring you to sales."]
+
+
+def test_collect_digits_branch_and_variables() -> None:
+    plan = parse(
+        "id: pin\nversion: 1\nqueues: [support]\nvariables: {attempts: 0}\nsteps:\n"
+        "  ask:\n    collect: {prompt: Enter your PIN then hash., into: pin, kind: digits, max_digits: 6,"
+        " min_digits: 4, sensitive: true}\n"
+        "  decide:\n    branch: {cases: [{when: \"pin == '4719'\", goto: ok}], default: bad}\n"
+        "  ok:\n    hangup: PIN {pin} accepted.\n"
+        "  bad:\n    transfer: support\n",
+        "pin.yaml",
+    )
+    it = Interpreter(plan)
+    start = it.handle(CallStarted(0.0))
+    assert isinstance(start[-1], StartCollect) and start[-1].sensitive and start[-1].max_digits == 6
+    for d in "4719":
+        assert it.handle(Dtmf(d, 1.0)) == []
+    done = it.handle(Dtmf("#", 2.0))
+    assert says(done) == ["PIN 4719 accepted."] and it.state.variables["pin"] == "4719"
+    it2 = Interpreter(plan)
+    it2.handle(CallStarted(0.0))
+    for d in "12":
+        it2.handle(Dtmf(d, 1.0))
+    assert says(it2.handle(Dtmf("#", 2.0)))[0].startswith("Enter your PIN")  # too short: reprompt
+    for d in "0000#":
+        out = it2.handle(Dtmf(d, 3.0))
+    assert out == [TransferAction("support", "")]
+
+
+def test_caller_hangup_ends_everything() -> None:
+    it = Interpreter(EXAMPLE)
+    it.handle(CallStarted(0.0))
+    assert it.handle(CallerHungUp(1.0)) == [] and it.state.ended
+    assert it.handle(Dtmf("1", 2.0)) == []

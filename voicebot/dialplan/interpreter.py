@@ -1,0 +1,310 @@
+"""The dialplan interpreter (sans-I/O): events with ``now`` in, actions out.
+
+Deterministic; its whole state is a plain pydantic model (``State``) that serialises to JSON, so a
+later issue can checkpoint a call and resume it in another worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from voicebot.dialplan import conditions
+from voicebot.dialplan.check import successors
+from voicebot.dialplan.plan import Plan, Step
+from voicebot.dialplan.verbs.basic import Branch, Collect, Goto, Hangup, Menu, Say, Set, Transfer
+
+MAX_STEPS_PER_EVENT = 200  # the checker rejects loops that never wait; this is the runtime backstop
+
+
+# --- events -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CallStarted:
+    now: float
+
+
+@dataclass(frozen=True)
+class SpeechFinal:
+    text: str
+    confidence: float
+    now: float
+
+
+@dataclass(frozen=True)
+class Dtmf:
+    digit: str
+    now: float
+
+
+@dataclass(frozen=True)
+class NoInputTimeout:
+    now: float
+
+
+@dataclass(frozen=True)
+class PlaybackDone:
+    mark: str
+    now: float
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    ok: bool
+    now: float
+
+
+@dataclass(frozen=True)
+class CallerHungUp:
+    now: float
+
+
+Event = CallStarted | SpeechFinal | Dtmf | NoInputTimeout | PlaybackDone | TransferResult | CallerHungUp
+
+
+# --- actions ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SayAction:
+    text: str
+    barge_in: bool
+    mark: str
+
+
+@dataclass(frozen=True)
+class StartCollect:
+    """Listen for the caller: arm the no-input timer, bias recognition with ``hints``."""
+
+    kind: str
+    timeout_s: float
+    hints: tuple[str, ...] = ()
+    max_digits: int = 1
+    terminator: str = "#"
+    sensitive: bool = False
+
+
+@dataclass(frozen=True)
+class TransferAction:
+    queue: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class HangupAction:
+    disposition: str
+
+
+Action = SayAction | StartCollect | TransferAction | HangupAction
+
+
+class State(BaseModel):
+    """Everything the interpreter remembers about one call (JSON-serialisable)."""
+
+    plan_id: str
+    plan_version: int
+    plan_hash: str
+    step: str | None = None
+    waiting: Literal["", "input", "playback", "transfer"] = ""
+    after_playback: str = ""  # "hangup:<disposition>" or "transfer:<queue>"
+    retries: int = 0
+    digits: str = ""
+    variables: dict[str, Any] = Field(default_factory=dict)
+    marks: int = 0
+    ended: bool = False
+    disposition: str = ""
+
+
+class Interpreter:
+    def __init__(self, plan: Plan, state: State | None = None) -> None:
+        self.plan = plan
+        self.state = state or State(
+            plan_id=plan.id,
+            plan_version=plan.version,
+            plan_hash=plan.content_hash,
+            variables=dict(plan.variables),
+        )
+
+    # -- public ------------------------------------------------------------------------------
+    def handle(self, event: Event) -> list[Action]:
+        st = self.state
+        if st.ended:
+            return []
+        if isinstance(event, CallerHungUp):
+            st.ended, st.disposition = True, "caller_hung_up"
+            return []
+        if isinstance(event, CallStarted):
+            return self._run(self.plan.start)
+        if isinstance(event, PlaybackDone):
+            return self._playback_done(event.mark)
+        if isinstance(event, TransferResult):
+            return self._transfer_result(event.ok)
+        if st.waiting != "input" or st.step is None:
+            return []
+        step = self.plan.steps[st.step]
+        if isinstance(event, NoInputTimeout):
+            return self._retry(step, "no_input")
+        if isinstance(event, Dtmf):
+            return self._dtmf(step, event.digit)
+        return self._speech(step, event.text)
+
+    # -- running steps -----------------------------------------------------------------------
+    def _run(self, step_id: str | None, actions: list[Action] | None = None) -> list[Action]:
+        out = actions or []
+        st = self.state
+        for _ in range(MAX_STEPS_PER_EVENT):
+            if step_id is None:
+                return self._end(out, "completed")
+            step = self.plan.steps[step_id]
+            st.step, st.waiting, st.retries, st.digits = step_id, "", 0, ""
+            nxt = self._execute(step, out)
+            if st.waiting or st.ended:
+                return out
+            step_id = nxt
+        return self._end(out, "error_loop")
+
+    def _execute(self, step: Step, out: list[Action]) -> str | None:
+        verb, st = step.verb, self.state
+        follow = successors(self.plan, step)
+        default_next = follow[0] if follow else None
+        if isinstance(verb, Say):
+            out.append(self._say(verb.text, verb.barge_in))
+        elif isinstance(verb, Set):
+            st.variables.update(verb.values)
+        elif isinstance(verb, Goto):
+            return verb.step
+        elif isinstance(verb, Branch):
+            for case in verb.cases:
+                if conditions.evaluate(case.when, st.variables):
+                    return case.goto
+            return verb.default
+        elif isinstance(verb, Menu | Collect):
+            self._prompt(step, out)
+        elif isinstance(verb, Transfer):
+            if verb.announce:
+                out.append(self._say(verb.announce, False))
+                st.waiting, st.after_playback = "playback", f"transfer:{verb.queue}"
+            else:
+                out.append(TransferAction(verb.queue, verb.reason))
+                st.waiting = "transfer"
+        elif isinstance(verb, Hangup):
+            if verb.say:
+                out.append(self._say(verb.say, False))
+                st.waiting, st.after_playback = "playback", f"hangup:{verb.disposition}"
+            else:
+                self._end(out, verb.disposition)
+        return step.next or (default_next if not isinstance(verb, Transfer | Hangup) else None)
+
+    def _say(self, text: str, barge_in: bool | None) -> SayAction:
+        self.state.marks += 1
+        rendered = _render(text, self.state.variables)
+        allowed = self.plan.settings.barge_in if barge_in is None else barge_in
+        return SayAction(rendered, allowed, f"{self.state.step}#{self.state.marks}")
+
+    def _prompt(self, step: Step, out: list[Action]) -> None:
+        verb = step.verb
+        assert isinstance(verb, Menu | Collect)
+        out.append(self._say(verb.prompt, None))
+        if isinstance(verb, Menu):
+            hints = tuple(w for o in verb.options for w in o.words)
+            out.append(StartCollect("menu", verb.timeout_s, hints))
+        else:
+            out.append(
+                StartCollect(
+                    verb.kind,
+                    verb.timeout_s,
+                    tuple(verb.choices),
+                    verb.max_digits,
+                    verb.terminator,
+                    verb.sensitive,
+                )
+            )
+        self.state.waiting = "input"
+
+    # -- caller input --------------------------------------------------------------------------
+    def _dtmf(self, step: Step, digit: str) -> list[Action]:
+        verb, st = step.verb, self.state
+        if isinstance(verb, Menu):
+            option = next((o for o in verb.options if o.keys == digit), None)
+            return self._run(option.goto) if option else self._retry(step, "no_match")
+        assert isinstance(verb, Collect)
+        if digit == verb.terminator or len(st.digits) + 1 >= verb.max_digits:
+            value = st.digits if digit == verb.terminator else st.digits + digit
+            if len(value) < verb.min_digits:
+                return self._retry(step, "no_match")
+            return self._store(step, value)
+        st.digits += digit
+        return []
+
+    def _speech(self, step: Step, text: str) -> list[Action]:
+        verb = step.verb
+        words = {w.strip(".,!?;:'\"").lower() for w in text.split()}
+        if isinstance(verb, Menu):
+            option = next((o for o in verb.options if words & {w.lower() for w in o.words}), None)
+            return self._run(option.goto) if option else self._retry(step, "no_match")
+        assert isinstance(verb, Collect)
+        if verb.kind == "yes_no":
+            yes, no = words & {"yes", "yeah", "yep", "correct", "right"}, words & {"no", "nope", "wrong"}
+            return self._store(step, bool(yes)) if bool(yes) != bool(no) else self._retry(step, "no_match")
+        if verb.kind == "choice":
+            choice = next((c for c in verb.choices if c.lower() in words), None)
+            return self._store(step, choice) if choice else self._retry(step, "no_match")
+        if verb.kind in ("digits", "number"):
+            digits = "".join(ch for ch in text if ch.isdigit())
+            return self._store(step, digits) if digits else self._retry(step, "no_match")
+        return self._store(step, text.strip())
+
+    def _store(self, step: Step, value: Any) -> list[Action]:
+        verb = step.verb
+        assert isinstance(verb, Collect)
+        self.state.variables[verb.into] = value
+        follow = successors(self.plan, step)
+        return self._run(step.next or next((f for f in follow if f not in verb.targets()), None))
+
+    def _retry(self, step: Step, why: Literal["no_input", "no_match"]) -> list[Action]:
+        verb, st = step.verb, self.state
+        assert isinstance(verb, Menu | Collect)
+        if st.retries < verb.retries:
+            retries = st.retries + 1
+            out: list[Action] = []
+            self._prompt(step, out)
+            st.retries, st.digits = retries, ""
+            return out
+        target = verb.no_input if why == "no_input" else verb.no_match
+        return self._run(target) if target else self._end([], f"{why}_exhausted")
+
+    # -- endings -----------------------------------------------------------------------------------
+    def _playback_done(self, mark: str) -> list[Action]:
+        st = self.state
+        if st.waiting != "playback" or not mark.endswith(f"#{st.marks}"):
+            return []
+        kind, _, arg = st.after_playback.partition(":")
+        st.after_playback = ""
+        if kind == "transfer":
+            verb = self.plan.steps[st.step or ""].verb
+            st.waiting = "transfer"
+            return [TransferAction(arg, verb.reason if isinstance(verb, Transfer) else "")]
+        return self._end([], arg)
+
+    def _transfer_result(self, ok: bool) -> list[Action]:
+        st = self.state
+        if st.waiting != "transfer" or st.step is None:
+            return []
+        if ok:
+            st.ended, st.disposition, st.waiting = True, "transferred", ""
+            return []
+        verb = self.plan.steps[st.step].verb
+        target = verb.on_failure if isinstance(verb, Transfer) else None
+        return self._run(target) if target else self._end([], "transfer_failed")
+
+    def _end(self, out: list[Action], disposition: str) -> list[Action]:
+        st = self.state
+        st.ended, st.disposition, st.waiting = True, disposition, ""
+        out.append(HangupAction(disposition))
+        return out
+
+
+def _render(text: str, variables: dict[str, Any]) -> str:
+    """`{name}` placeholders from variables; no expressions, no attribute access (sandboxed by design)."""
+    import re
+
+    return re.sub(r"\{([a-z_][a-z0-9_]*)\}", lambda m: str(variables.get(m.group(1), "")), text)
