@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from voicebot.dialplan import conditions
 from voicebot.dialplan.plan import Plan, Step, did_you_mean, parse
+from voicebot.dialplan.verbs.basic import Branch, Collect, Set
 from voicebot.dialplan.yamlsafe import Diagnostic, YamlError
 
 
@@ -46,6 +49,7 @@ def check_plan(plan: Plan, known_queues: Iterable[str] | None = None) -> list[Di
                 at(step, "error", f"queue {queue!r} is not configured by the admin (settings `queues`)")
         if not step.verb.ends_call and not successors(plan, step):
             at(step, "error", f"the call ends after step {step.id!r} without a hangup or transfer")
+    _undefined_variables(plan, at)
     reachable = _reachable(plan)
     for step in plan.steps.values():
         if step.id not in reachable:
@@ -53,6 +57,42 @@ def check_plan(plan: Plan, known_queues: Iterable[str] | None = None) -> list[Di
     for cycle_step in _spinning_cycles(plan, reachable):
         at(cycle_step, "error", f"step {cycle_step.id!r} is in a loop that never waits for the caller")
     return diags
+
+
+def _undefined_variables(plan: Plan, at: Callable[[Step, str, str], None]) -> None:
+    defined = set(plan.variables)
+    for step in plan.steps.values():
+        if isinstance(step.verb, Collect):
+            defined.add(step.verb.into)
+        elif isinstance(step.verb, Set):
+            defined.update(step.verb.values)
+    for step in plan.steps.values():
+        used: set[str] = set()
+        if isinstance(step.verb, Branch):
+            for case in step.verb.cases:
+                used |= conditions.names(case.when)
+        for text in _texts(step):
+            used |= set(re.findall(r"\{([a-z_][a-z0-9_]*)\}", text))
+        for name in sorted(used - defined):
+            at(
+                step,
+                "warning",
+                f"variable {name!r} is never set (declare it in `variables`, or collect/set it)",
+            )
+
+
+def _texts(step: Step) -> list[str]:
+    v = step.verb
+    return [
+        t
+        for t in (
+            getattr(v, "text", None),
+            getattr(v, "prompt", None),
+            getattr(v, "say", None),
+            getattr(v, "announce", None),
+        )
+        if isinstance(t, str)
+    ]
 
 
 def _reachable(plan: Plan) -> set[str]:

@@ -91,3 +91,26 @@ def test_cli_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["dialplan", "check", str(tmp_path / "bad.yaml")]) == 1
     assert "without a hangup or transfer" in capsys.readouterr().out
     assert main(["dialplan", "schema"]) == 0
+
+
+def test_undefined_variables_are_reported(tmp_path: Path) -> None:
+    steps = (
+        "  a:\n    branch: {cases: [{when: 'balance > 10', goto: b}], default: b}\n"
+        "  b:\n    hangup: Your balance is {balance}.\n"
+    )
+    out = check(tmp_path, steps)
+    hint = "warning: variable 'balance' is never set (declare it in `variables`, or collect/set it)"
+    assert out == [f"plan.yaml:5:3: {hint}", f"plan.yaml:7:3: {hint}"]
+    assert (
+        check(tmp_path, steps, head=HEAD + "") != []
+        and check(tmp_path, steps, head=HEAD.replace("steps:", "variables: {balance: 0}\nsteps:")) == []
+    )
+
+
+def test_unsafe_conditions_are_errors(tmp_path: Path) -> None:
+    out = check(
+        tmp_path,
+        "  a:\n    branch: {cases: [{when: '__import__(\"os\")', goto: b}], default: b}\n"
+        "  b:\n    hangup: Bye\n",
+    )
+    assert len(out) == 1 and "Call is not allowed in a condition" in out[0]
