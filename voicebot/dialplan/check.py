@@ -135,7 +135,8 @@ def _spinning_cycles(plan: Plan, reachable: set[str]) -> list[Step]:
                 if w == v:
                     break
             if len(comp) > 1 or v in graph[v]:
-                out.append(plan.steps[sorted(comp, key=list(plan.steps).index)[0]])
+                order = {sid: i for i, sid in enumerate(plan.steps)}
+                out.append(plan.steps[min(comp, key=order.__getitem__)])
 
     for node in nodes:
         if node not in index:

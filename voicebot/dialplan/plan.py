@@ -47,11 +47,13 @@ class Plan:
     file: str = "<input>"
     warnings: list[Diagnostic] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        ids = list(self.steps)
+        self._following = dict(zip(ids, [*ids[1:], None], strict=True))
+
     def after(self, step_id: str) -> str | None:
         """Where a step continues when it has no `next`: the following step in the file."""
-        ids = list(self.steps)
-        i = ids.index(step_id)
-        return ids[i + 1] if i + 1 < len(ids) else None
+        return self._following.get(step_id)
 
 
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
