@@ -30,8 +30,8 @@ def generate(n: int) -> str:
             f"  s{i}:",
             f"    say: Step {i}, score {{score}}.",
             f"  s{i + 1}:",
-            f"    menu: {{prompt: Press 1 or say next., options: [{{keys: '1', words: [next], goto: s{i + 2}}}],"
-            f" no_match: s{i + 1}, no_input: end}}",
+            f"    menu: {{prompt: Press 1 or say next.,"
+            f" options: [{{keys: '1', words: [next], goto: s{i + 2}}}], no_match: s{i + 1}, no_input: end}}",
             f"  s{i + 2}:",
             f"    set: {{values: {{score: {i}}}}}",
             f"  s{i + 3}:",
