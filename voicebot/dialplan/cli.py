@@ -27,6 +27,29 @@ def _schema(_: argparse.Namespace) -> int:
     return 0
 
 
+def _test(args: argparse.Namespace) -> int:
+    from voicebot.dialplan.convtest import run_tests
+
+    failed = total = 0
+    for path in args.paths:
+        for outcome in run_tests(path):
+            total += 1
+            failed += bool(outcome.failures)
+            print(f"{'FAIL' if outcome.failures else 'ok  '} {path.name}: {outcome.name}")
+            for d in outcome.failures:
+                print(f"     {d}")
+    print(f"{total - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from voicebot.dialplan.chat import run_chat
+    from voicebot.dialplan.plan import parse
+
+    plan = parse(args.path.read_bytes(), str(args.path))
+    return run_chat(plan, sys.stdin, print, transfers_succeed=not args.fail_transfers)
+
+
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the dialplan commands on the top-level parser."""
     dp = sub.add_parser("dialplan", help="check dialplans, export their JSON Schema")
@@ -37,3 +60,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.set_defaults(func=_check)
     p = dsub.add_parser("schema", help="print the JSON Schema of dialplan files (for editors)")
     p.set_defaults(func=_schema)
+    p = dsub.add_parser("test", help="run the conversation tests next to each dialplan (NAME.test.yaml)")
+    p.add_argument("paths", nargs="+", type=Path)
+    p.set_defaults(func=_test)
+    p = sub.add_parser(
+        "chat", help="talk to a dialplan in the terminal (#123 for keys, empty line = silence)"
+    )
+    p.add_argument("path", type=Path)
+    p.add_argument("--fail-transfers", action="store_true", help="simulate queues that do not answer")
+    p.set_defaults(func=_chat)

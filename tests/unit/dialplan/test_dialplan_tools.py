@@ -1,0 +1,55 @@
+"""The admin tools: every shipped dialplan checks clean and passes its own conversation tests;
+chat and the test runner report what happened, and failures point at the test file's line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from voicebot.cli import main
+from voicebot.dialplan.chat import run_chat
+from voicebot.dialplan.check import check_paths
+from voicebot.dialplan.convtest import run_tests
+from voicebot.dialplan.plan import parse
+
+REPO = Path(__file__).resolve().parents[3]
+PLANS = sorted(p for p in (REPO / "dialplans").glob("*.yaml") if not p.name.endswith(".test.yaml"))
+
+
+@pytest.mark.parametrize("plan", PLANS, ids=lambda p: p.name)
+def test_shipped_dialplans_check_clean_and_pass_their_conversations(plan: Path) -> None:
+    assert [str(d) for d in check_paths([plan], ["sales", "support"])] == []
+    outcomes = run_tests(plan)
+    assert outcomes and all(not o.failures for o in outcomes), [str(d) for o in outcomes for d in o.failures]
+
+
+def test_chat_shows_prompts_actions_and_variables() -> None:
+    plan = parse((REPO / "dialplans" / "example.yaml").read_bytes(), "example.yaml")
+    lines: list[str] = []
+    assert run_chat(plan, ["", "#2"], lines.append) == 0
+    assert lines[1] == "bot> Hello, this is voicebot."
+    assert any("[listening: menu, 6 s" in line for line in lines)
+    assert "     [transfer to queue 'support']" in lines
+    assert lines[-1] == "[call over: transferred]"
+
+
+def test_failing_conversation_points_at_the_line(tmp_path: Path) -> None:
+    plan = tmp_path / "p.yaml"
+    plan.write_bytes((REPO / "dialplans" / "example.yaml").read_bytes())
+    (tmp_path / "p.test.yaml").write_text(
+        "tests:\n  - name: wrong queue\n    conversation:\n      - keys: '1'\n      - expect_transfer: support\n"
+    )
+    (outcome,) = run_tests(plan)
+    (failure,) = outcome.failures
+    assert str(failure).endswith(
+        "p.test.yaml:5:9: error: wrong queue: expected a transfer to 'support'; got 'sales'"
+    )
+    assert main(["dialplan", "test", str(plan)]) == 1
+
+
+def test_missing_test_file_is_an_error(tmp_path: Path) -> None:
+    plan = tmp_path / "q.yaml"
+    plan.write_bytes((REPO / "dialplans" / "example.yaml").read_bytes())
+    (outcome,) = run_tests(plan)
+    assert "cannot read" in outcome.failures[0].message

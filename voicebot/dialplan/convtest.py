@@ -1,0 +1,108 @@
+"""Conversation tests written next to a dialplan (`example.yaml` -> `example.test.yaml`).
+
+tests:
+  - name: sales by voice
+    conversation:
+      - expect_say: Hello            # a bot prompt of the latest turn contains this
+      - caller: I would like sales   # or `keys: "12#"`, or `silence: true`
+      - expect_transfer: sales
+  - name: queue busy
+    transfers_succeed: false
+    conversation: [...]              # also: expect_hangup: completed, expect_variable: {pin: "4719"}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from voicebot.dialplan.driver import Driver, Turn
+from voicebot.dialplan.plan import Plan, parse
+from voicebot.dialplan.yamlsafe import Diagnostic, YamlError, load
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    failures: list[Diagnostic]
+
+
+def tests_file(plan_path: Path) -> Path:
+    return plan_path.with_name(plan_path.stem + ".test.yaml")
+
+
+def run_tests(plan_path: Path) -> list[Outcome]:
+    path = tests_file(plan_path)
+    try:
+        plan = parse(plan_path.read_bytes(), str(plan_path))
+        loaded = load(path.read_bytes(), str(path))
+    except YamlError as exc:
+        return [Outcome("(load)", exc.diagnostics)]
+    except OSError as exc:
+        return [Outcome("(load)", [Diagnostic(str(path), 1, 1, "error", f"cannot read: {exc.strerror}")])]
+    tests = (loaded.data or {}).get("tests") if isinstance(loaded.data, dict) else None
+    if not isinstance(tests, list) or not tests:
+        return [
+            Outcome(
+                "(load)", [Diagnostic(str(path), 1, 1, "error", "expected `tests:` with a list of tests")]
+            )
+        ]
+    return [_run_one(plan, t, i, str(path), loaded.where) for i, t in enumerate(tests)]
+
+
+def _run_one(plan: Plan, test: Any, index: int, file: str, where: Any) -> Outcome:
+    name = str(test.get("name", f"test {index + 1}")) if isinstance(test, dict) else f"test {index + 1}"
+    failures: list[Diagnostic] = []
+
+    def fail(j: int, message: str) -> None:
+        line, col = where(("tests", index, "conversation", j))
+        failures.append(Diagnostic(file, line, col, "error", f"{name}: {message}"))
+
+    if not isinstance(test, dict) or not isinstance(test.get("conversation"), list):
+        fail(0, "needs a `conversation` list")
+        return Outcome(name, failures)
+    driver = Driver(plan, bool(test.get("transfers_succeed", True)))
+    turn = driver.start()
+    for j, entry in enumerate(test["conversation"]):
+        if not isinstance(entry, dict) or len(entry) != 1:
+            fail(j, "each conversation entry is one `key: value`")
+            continue
+        ((key, value),) = entry.items()
+        if key in ("caller", "keys", "silence"):
+            if driver.ended:
+                fail(j, f"the call is already over ({driver.it.state.disposition}); the caller cannot act")
+                break
+            turn = (
+                driver.say(str(value))
+                if key == "caller"
+                else driver.press(str(value))
+                if key == "keys"
+                else driver.silence()
+            )
+        else:
+            problem = _expect(key, value, turn, driver)
+            if problem:
+                fail(j, problem)
+    return Outcome(name, failures)
+
+
+def _expect(key: str, value: Any, turn: Turn, driver: Driver) -> str | None:
+    if key == "expect_say":
+        return (
+            None
+            if any(str(value).lower() in s.lower() for s in turn.said)
+            else f"expected the bot to say {value!r}; it said {turn.said}"
+        )
+    if key == "expect_transfer":
+        return None if turn.transfer == value else f"expected a transfer to {value!r}; got {turn.transfer!r}"
+    if key == "expect_hangup":
+        return None if turn.hangup == value else f"expected hangup {value!r}; got {turn.hangup!r}"
+    if key == "expect_variable" and isinstance(value, dict):
+        actual = driver.it.state.variables
+        wrong = {k: actual.get(k) for k, v in value.items() if actual.get(k) != v}
+        return None if not wrong else f"expected variables {value}; they are {wrong}"
+    return (
+        f"unknown conversation entry {key!r} (caller, keys, silence, expect_say, expect_transfer, "
+        "expect_hangup, expect_variable)"
+    )

@@ -1,0 +1,87 @@
+"""Drive an interpreter without a phone: for `voicebot chat` and dialplan conversation tests.
+
+Playback is taken as instantaneous (every say is acknowledged at once) and transfers succeed unless
+the caller side says otherwise, so a conversation is only what the caller says and presses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from voicebot.dialplan.interpreter import (
+    Action,
+    CallStarted,
+    Dtmf,
+    Event,
+    HangupAction,
+    Interpreter,
+    NoInputTimeout,
+    PlaybackDone,
+    SayAction,
+    SpeechFinal,
+    StartCollect,
+    TransferAction,
+    TransferResult,
+)
+from voicebot.dialplan.plan import Plan
+
+
+@dataclass
+class Turn:
+    """What the bot did in answer to one caller input."""
+
+    said: list[str] = field(default_factory=list)
+    listening: StartCollect | None = None
+    transfer: str | None = None
+    hangup: str | None = None
+
+
+class Driver:
+    def __init__(self, plan: Plan, transfers_succeed: bool = True) -> None:
+        self.it = Interpreter(plan)
+        self.now = 0.0
+        self.transfers_succeed = transfers_succeed
+
+    @property
+    def ended(self) -> bool:
+        return self.it.state.ended
+
+    def start(self) -> Turn:
+        return self._feed(CallStarted(self.now))
+
+    def say(self, text: str) -> Turn:
+        return self._feed(SpeechFinal(text, 0.95, self.now))
+
+    def press(self, keys: str) -> Turn:
+        turn = Turn()
+        for key in keys:
+            self._merge(turn, self._feed(Dtmf(key, self.now)))
+        return turn
+
+    def silence(self) -> Turn:
+        return self._feed(NoInputTimeout(self.now))
+
+    def _feed(self, event: Event) -> Turn:
+        self.now += 1.0
+        turn = Turn()
+        pending: list[Action] = list(self.it.handle(event))
+        while pending:
+            action = pending.pop(0)
+            if isinstance(action, SayAction):
+                turn.said.append(action.text)
+                pending += self.it.handle(PlaybackDone(action.mark, self.now))
+            elif isinstance(action, StartCollect):
+                turn.listening = action
+            elif isinstance(action, TransferAction):
+                turn.transfer = action.queue
+                pending += self.it.handle(TransferResult(self.transfers_succeed, self.now))
+            elif isinstance(action, HangupAction):
+                turn.hangup = action.disposition
+        return turn
+
+    @staticmethod
+    def _merge(into: Turn, more: Turn) -> None:
+        into.said += more.said
+        into.listening = more.listening or into.listening
+        into.transfer = more.transfer or into.transfer
+        into.hangup = more.hangup or into.hangup
