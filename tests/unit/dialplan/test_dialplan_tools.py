@@ -38,7 +38,8 @@ def test_failing_conversation_points_at_the_line(tmp_path: Path) -> None:
     plan = tmp_path / "p.yaml"
     plan.write_bytes((REPO / "dialplans" / "example.yaml").read_bytes())
     (tmp_path / "p.test.yaml").write_text(
-        "tests:\n  - name: wrong queue\n    conversation:\n      - keys: '1'\n      - expect_transfer: support\n"
+        "tests:\n  - name: wrong queue\n    conversation:\n"
+        "      - keys: '1'\n      - expect_transfer: support\n"
     )
     (outcome,) = run_tests(plan)
     (failure,) = outcome.failures
