@@ -124,8 +124,9 @@ class EdgeSettings(BaseModel):
 
 
 class CallSettings(BaseModel):
-    """The built-in call handler used until a dialplan engine is plugged in."""
+    """What drives a call: the routed dialplan (default), or the built-in key/keyword handler below."""
 
+    logic: Literal["dialplan", "builtin"] = "dialplan"
     greeting: str = (
         "Hello, this is voicebot. Say sales or support, or press 1 for sales, 2 for support, "
         "or hash to hang up."

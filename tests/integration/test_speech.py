@@ -17,6 +17,7 @@ def test_caller_asks_for_sales_and_is_transferred_there(voicebot, tmp_path: Path
     queue_port = free_port()
     server = voicebot(
         VOICEBOT_ASR__BACKEND="faster-whisper",
+        VOICEBOT_CALL__LOGIC="dialplan",  # the bundled example: greeting, then a menu by voice or keys
         VOICEBOT_WORKERS__CALL_POOL_SIZE="1",
         VOICEBOT_QUEUES=json.dumps(
             {"sales": f"sip:sales@127.0.0.1:{queue_port}", "support": f"sip:support@127.0.0.1:{queue_port}"}

@@ -103,6 +103,8 @@ def server_env(workdir: Path, port: int, rtp_start: int, **extra: str) -> dict[s
         "VOICEBOT_WORKERS__UA_WORKERS": "1",
         # keys only unless a test is about speech: loading Whisper in every call worker costs seconds
         "VOICEBOT_ASR__BACKEND": "none",
+        # the telephony tests drive the built-in key handler; dialplan calls are tested on their own
+        "VOICEBOT_CALL__LOGIC": "builtin",
         "VOICEBOT_ASR__MODEL_DIR": str(REPO / "var" / "models"),
     }
     env.update(extra)

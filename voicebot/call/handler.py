@@ -41,7 +41,14 @@ class Hangup:
     reason: str
 
 
-Action = Play | StopAudio | Transfer | Hangup
+@dataclass(frozen=True)
+class ArmTimer:
+    """Start (or restart) the no-input timer: the logic gets on_no_input() when it fires."""
+
+    seconds: float
+
+
+Action = Play | StopAudio | Transfer | Hangup | ArmTimer
 
 
 @dataclass
@@ -122,6 +129,12 @@ class BuiltinHandler:
         if kind == "goodbye":
             return [Hangup("caller pressed the hangup digit")]
         return []
+
+    def on_speech_ended(self, now: float, will_transcribe: bool) -> list[Action]:
+        return []
+
+    def on_no_input(self, now: float) -> list[Action]:
+        return []  # the built-in handler never arms a timer
 
     def on_transfer_result(self, queue: str, ok: bool, now: float) -> list[Action]:
         if ok:

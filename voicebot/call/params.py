@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,6 +15,7 @@ class CallWorkerParams(BaseModel):
     transfer_digits: dict[str, str] = Field(default_factory=dict)
     hangup_digit: str = "#"
     barge_in: bool = True
+    call_logic: Literal["dialplan", "builtin"] = "dialplan"
     # spoken word -> queue name (the UA worker still maps the queue to a URI from the admin allowlist)
     speech_keywords: dict[str, str] = Field(default_factory=dict)
     asr_backend: str | None = None  # None: keys only

@@ -27,8 +27,9 @@ import structlog
 from voicebot import logs
 from voicebot.asr.base import AsrBackend, AsrError, Transcript
 from voicebot.asr.base import create as create_asr
-from voicebot.call.handler import Action, BuiltinHandler, Hangup, Play, StopAudio, Transfer
+from voicebot.call.handler import Action, ArmTimer, Hangup, Play, StopAudio, Transfer
 from voicebot.call.listener import Listener, TurnEnded, TurnPaused, TurnStarted
+from voicebot.call.logic import make_logic
 from voicebot.call.params import CallWorkerParams
 from voicebot.errors import ProtocolError
 from voicebot.ipc import proto
@@ -54,7 +55,8 @@ class CallSession:
         self.sock = sock
         self.params = params
         self.start = start
-        self.handler = BuiltinHandler(params)
+        self.handler = make_logic(params, start.dialplan)
+        self.timer: asyncio.Task[None] | None = None
         self.prompts = Prompts(params.prompt_dir, start.sample_rate, params.tts_backend, params.tts_fallback)
         self.caller_audio = bytearray()
         self.events: list[dict[str, Any]] = []
@@ -92,6 +94,20 @@ class CallSession:
             elif isinstance(action, Hangup):
                 self.event("hangup_request", reason=action.reason)
                 await self.send(proto.HangupRequest(reason=action.reason))
+            elif isinstance(action, ArmTimer):
+                self.disarm()
+                self.timer = self.spawn(self.no_input_after(action.seconds), "no-input")
+
+    def disarm(self) -> None:
+        if self.timer is not None and not self.timer.done():
+            self.timer.cancel()
+        self.timer = None
+
+    async def no_input_after(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self.timer = None
+        self.event("no_input", after_s=seconds)
+        await self.act(self.handler.on_no_input(time.monotonic()))
 
     async def play(self, action: Play) -> None:
         rate = self.start.sample_rate
@@ -115,6 +131,7 @@ class CallSession:
                 self.turn_id += 1
                 self.turn_done, self.guess, self.last_pause = False, None, 0
                 self.event("speech_started", audio_t=round(ev.at, 3))
+                self.disarm()  # the caller is answering
                 actions = self.handler.on_speech_started(time.monotonic())
                 if actions:
                     self.event("barge_in", audio_t=round(ev.at + 0.2, 3))
@@ -128,6 +145,7 @@ class CallSession:
                         self.speculator = self.spawn(self.speculate(), "asr-spec")
             elif isinstance(ev, TurnEnded):
                 self.event("speech_ended", audio_t=round(ev.at, 3), duration_s=ev.duration_s)
+                await self.act(self.handler.on_speech_ended(time.monotonic(), self.asr is not None))
                 if self.asr is not None and not self.turn_done:
                     self.spawn(self.finish_turn(self.turn_id, ev.audio), "asr-final")
 
@@ -207,6 +225,7 @@ class CallSession:
         if isinstance(msg, proto.DtmfReceived):
             log.info("call.dtmf", digit=msg.digit, method=msg.method)
             self.event("dtmf", digit=msg.digit, method=msg.method)
+            self.disarm()
             await self.act(self.handler.on_dtmf(msg.digit, now))
         elif isinstance(msg, proto.PlayedMark):
             self.event("played", mark=msg.mark)

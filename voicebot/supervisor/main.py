@@ -16,8 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voicebot import logs
+from voicebot.call.dialplan_logic import DialplanLogic
 from voicebot.call.handler import BuiltinHandler
+from voicebot.call.params import CallWorkerParams
 from voicebot.config import Settings
+from voicebot.dialplan.plan import parse
+from voicebot.dialplan.yamlsafe import YamlError
 from voicebot.edge.runner import KamailioEdge
 from voicebot.media.prompts import Prompts
 from voicebot.signaling.params import UAParams
@@ -60,7 +64,7 @@ class Supervisor:
         cw = cw.model_copy(update={"prompt_dir": self.run_dir / "prompts"})
         t0 = time.monotonic()
         prompts = Prompts(cw.prompt_dir, cw.sample_rate, cw.tts_backend, cw.tts_fallback)
-        for text in BuiltinHandler(cw).prompts():
+        for text in self._static_prompts(cw):
             prompts.pcm(text)
         log.info("prompts.warmed", ms=round((time.monotonic() - t0) * 1000))
         if cw.asr_backend == "faster-whisper":
@@ -73,6 +77,17 @@ class Supervisor:
             write_private(
                 ua.params_file.with_name(f"call-worker-{ua.params.index}.json"), cw.model_dump_json()
             )
+
+    def _static_prompts(self, cw: CallWorkerParams) -> list[str]:
+        """Every fixed text a call can start with: the built-in handler's and each routed dialplan's."""
+        texts = BuiltinHandler(cw).prompts()
+        if cw.call_logic == "dialplan":
+            for route in self.s.routes:
+                try:
+                    texts += DialplanLogic(parse(route.dialplan.read_bytes(), str(route.dialplan))).prompts()
+                except (OSError, YamlError) as exc:
+                    log.error("dialplan.unusable", dialplan=str(route.dialplan), error=str(exc)[:500])
+        return texts
 
     async def start_ua(self, ua: UAProcess) -> None:
         ua.proc = await asyncio.create_subprocess_exec(

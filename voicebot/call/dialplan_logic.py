@@ -1,0 +1,118 @@
+"""Call logic driven by a dialplan: adapts the sans-I/O interpreter to the call worker's actions.
+
+Same interface as the built-in handler (start, on_dtmf, on_speech_started, on_transcript,
+on_played, on_transfer_result, on_no_input, expects, prompts); the no-input timer is armed when the
+prompt that asks for input has been played (or flushed by barge-in).
+"""
+
+from __future__ import annotations
+
+import re
+
+from voicebot.call.handler import Action, ArmTimer, Hangup, Play, StopAudio, Transfer
+from voicebot.dialplan import interpreter as ip
+from voicebot.dialplan.plan import Plan
+from voicebot.dialplan.verbs.basic import Hangup as HangupVerb
+
+
+class DialplanLogic:
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.it = ip.Interpreter(plan)
+        self.digits: list[str] = []
+        self.playing: dict[str, bool] = {}  # mark -> barge-in allowed, for audio still queued
+        self.collect: ip.StartCollect | None = None
+        self.collect_after: str | None = None  # arm the timer once this mark has played
+        self.answering = False  # the caller is mid-turn: no no-input timer until we know what they said
+
+    def prompts(self) -> list[str]:
+        """Static texts of the plan (no {placeholders}): warmed into the prompt cache."""
+        texts = []
+        for step in self.plan.steps.values():
+            v = step.verb
+            for t in (
+                getattr(v, "text", None),
+                getattr(v, "prompt", None),
+                getattr(v, "announce", None),
+                v.say if isinstance(v, HangupVerb) else None,
+            ):
+                if isinstance(t, str) and not re.search(r"\{[a-z_]", t):
+                    texts.append(t)
+        return texts
+
+    @property
+    def transferring(self) -> bool:
+        return self.it.state.waiting == "transfer"
+
+    def start(self, now: float) -> list[Action]:
+        return self._adapt(self.it.handle(ip.CallStarted(now)))
+
+    def on_dtmf(self, digit: str, now: float) -> list[Action]:
+        self.digits.append(digit)
+        return self._barge() + self._adapt(self.it.handle(ip.Dtmf(digit, now)))
+
+    def on_speech_started(self, now: float) -> list[Action]:
+        self.answering = True
+        return self._barge()
+
+    def on_speech_ended(self, now: float, will_transcribe: bool) -> list[Action]:
+        """Without a recogniser a spoken turn is no answer: wait for keys again, timer running."""
+        if will_transcribe:
+            return []
+        self.answering = False
+        return (
+            [ArmTimer(self.collect.timeout_s)]
+            if self.collect is not None and self.it.state.waiting == "input"
+            else []
+        )
+
+    def on_transcript(self, text: str, confidence: float, now: float) -> list[Action]:
+        self.answering = False
+        return self._adapt(self.it.handle(ip.SpeechFinal(text, confidence, now)))
+
+    def expects(self, text: str) -> bool:
+        """A complete answer for the current menu (an option word, or a yes/no)?"""
+        words = {w.strip(".,!?;:'\"").lower() for w in text.split()}
+        if self.collect is None:
+            return False
+        if self.collect.kind == "yes_no":
+            return bool(words & {"yes", "no", "yeah", "nope"})
+        return bool(words & {h.lower() for h in self.collect.hints})
+
+    def on_played(self, mark: str, now: float) -> list[Action]:
+        self.playing.pop(mark, None)
+        actions: list[Action] = []
+        if mark == self.collect_after and self.collect is not None and not self.answering:
+            self.collect_after = None
+            actions.append(ArmTimer(self.collect.timeout_s))
+        return actions + self._adapt(self.it.handle(ip.PlaybackDone(mark, now)))
+
+    def on_transfer_result(self, queue: str, ok: bool, now: float) -> list[Action]:
+        return self._adapt(self.it.handle(ip.TransferResult(ok, now)))
+
+    def on_no_input(self, now: float) -> list[Action]:
+        return self._adapt(self.it.handle(ip.NoInputTimeout(now)))
+
+    def _barge(self) -> list[Action]:
+        if self.playing and all(self.playing.values()):
+            self.playing.clear()
+            return [StopAudio()]
+        return []
+
+    def _adapt(self, actions: list[ip.Action]) -> list[Action]:
+        out: list[Action] = []
+        last_mark: str | None = None
+        for a in actions:
+            if isinstance(a, ip.SayAction):
+                self.playing[a.mark] = a.barge_in
+                last_mark = a.mark
+                out.append(Play(a.text, a.mark))
+            elif isinstance(a, ip.StartCollect):
+                self.collect, self.collect_after = a, last_mark
+                if last_mark is None:
+                    out.append(ArmTimer(a.timeout_s))
+            elif isinstance(a, ip.TransferAction):
+                out.append(Transfer(a.queue, a.reason or "dialplan transfer"))
+            elif isinstance(a, ip.HangupAction):
+                out.append(Hangup(a.disposition))
+        return out
