@@ -15,13 +15,15 @@ from voicebot.dialplan.yamlsafe import Diagnostic, YamlError
 def successors(plan: Plan, step: Step) -> list[str]:
     """Where control can go after ``step`` (ending verbs continue only on their failure target)."""
     out = list(step.verb.targets())
+    on = continuation(plan, step)
+    return [*out, on] if on else out
+
+
+def continuation(plan: Plan, step: Step) -> str | None:
+    """The step's normal way on: its `next`, else (for verbs that fall through) the step below."""
     if step.next:
-        out.append(step.next)
-    elif not step.verb.ends_call and not step.verb.targets():
-        nxt = plan.after(step.id)
-        if nxt:
-            out.append(nxt)
-    return out
+        return step.next
+    return plan.after(step.id) if step.verb.falls_through else None
 
 
 def check_plan(plan: Plan, known_queues: Iterable[str] | None = None) -> list[Diagnostic]:
@@ -47,7 +49,7 @@ def check_plan(plan: Plan, known_queues: Iterable[str] | None = None) -> list[Di
                 at(step, "error", f"queue {queue!r} is not declared in this dialplan's `queues`")
             elif known_queues is not None and queue not in set(known_queues):
                 at(step, "error", f"queue {queue!r} is not configured by the admin (settings `queues`)")
-        if not step.verb.ends_call and not successors(plan, step):
+        if step.verb.falls_through and continuation(plan, step) is None:
             at(step, "error", f"the call ends after step {step.id!r} without a hangup or transfer")
     _undefined_variables(plan, at)
     reachable = _reachable(plan)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from voicebot.dialplan import conditions
-from voicebot.dialplan.check import successors
+from voicebot.dialplan.check import continuation
 from voicebot.dialplan.plan import Plan, Step
 from voicebot.dialplan.verbs.basic import Branch, Collect, Goto, Hangup, Menu, Say, Set, Transfer
 
@@ -164,8 +164,6 @@ class Interpreter:
 
     def _execute(self, step: Step, out: list[Action]) -> str | None:
         verb, st = step.verb, self.state
-        follow = successors(self.plan, step)
-        default_next = follow[0] if follow else None
         if isinstance(verb, Say):
             out.append(self._say(verb.text, verb.barge_in))
         elif isinstance(verb, Set):
@@ -192,7 +190,7 @@ class Interpreter:
                 st.waiting, st.after_playback = "playback", f"hangup:{verb.disposition}"
             else:
                 self._end(out, verb.disposition)
-        return step.next or (default_next if not isinstance(verb, Transfer | Hangup) else None)
+        return continuation(self.plan, step)
 
     def _say(self, text: str, barge_in: bool | None) -> SayAction:
         self.state.marks += 1
@@ -257,8 +255,7 @@ class Interpreter:
         verb = step.verb
         assert isinstance(verb, Collect)
         self.state.variables[verb.into] = value
-        follow = successors(self.plan, step)
-        return self._run(step.next or next((f for f in follow if f not in verb.targets()), None))
+        return self._run(continuation(self.plan, step))
 
     def _retry(self, step: Step, why: Literal["no_input", "no_match"]) -> list[Action]:
         verb, st = step.verb, self.state

@@ -21,6 +21,7 @@ class Menu(Verb):
     """Spoken or keyed options -> targets."""
 
     waits_for_caller = True
+    falls_through = False
 
     class Option(Verb):
         name = "menu option"
@@ -63,6 +64,7 @@ class Collect(Verb):
 
 @register("branch")
 class Branch(Verb):
+    falls_through = False
     class Case(Verb):
         name = "branch case"
         when: str = Field(min_length=1)  # a condition on variables, e.g. "balance > 100"
@@ -98,6 +100,7 @@ class Set(Verb):
 
 @register("goto")
 class Goto(Verb):
+    falls_through = False
     shorthand = "step"
     step: str
 
@@ -110,6 +113,7 @@ class Transfer(Verb):
     """Hand the caller to a human queue NAME (the admin configuration maps it to a SIP URI)."""
 
     ends_call = True
+    falls_through = False
     shorthand = "queue"
     queue: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     announce: str | None = None
@@ -126,6 +130,7 @@ class Transfer(Verb):
 @register("hangup")
 class Hangup(Verb):
     ends_call = True
+    falls_through = False
     shorthand = "say"
     say: str | None = None
     disposition: str = "completed"

@@ -16,6 +16,9 @@ class Verb(BaseModel):
     waits_for_caller: ClassVar[bool] = False  # collect/menu: a loop through it cannot spin
     ends_call: ClassVar[bool] = False  # hangup/transfer: a path may end here
     shorthand: ClassVar[str | None] = None  # `say: Hello` means `say: {text: Hello}`
+    # After the verb, does the call go on to the step below (when there is no `next`)? Not for verbs
+    # whose targets are the only ways on (menu, branch, goto), nor for ending ones (hangup, transfer).
+    falls_through: ClassVar[bool] = True
 
     def targets(self) -> list[str]:
         """Step ids this verb can continue at (besides the step's `next`)."""
