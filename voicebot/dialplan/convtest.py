@@ -13,7 +13,7 @@ tests:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from voicebot.dialplan.yamlsafe import Diagnostic, YamlError, load
 class Outcome:
     name: str
     failures: list[Diagnostic]
+    warnings: list[Diagnostic] = field(default_factory=list)
 
 
 def tests_file(plan_path: Path) -> Path:
@@ -48,7 +49,11 @@ def run_tests(plan_path: Path) -> list[Outcome]:
                 "(load)", [Diagnostic(str(path), 1, 1, "error", "expected `tests:` with a list of tests")]
             )
         ]
-    return [_run_one(plan, t, i, str(path), loaded.where) for i, t in enumerate(tests)]
+    outcomes = [_run_one(plan, t, i, str(path), loaded.where) for i, t in enumerate(tests)]
+    if loaded.warnings:
+        # e.g. `caller: yes` is the boolean true in YAML 1.1: the test would say "True"
+        outcomes.insert(0, Outcome("(yaml)", [], loaded.warnings))
+    return outcomes
 
 
 def _run_one(plan: Plan, test: Any, index: int, file: str, where: Any) -> Outcome:

@@ -54,3 +54,15 @@ def test_missing_test_file_is_an_error(tmp_path: Path) -> None:
     plan.write_bytes((REPO / "dialplans" / "example.yaml").read_bytes())
     (outcome,) = run_tests(plan)
     assert "cannot read" in outcome.failures[0].message
+
+
+def test_yaml_traps_in_conversation_tests_are_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = tmp_path / "y.yaml"
+    plan.write_bytes((REPO / "dialplans" / "store_hours.yaml").read_bytes())
+    (tmp_path / "y.test.yaml").write_text(
+        "tests:\n  - conversation:\n      - keys: '2'\n      - caller: yes\n"
+    )
+    main(["dialplan", "test", str(plan)])
+    assert "y.test.yaml:4:17: warning: unquoted 'yes' is read as True" in capsys.readouterr().out

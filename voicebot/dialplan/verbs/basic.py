@@ -65,6 +65,7 @@ class Collect(Verb):
 @register("branch")
 class Branch(Verb):
     falls_through = False
+
     class Case(Verb):
         name = "branch case"
         when: str = Field(min_length=1)  # a condition on variables, e.g. "balance > 100"
