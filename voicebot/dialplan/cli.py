@@ -46,6 +46,15 @@ def _test(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _graph(args: argparse.Namespace) -> int:
+    from voicebot.dialplan.graph import dot, mermaid
+    from voicebot.dialplan.plan import parse
+
+    plan = parse(args.path.read_bytes(), str(args.path))
+    print(mermaid(plan) if args.format == "mermaid" else dot(plan), end="")
+    return 0
+
+
 def _chat(args: argparse.Namespace) -> int:
     from voicebot.dialplan.chat import run_chat
     from voicebot.dialplan.plan import parse
@@ -56,7 +65,7 @@ def _chat(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the dialplan commands on the top-level parser."""
-    dp = sub.add_parser("dialplan", help="check dialplans, export their JSON Schema")
+    dp = sub.add_parser("dialplan", help="check, test and draw dialplans; export their JSON Schema")
     dsub = dp.add_subparsers(dest="dialplan_command", required=True)
     p = dsub.add_parser("check", help="check dialplan files (exit 1 on errors)")
     p.add_argument("paths", nargs="+", type=Path)
@@ -67,6 +76,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p = dsub.add_parser("test", help="run the conversation tests next to each dialplan (NAME.test.yaml)")
     p.add_argument("paths", nargs="+", type=Path)
     p.set_defaults(func=_test)
+    p = dsub.add_parser(
+        "graph", help="print the flow as Mermaid or Graphviz dot (render dot with `dot -Tsvg`)"
+    )
+    p.add_argument("path", type=Path)
+    p.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
+    p.set_defaults(func=_graph)
     p = sub.add_parser(
         "chat", help="talk to a dialplan in the terminal (#123 for keys, empty line = silence)"
     )

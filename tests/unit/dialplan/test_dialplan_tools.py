@@ -66,3 +66,13 @@ def test_yaml_traps_in_conversation_tests_are_reported(
     )
     main(["dialplan", "test", str(plan)])
     assert "y.test.yaml:4:17: warning: unquoted 'yes' is read as True" in capsys.readouterr().out
+
+
+def test_graph_has_every_step_and_edge(capsys: pytest.CaptureFixture[str]) -> None:
+    example = str(REPO / "dialplans" / "example.yaml")
+    assert main(["dialplan", "graph", example]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("flowchart TD") and '  main_menu -->|"2/support/help"| to_support' in out
+    assert "  sorry --> main_menu" in out and '  to_sales -->|"transfer failed"| sorry' in out
+    assert main(["dialplan", "graph", example, "--format", "dot"]) == 0
+    assert '"greeting" -> "main_menu"' in capsys.readouterr().out
