@@ -189,6 +189,7 @@ class Settings(BaseSettings):
     asr: AsrSettings = Field(default_factory=AsrSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     run_dir: Path = Path("var/run")
+    dialplan_store: Path = Path("var/dialplans")  # published versions (voicebot dialplan publish)
 
     @field_validator("queues")
     @classmethod

@@ -55,7 +55,7 @@ class CallSession:
         self.sock = sock
         self.params = params
         self.start = start
-        self.handler = make_logic(params, start.dialplan)
+        self.handler = make_logic(params, start.dialplan, start.call_id)
         self.timer: asyncio.Task[None] | None = None
         self.prompts = Prompts(params.prompt_dir, start.sample_rate, params.tts_backend, params.tts_fallback)
         self.caller_audio = bytearray()

@@ -55,6 +55,23 @@ def _graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def _versions(args: argparse.Namespace) -> int:
+    from voicebot.dialplan.versions import VersionStore
+
+    store = VersionStore(args.store)
+    if args.dialplan_command == "publish":
+        queues = [q for q in args.queues.split(",") if q] if args.queues else None
+        plan, ref = store.publish(args.path, args.canary, queues)
+        role = f"canary for {args.canary}% of new calls" if args.canary else "live"
+        print(f"{plan.id} {ref} is {role}")
+    elif args.dialplan_command == "promote":
+        print(f"{args.id} {store.promote(args.id)} is live")
+    elif args.dialplan_command == "rollback":
+        print(f"{args.id} {store.rollback(args.id)} is live (canary dropped if there was one)")
+    print(store.state(args.id if hasattr(args, "id") else plan.id).to_json())
+    return 0
+
+
 def _chat(args: argparse.Namespace) -> int:
     from voicebot.dialplan.chat import run_chat
     from voicebot.dialplan.plan import parse
@@ -82,6 +99,21 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("path", type=Path)
     p.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
     p.set_defaults(func=_graph)
+    for name, text in (
+        ("publish", "check and publish a dialplan version (live, or --canary N %)"),
+        ("promote", "make the canary live"),
+        ("rollback", "drop the canary, or go back to the previous live version"),
+        ("status", "show live, canary and history"),
+    ):
+        p = dsub.add_parser(name, help=text)
+        if name == "publish":
+            p.add_argument("path", type=Path)
+            p.add_argument("--canary", type=int, default=None, metavar="PERCENT")
+            p.add_argument("--queues", help="comma-separated queue names the admin configured")
+        else:
+            p.add_argument("id")
+        p.add_argument("--store", type=Path, default=Path("var/dialplans"), help="version store directory")
+        p.set_defaults(func=_versions)
     p = sub.add_parser(
         "chat", help="talk to a dialplan in the terminal (#123 for keys, empty line = silence)"
     )

@@ -15,6 +15,7 @@ def call_worker_params(s: Settings) -> CallWorkerParams:
         transfer_digits=s.call.transfer_digits,
         speech_keywords=s.call.speech_keywords,
         call_logic=s.call.logic,
+        dialplan_store=s.dialplan_store.resolve(),
         asr_backend=None if s.asr.backend == "none" else s.asr.backend,
         model_dir=s.asr.model_dir.resolve(),
         asr_threads=s.asr.threads,

@@ -1,0 +1,87 @@
+"""Publishing, canaries, promotion and rollback; calls pick their version from the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from voicebot.call.dialplan_logic import DialplanLogic
+from voicebot.call.logic import make_logic
+from voicebot.call.params import CallWorkerParams
+from voicebot.cli import main
+from voicebot.dialplan.versions import VersionError, VersionStore
+
+REPO = Path(__file__).resolve().parents[3]
+EXAMPLE = (REPO / "dialplans" / "example.yaml").read_text()
+
+
+def write(tmp_path: Path, name: str, greeting: str, version: int = 1) -> Path:
+    path = tmp_path / name
+    path.write_text(
+        EXAMPLE.replace("Hello, this is voicebot.", greeting).replace("version: 1", f"version: {version}")
+    )
+    return path
+
+
+def test_publish_canary_promote_rollback(tmp_path: Path) -> None:
+    store = VersionStore(tmp_path / "store")
+    _, v1 = store.publish(write(tmp_path, "a.yaml", "Hi one."))
+    _, v2 = store.publish(write(tmp_path, "b.yaml", "Hi two.", version=2), canary_percent=25)
+    st = store.state("example")
+    assert (st.live, st.canary, st.canary_percent) == (v1, v2, 25)
+    picks = [store.resolve("example", f"call-{i}") for i in range(400)]
+    share = sum(p is not None and p.name.startswith("2-") for p in picks) / len(picks)
+    assert 0.18 < share < 0.32  # about a quarter of new calls, stable per call id
+    assert store.resolve("example", "call-7") == store.resolve("example", "call-7")
+    assert store.promote("example") == v2 and store.state("example").history == [v1]
+    assert store.rollback("example") == v1  # one command back to the previous version
+    with pytest.raises(VersionError, match="nothing to roll back"):
+        store.rollback("example")
+
+
+def test_broken_files_are_never_published_and_live_stays(tmp_path: Path) -> None:
+    store = VersionStore(tmp_path / "store")
+    _, v1 = store.publish(write(tmp_path, "a.yaml", "Hi."))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(EXAMPLE.replace("goto: to_sales", "goto: to_saels"))
+    with pytest.raises(VersionError, match="to_saels"):
+        store.publish(bad)
+    (tmp_path / "evil.yaml").write_text("id: !!python/object/apply:os.system [id]\n")
+    with pytest.raises(VersionError, match="not allowed"):
+        store.publish(tmp_path / "evil.yaml")
+    assert store.state("example").live == v1
+
+
+def test_a_call_runs_the_published_version(tmp_path: Path) -> None:
+    store = VersionStore(tmp_path / "store")
+    routed = write(tmp_path, "routed.yaml", "From the file.")
+    params = CallWorkerParams(dialplan_store=tmp_path / "store")
+    logic = make_logic(params, str(routed), "c1")
+    assert isinstance(logic, DialplanLogic) and logic.start(0.0)[0].text == "From the file."  # type: ignore[union-attr]
+    store.publish(write(tmp_path, "pub.yaml", "From the store."))
+    logic = make_logic(params, str(routed), "c2")
+    assert logic.start(0.0)[0].text == "From the store."  # type: ignore[union-attr]
+
+
+def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "s")
+    assert main(["dialplan", "publish", str(write(tmp_path, "a.yaml", "A.")), "--store", store]) == 0
+    assert (
+        main(
+            [
+                "dialplan",
+                "publish",
+                str(write(tmp_path, "b.yaml", "B.", 2)),
+                "--canary",
+                "10",
+                "--store",
+                store,
+            ]
+        )
+        == 0
+    )
+    assert main(["dialplan", "rollback", "example", "--store", store]) == 0
+    out = capsys.readouterr().out
+    assert "is canary for 10% of new calls" in out and '"canary": null' in out.split("rollback")[-1]
+    assert main(["dialplan", "promote", "example", "--store", store]) == 2  # no canary left: clear error
