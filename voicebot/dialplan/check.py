@@ -98,7 +98,7 @@ def _texts(step: Step) -> list[str]:
 
 
 def _reachable(plan: Plan) -> set[str]:
-    seen, todo = set(), [plan.start]
+    seen, todo = set(), [plan.start, *plan.handlers.targets()]
     while todo:
         sid = todo.pop()
         if sid in seen or sid not in plan.steps:

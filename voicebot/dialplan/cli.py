@@ -8,10 +8,16 @@ import sys
 from pathlib import Path
 
 
+def _plans(paths: list[Path]) -> list[Path]:
+    """Dialplan files among ``paths`` (a `dialplans/*.yaml` glob also matches the *.test.yaml files)."""
+    return [p for p in paths if not p.name.endswith(".test.yaml")]
+
+
 def _check(args: argparse.Namespace) -> int:
     from voicebot.dialplan.check import check_paths
 
     queues = [q for q in args.queues.split(",") if q] if args.queues is not None else None
+    args.paths = _plans(args.paths)
     diags = check_paths(args.paths, queues)
     for d in diags:
         print(d, file=sys.stdout)
@@ -31,7 +37,7 @@ def _test(args: argparse.Namespace) -> int:
     from voicebot.dialplan.convtest import run_tests
 
     failed = total = 0
-    for path in args.paths:
+    for path in _plans(args.paths):
         for outcome in run_tests(path):
             for w in outcome.warnings:
                 print(f"warn {w}")

@@ -143,9 +143,27 @@ class Interpreter:
         step = self.plan.steps[st.step]
         if isinstance(event, NoInputTimeout):
             return self._retry(step, "no_input")
+        if self._asks_for_agent(step, event):
+            return self._run(self.plan.handlers.agent)
         if isinstance(event, Dtmf):
             return self._dtmf(step, event.digit)
         return self._speech(step, event.text)
+
+    def _asks_for_agent(self, step: Step, event: Dtmf | SpeechFinal) -> bool:
+        """The plan-wide 'a person, please' handler, unless the current menu uses that key/word itself."""
+        h = self.plan.handlers
+        if h.agent is None:
+            return False
+        local = step.verb.options if isinstance(step.verb, Menu) else []
+        if isinstance(event, Dtmf):
+            return (
+                event.digit == h.agent_key
+                and all(o.keys != h.agent_key for o in local)
+                and not (isinstance(step.verb, Collect) and step.verb.kind == "digits")
+            )
+        words = {w.strip(".,!?;:'\"").lower() for w in event.text.split()}
+        taken = {w.lower() for o in local for w in o.words}
+        return bool(words & ({w.lower() for w in h.agent_words} - taken))
 
     # -- running steps -----------------------------------------------------------------------
     def _run(self, step_id: str | None, actions: list[Action] | None = None) -> list[Action]:
@@ -160,6 +178,8 @@ class Interpreter:
             if st.waiting or st.ended:
                 return out
             step_id = nxt
+        if self.plan.handlers.error and st.step != self.plan.handlers.error:
+            return self._run(self.plan.handlers.error, out)
         return self._end(out, "error_loop")
 
     def _execute(self, step: Step, out: list[Action]) -> str | None:
@@ -267,6 +287,7 @@ class Interpreter:
             st.retries, st.digits = retries, ""
             return out
         target = verb.no_input if why == "no_input" else verb.no_match
+        target = target or (self.plan.handlers.no_input if why == "no_input" else self.plan.handlers.no_match)
         return self._run(target) if target else self._end([], f"{why}_exhausted")
 
     # -- endings -----------------------------------------------------------------------------------

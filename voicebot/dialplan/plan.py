@@ -13,7 +13,7 @@ from voicebot.dialplan.verbs import VERBS, Verb
 from voicebot.dialplan.yamlsafe import Diagnostic, Loaded, Path, YamlError, load
 
 STEP_FIELDS = frozenset({"next", "description"})
-TOP_FIELDS = ("id", "version", "description", "settings", "variables", "queues", "start", "steps")
+TOP_FIELDS = ("id", "version", "description", "settings", "variables", "queues", "handlers", "start", "steps")
 
 
 class Settings(BaseModel):
@@ -22,6 +22,21 @@ class Settings(BaseModel):
     voice: str | None = None
     barge_in: bool = True
     no_input_timeout_s: float = Field(6.0, gt=0, le=60)
+
+
+class Handlers(BaseModel):
+    """Plan-wide handlers: where to go whatever step the caller is in."""
+
+    model_config = ConfigDict(extra="forbid")
+    agent: str | None = None  # the caller asks for a person (key below, or one of the words)
+    agent_key: str | None = Field("0", pattern=r"^[0-9*#]$")
+    agent_words: list[str] = Field(default_factory=lambda: ["agent", "operator", "representative", "human"])
+    no_input: str | None = None  # a step's retries ran out and it names no target of its own
+    no_match: str | None = None
+    error: str | None = None  # the interpreter hit a runtime problem (e.g. a runaway loop)
+
+    def targets(self) -> list[str]:
+        return [t for t in (self.agent, self.no_input, self.no_match, self.error) if t]
 
 
 @dataclass(frozen=True)
@@ -41,6 +56,7 @@ class Plan:
     settings: Settings
     variables: dict[str, Any]
     queues: list[str]
+    handlers: Handlers
     start: str
     steps: dict[str, Step]
     content_hash: str
@@ -127,6 +143,11 @@ def parse(text: bytes | str, file: str = "<input>") -> Plan:
         settings = Settings.model_validate(data.get("settings") or {})
     except ValidationError as exc:
         p.validation(("settings",), exc)
+    handlers = Handlers()
+    try:
+        handlers = Handlers.model_validate(data.get("handlers") or {})
+    except ValidationError as exc:
+        p.validation(("handlers",), exc)
     steps: dict[str, Step] = {}
     raw_steps = data.get("steps")
     if raw_steps is not None and (not isinstance(raw_steps, dict) or not raw_steps):
@@ -136,6 +157,14 @@ def parse(text: bytes | str, file: str = "<input>") -> Plan:
             step = p.step(str(step_id), body)
             if step is not None:
                 steps[str(step_id)] = step
+    for name in ("agent", "no_input", "no_match", "error"):
+        target = getattr(handlers, name)
+        if target is not None and isinstance(raw_steps, dict) and target not in raw_steps:
+            p.error(
+                ("handlers", name),
+                f"handler {name!r} goes to {target!r}, which does not exist"
+                f"{did_you_mean(target, [str(k) for k in raw_steps])}",
+            )
     version = data.get("version")
     if "version" in data and not (isinstance(version, int) and version >= 1):
         p.error(("version",), "version must be a whole number >= 1")
@@ -154,6 +183,7 @@ def parse(text: bytes | str, file: str = "<input>") -> Plan:
         version=int(version or 1),
         description=str(data.get("description") or ""),
         settings=settings,
+        handlers=handlers,
         variables=dict(data.get("variables") or {}),
         queues=list(queues),
         start=start,

@@ -114,3 +114,10 @@ def test_unsafe_conditions_are_errors(tmp_path: Path) -> None:
         "  b:\n    hangup: Bye\n",
     )
     assert len(out) == 1 and "Call is not allowed in a condition" in out[0]
+
+
+def test_handler_targets_must_exist(tmp_path: Path) -> None:
+    out = check(
+        tmp_path, "  a:\n    hangup: Bye\n", head=HEAD.replace("steps:", "handlers: {agent: persn}\nsteps:")
+    )
+    assert out == ["plan.yaml:4:12: error: handler 'agent' goes to 'persn', which does not exist"]

@@ -111,3 +111,35 @@ def test_caller_hangup_ends_everything() -> None:
     it.handle(CallStarted(0.0))
     assert it.handle(CallerHungUp(1.0)) == [] and it.state.ended
     assert it.handle(Dtmf("1", 2.0)) == []
+
+
+HANDLERS = parse(
+    "id: h\nversion: 1\nqueues: [support]\n"
+    "handlers: {agent: person, no_input: person, error: person}\n"
+    "steps:\n"
+    "  ask:\n    collect: {prompt: Account number?, into: acct, kind: digits, max_digits: 5, retries: 0}\n"
+    "  bye:\n    hangup: Thanks.\n"
+    "  person:\n    transfer: {queue: support, reason: caller asked for a person}\n",
+    "h.yaml",
+)
+
+
+def test_agent_handler_by_word_anywhere() -> None:
+    it = Interpreter(HANDLERS)
+    it.handle(CallStarted(0.0))
+    assert it.handle(SpeechFinal("I want an agent", 0.9, 1.0)) == [
+        TransferAction("support", "caller asked for a person")
+    ]
+
+
+def test_agent_key_is_a_digit_inside_a_digits_collect() -> None:
+    it = Interpreter(HANDLERS)
+    it.handle(CallStarted(0.0))
+    assert it.handle(Dtmf("0", 1.0)) == []  # part of the account number, not a request for a person
+    assert it.state.digits == "0"
+
+
+def test_global_no_input_handler_when_the_step_has_none() -> None:
+    it = Interpreter(HANDLERS)
+    it.handle(CallStarted(0.0))
+    assert it.handle(NoInputTimeout(7.0)) == [TransferAction("support", "caller asked for a person")]
