@@ -180,7 +180,11 @@ class Settings(BaseSettings):
     )
     routes: list[RouteSettings] = Field(default_factory=lambda: [RouteSettings()])
     queues: dict[str, str] = Field(
-        default_factory=lambda: {"sales": "sip:sales@127.0.0.1:5090", "support": "sip:support@127.0.0.1:5090"}
+        default_factory=lambda: {
+            "sales": "sip:sales@127.0.0.1:5090",
+            "support": "sip:support@127.0.0.1:5090",
+            "billing": "sip:billing@127.0.0.1:5090",
+        }
     )
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
     edge: EdgeSettings = Field(default_factory=EdgeSettings)
@@ -190,6 +194,8 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     run_dir: Path = Path("var/run")
     dialplan_store: Path = Path("var/dialplans")  # published versions (voicebot dialplan publish)
+    # Base URLs dialplan `tool` steps may call; none by default (a dialplan cannot reach the network).
+    tools_allow: list[str] = Field(default_factory=list)
 
     @field_validator("queues")
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from voicebot.call.handler import Action, ArmTimer, Hangup, Play, StopAudio, Transfer
+from voicebot.call.handler import Action, ArmTimer, Hangup, Play, RunTool, StopAudio, Transfer
 from voicebot.dialplan import interpreter as ip
 from voicebot.dialplan.plan import Plan
 from voicebot.dialplan.verbs.basic import Hangup as HangupVerb
@@ -90,6 +90,9 @@ class DialplanLogic:
     def on_transfer_result(self, queue: str, ok: bool, now: float) -> list[Action]:
         return self._adapt(self.it.handle(ip.TransferResult(ok, now)))
 
+    def on_tool_result(self, ok: bool, data: object, now: float) -> list[Action]:
+        return self._adapt(self.it.handle(ip.ToolResult(ok, data, now)))
+
     def on_no_input(self, now: float) -> list[Action]:
         return self._adapt(self.it.handle(ip.NoInputTimeout(now)))
 
@@ -115,4 +118,6 @@ class DialplanLogic:
                 out.append(Transfer(a.queue, a.reason or "dialplan transfer"))
             elif isinstance(a, ip.HangupAction):
                 out.append(Hangup(a.disposition))
+            elif isinstance(a, ip.ToolCall):
+                out.append(RunTool(a))
         return out

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from voicebot.call.params import CallWorkerParams
+from voicebot.dialplan.interpreter import ToolCall
 
 _SPOKEN = {"*": "star", "#": "hash"}
 _GOODBYES = frozenset({"goodbye", "bye"})
@@ -48,7 +49,14 @@ class ArmTimer:
     seconds: float
 
 
-Action = Play | StopAudio | Transfer | Hangup | ArmTimer
+@dataclass(frozen=True)
+class RunTool:
+    """Run a dialplan tool call (HTTP) off the event loop; the result goes to on_tool_result()."""
+
+    call: ToolCall
+
+
+Action = Play | StopAudio | Transfer | Hangup | ArmTimer | RunTool
 
 
 @dataclass
@@ -135,6 +143,9 @@ class BuiltinHandler:
 
     def on_no_input(self, now: float) -> list[Action]:
         return []  # the built-in handler never arms a timer
+
+    def on_tool_result(self, ok: bool, data: object, now: float) -> list[Action]:
+        return []  # nor calls tools
 
     def on_transfer_result(self, queue: str, ok: bool, now: float) -> list[Action]:
         if ok:

@@ -17,6 +17,7 @@ class CallWorkerParams(BaseModel):
     barge_in: bool = True
     call_logic: Literal["dialplan", "builtin"] = "dialplan"
     dialplan_store: Path | None = None
+    tools_allow: list[str] = Field(default_factory=list)  # base URLs dialplan tools may call
     # spoken word -> queue name (the UA worker still maps the queue to a URI from the admin allowlist)
     speech_keywords: dict[str, str] = Field(default_factory=dict)
     asr_backend: str | None = None  # None: keys only

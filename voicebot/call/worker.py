@@ -27,10 +27,11 @@ import structlog
 from voicebot import logs
 from voicebot.asr.base import AsrBackend, AsrError, Transcript
 from voicebot.asr.base import create as create_asr
-from voicebot.call.handler import Action, ArmTimer, Hangup, Play, StopAudio, Transfer
+from voicebot.call.handler import Action, ArmTimer, Hangup, Play, RunTool, StopAudio, Transfer
 from voicebot.call.listener import Listener, TurnEnded, TurnPaused, TurnStarted
 from voicebot.call.logic import make_logic
 from voicebot.call.params import CallWorkerParams
+from voicebot.call.tools import execute as execute_tool
 from voicebot.errors import ProtocolError
 from voicebot.ipc import proto
 from voicebot.media.prompts import Prompts
@@ -94,9 +95,19 @@ class CallSession:
             elif isinstance(action, Hangup):
                 self.event("hangup_request", reason=action.reason)
                 await self.send(proto.HangupRequest(reason=action.reason))
+            elif isinstance(action, RunTool):
+                self.event("tool_call", integration=action.call.integration, method=action.call.method)
+                self.spawn(self.run_tool(action), "tool")
             elif isinstance(action, ArmTimer):
                 self.disarm()
                 self.timer = self.spawn(self.no_input_after(action.seconds), "no-input")
+
+    async def run_tool(self, action: RunTool) -> None:
+        ok, data = await asyncio.to_thread(execute_tool, action.call, self.params.tools_allow)
+        self.event("tool_result", integration=action.call.integration, ok=ok, error=None if ok else str(data))
+        if not ok:
+            log.warning("tool.failed", integration=action.call.integration, error=str(data))
+        await self.act(self.handler.on_tool_result(ok, data, time.monotonic()))
 
     def disarm(self) -> None:
         if self.timer is not None and not self.timer.done():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 
 from voicebot.dialplan.driver import Driver, Turn
@@ -14,6 +15,10 @@ def show(turn: Turn, out: Callable[[str], None], variables: dict[str, object]) -
     if turn.listening:
         hints = f" hints={list(turn.listening.hints)}" if turn.listening.hints else ""
         out(f"     [listening: {turn.listening.kind}, {turn.listening.timeout_s:g} s{hints}]")
+    if turn.tool:
+        out(
+            f"     [tool call: {turn.tool.method} {turn.tool.url}; answer with !{{json}}, or ! for a failure]"
+        )
     if turn.transfer:
         out(f"     [transfer to queue {turn.transfer!r}]")
     if turn.hangup:
@@ -31,7 +36,13 @@ def run_chat(
         if driver.ended:
             break
         line = raw.strip()
-        if line.startswith("#") and len(line) > 1:
+        if line.startswith("!"):
+            try:
+                turn = driver.tool_result(bool(line[1:]), json.loads(line[1:]) if line[1:] else "failed")
+            except json.JSONDecodeError as exc:
+                out(f"     [not JSON: {exc.msg}]")
+                continue
+        elif line.startswith("#") and len(line) > 1:
             turn = driver.press(line[1:])
         elif not line:
             turn = driver.silence()

@@ -9,6 +9,7 @@ from pathlib import Path
 from voicebot.dialplan import conditions
 from voicebot.dialplan.plan import Plan, Step, did_you_mean, parse
 from voicebot.dialplan.verbs.basic import Branch, Collect, Set
+from voicebot.dialplan.verbs.tool import Tool
 from voicebot.dialplan.yamlsafe import Diagnostic, YamlError
 
 
@@ -68,6 +69,8 @@ def _undefined_variables(plan: Plan, at: Callable[[Step, str, str], None]) -> No
             defined.add(step.verb.into)
         elif isinstance(step.verb, Set):
             defined.update(step.verb.values)
+        elif isinstance(step.verb, Tool):
+            defined.update(step.verb.result)
     for step in plan.steps.values():
         used: set[str] = set()
         if isinstance(step.verb, Branch):

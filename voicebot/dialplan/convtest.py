@@ -74,7 +74,12 @@ def _run_one(plan: Plan, test: Any, index: int, file: str, where: Any) -> Outcom
             fail(j, "each conversation entry is one `key: value`")
             continue
         ((key, value),) = entry.items()
-        if key in ("caller", "keys", "silence"):
+        if key in ("tool_returns", "tool_fails"):
+            if turn.tool is None:
+                fail(j, "no tool call is waiting for a result")
+                continue
+            turn = driver.tool_result(key == "tool_returns", value)
+        elif key in ("caller", "keys", "silence"):
             if driver.ended:
                 fail(j, f"the call is already over ({driver.it.state.disposition}); the caller cannot act")
                 break
@@ -103,11 +108,20 @@ def _expect(key: str, value: Any, turn: Turn, driver: Driver) -> str | None:
         return None if turn.transfer == value else f"expected a transfer to {value!r}; got {turn.transfer!r}"
     if key == "expect_hangup":
         return None if turn.hangup == value else f"expected hangup {value!r}; got {turn.hangup!r}"
+    if key == "expect_tool" and isinstance(value, dict):
+        call = turn.tool
+        if call is None:
+            return "expected a tool call; there was none"
+        want, have = value.get("integration"), call.integration
+        if want and want != have:
+            return f"expected a call to {want!r}; got {have!r}"
+        part = str(value.get("url_contains", ""))
+        return None if part in call.url else f"expected the URL to contain {part!r}; it is {call.url!r}"
     if key == "expect_variable" and isinstance(value, dict):
         actual = driver.it.state.variables
         wrong = {k: actual.get(k) for k, v in value.items() if actual.get(k) != v}
         return None if not wrong else f"expected variables {value}; they are {wrong}"
     return (
-        f"unknown conversation entry {key!r} (caller, keys, silence, expect_say, expect_transfer, "
-        "expect_hangup, expect_variable)"
+        f"unknown conversation entry {key!r} (caller, keys, silence, tool_returns, tool_fails, expect_say, "
+        "expect_transfer, expect_hangup, expect_variable, expect_tool)"
     )

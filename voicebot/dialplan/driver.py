@@ -20,6 +20,8 @@ from voicebot.dialplan.interpreter import (
     SayAction,
     SpeechFinal,
     StartCollect,
+    ToolCall,
+    ToolResult,
     TransferAction,
     TransferResult,
 )
@@ -34,6 +36,7 @@ class Turn:
     listening: StartCollect | None = None
     transfer: str | None = None
     hangup: str | None = None
+    tool: ToolCall | None = None  # waiting for tool_result()
 
 
 class Driver:
@@ -61,6 +64,9 @@ class Driver:
     def silence(self) -> Turn:
         return self._feed(NoInputTimeout(self.now))
 
+    def tool_result(self, ok: bool, data: object) -> Turn:
+        return self._feed(ToolResult(ok, data, self.now))
+
     def _feed(self, event: Event) -> Turn:
         self.now += 1.0
         turn = Turn()
@@ -77,6 +83,8 @@ class Driver:
                 pending += self.it.handle(TransferResult(self.transfers_succeed, self.now))
             elif isinstance(action, HangupAction):
                 turn.hangup = action.disposition
+            elif isinstance(action, ToolCall):
+                turn.tool = action
         return turn
 
     @staticmethod
@@ -85,3 +93,4 @@ class Driver:
         into.listening = more.listening or into.listening
         into.transfer = more.transfer or into.transfer
         into.hangup = more.hangup or into.hangup
+        into.tool = more.tool or into.tool

@@ -6,6 +6,8 @@ later issue can checkpoint a call and resume it in another worker.
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -15,6 +17,7 @@ from voicebot.dialplan import conditions
 from voicebot.dialplan.check import continuation
 from voicebot.dialplan.plan import Plan, Step
 from voicebot.dialplan.verbs.basic import Branch, Collect, Goto, Hangup, Menu, Say, Set, Transfer
+from voicebot.dialplan.verbs.tool import Tool
 
 MAX_STEPS_PER_EVENT = 200  # the checker rejects loops that never wait; this is the runtime backstop
 
@@ -56,11 +59,27 @@ class TransferResult:
 
 
 @dataclass(frozen=True)
+class ToolResult:
+    ok: bool
+    data: Any
+    now: float
+
+
+@dataclass(frozen=True)
 class CallerHungUp:
     now: float
 
 
-Event = CallStarted | SpeechFinal | Dtmf | NoInputTimeout | PlaybackDone | TransferResult | CallerHungUp
+Event = (
+    CallStarted
+    | SpeechFinal
+    | Dtmf
+    | NoInputTimeout
+    | PlaybackDone
+    | TransferResult
+    | ToolResult
+    | CallerHungUp
+)
 
 
 # --- actions ----------------------------------------------------------------------------------
@@ -94,7 +113,20 @@ class HangupAction:
     disposition: str
 
 
-Action = SayAction | StartCollect | TransferAction | HangupAction
+@dataclass(frozen=True)
+class ToolCall:
+    """Call an HTTP integration; the worker answers with ToolResult. URL and body are already rendered."""
+
+    integration: str
+    method: str
+    url: str
+    body: dict[str, Any] | None
+    headers: dict[str, str]
+    timeout_s: float
+    retries: int
+
+
+Action = SayAction | StartCollect | TransferAction | HangupAction | ToolCall
 
 
 class State(BaseModel):
@@ -104,7 +136,7 @@ class State(BaseModel):
     plan_version: int
     plan_hash: str
     step: str | None = None
-    waiting: Literal["", "input", "playback", "transfer"] = ""
+    waiting: Literal["", "input", "playback", "transfer", "tool"] = ""
     after_playback: str = ""  # "hangup:<disposition>" or "transfer:<queue>"
     retries: int = 0
     digits: str = ""
@@ -138,6 +170,8 @@ class Interpreter:
             return self._playback_done(event.mark)
         if isinstance(event, TransferResult):
             return self._transfer_result(event.ok)
+        if isinstance(event, ToolResult):
+            return self._tool_result(event.ok, event.data)
         if st.waiting != "input" or st.step is None:
             return []
         step = self.plan.steps[st.step]
@@ -204,6 +238,11 @@ class Interpreter:
             else:
                 out.append(TransferAction(verb.queue, verb.reason))
                 st.waiting = "transfer"
+        elif isinstance(verb, Tool):
+            if verb.announce:
+                out.append(self._say(verb.announce, True))
+            out.append(self._tool_call(verb))
+            st.waiting = "tool"
         elif isinstance(verb, Hangup):
             if verb.say:
                 out.append(self._say(verb.say, False))
@@ -314,6 +353,41 @@ class Interpreter:
         target = verb.on_failure if isinstance(verb, Transfer) else None
         return self._run(target) if target else self._end([], "transfer_failed")
 
+    def _tool_call(self, verb: Tool) -> ToolCall:
+        spec = self.plan.integrations[verb.integration]
+        path = re.sub(
+            r"\{([a-z_][a-z0-9_]*)\}",
+            lambda m: urllib.parse.quote(str(self.state.variables.get(m.group(1), "")), safe=""),
+            verb.path,
+        )
+        body = {
+            k: _render(v, self.state.variables) if isinstance(v, str) else v
+            for k, v in (verb.body or {}).items()
+        }
+        return ToolCall(
+            verb.integration,
+            verb.method,
+            spec.base_url.rstrip("/") + path,
+            body if verb.body is not None else None,
+            dict(spec.headers),
+            spec.timeout_s,
+            spec.retries,
+        )
+
+    def _tool_result(self, ok: bool, data: Any) -> list[Action]:
+        st = self.state
+        if st.waiting != "tool" or st.step is None:
+            return []
+        step = self.plan.steps[st.step]
+        verb = step.verb
+        assert isinstance(verb, Tool)
+        if ok:
+            for var, dotted in verb.result.items():
+                st.variables[var] = _dig(data, dotted)
+            return self._run(continuation(self.plan, step))
+        target = verb.on_error or self.plan.handlers.error
+        return self._run(target) if target else self._end([], "tool_failed")
+
     def _end(self, out: list[Action], disposition: str) -> list[Action]:
         st = self.state
         st.ended, st.disposition, st.waiting = True, disposition, ""
@@ -321,8 +395,18 @@ class Interpreter:
         return out
 
 
+def _dig(data: Any, dotted: str) -> Any:
+    """`customer.name` / `items.0.id` from a JSON reply; None where the path does not exist."""
+    for part in dotted.split("."):
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return None
+    return data
+
+
 def _render(text: str, variables: dict[str, Any]) -> str:
     """`{name}` placeholders from variables; no expressions, no attribute access (sandboxed by design)."""
-    import re
-
     return re.sub(r"\{([a-z_][a-z0-9_]*)\}", lambda m: str(variables.get(m.group(1), "")), text)

@@ -10,10 +10,22 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from voicebot.dialplan.verbs import VERBS, Verb
+from voicebot.dialplan.verbs.tool import Integration, Tool
 from voicebot.dialplan.yamlsafe import Diagnostic, Loaded, Path, YamlError, load
 
 STEP_FIELDS = frozenset({"next", "description"})
-TOP_FIELDS = ("id", "version", "description", "settings", "variables", "queues", "handlers", "start", "steps")
+TOP_FIELDS = (
+    "id",
+    "version",
+    "description",
+    "settings",
+    "variables",
+    "queues",
+    "handlers",
+    "integrations",
+    "start",
+    "steps",
+)
 
 
 class Settings(BaseModel):
@@ -57,6 +69,7 @@ class Plan:
     variables: dict[str, Any]
     queues: list[str]
     handlers: Handlers
+    integrations: dict[str, Integration]
     start: str
     steps: dict[str, Step]
     content_hash: str
@@ -157,6 +170,23 @@ def parse(text: bytes | str, file: str = "<input>") -> Plan:
             step = p.step(str(step_id), body)
             if step is not None:
                 steps[str(step_id)] = step
+    integrations: dict[str, Integration] = {}
+    raw_integrations = data.get("integrations") or {}
+    if not isinstance(raw_integrations, dict):
+        p.error(("integrations",), "integrations must be a mapping of name -> {base_url, headers, ...}")
+        raw_integrations = {}
+    for name, spec in raw_integrations.items():
+        try:
+            integrations[str(name)] = Integration.model_validate(spec)
+        except ValidationError as exc:
+            p.validation(("integrations", str(name)), exc)
+    for sid, step in steps.items():
+        if isinstance(step.verb, Tool) and step.verb.integration not in raw_integrations:
+            p.error(
+                ("steps", sid, "tool"),
+                f"integration {step.verb.integration!r} is not declared under "
+                f"`integrations`{did_you_mean(step.verb.integration, [str(k) for k in raw_integrations])}",
+            )
     for name in ("agent", "no_input", "no_match", "error"):
         target = getattr(handlers, name)
         if target is not None and isinstance(raw_steps, dict) and target not in raw_steps:
@@ -184,6 +214,7 @@ def parse(text: bytes | str, file: str = "<input>") -> Plan:
         description=str(data.get("description") or ""),
         settings=settings,
         handlers=handlers,
+        integrations=integrations,
         variables=dict(data.get("variables") or {}),
         queues=list(queues),
         start=start,

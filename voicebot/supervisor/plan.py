@@ -16,6 +16,7 @@ def call_worker_params(s: Settings) -> CallWorkerParams:
         speech_keywords=s.call.speech_keywords,
         call_logic=s.call.logic,
         dialplan_store=s.dialplan_store.resolve(),
+        tools_allow=list(s.tools_allow),
         asr_backend=None if s.asr.backend == "none" else s.asr.backend,
         model_dir=s.asr.model_dir.resolve(),
         asr_threads=s.asr.threads,
