@@ -32,3 +32,35 @@ def test_example_dialplan_transfers_to_support_on_key_2(voicebot, tmp_path: Path
     assert plays[0] == "Hello, this is voicebot." and plays[-1] == "Transferring you to support."
     assert any(e["kind"] == "flush" for e in rec["events"]), "the key press barged in on the menu prompt"
     server.wait_log(r"dialplan\.loaded.*dialplan=example")
+
+
+def test_voicemail_records_the_caller_after_consent(voicebot, tmp_path: Path) -> None:
+    import wave
+
+    import numpy as np
+
+    from support.peers import REPO
+
+    routes = [{"match": "*", "dialplan": str(REPO / "dialplans" / "voicemail.yaml")}]
+    server = voicebot(VOICEBOT_CALL__LOGIC="dialplan", VOICEBOT_ROUTES=json.dumps(routes))
+    caller = call_bot(
+        tmp_path,
+        server.port,
+        "--dtmf",
+        "1@3",
+        "#@13",
+        "--play",
+        str(REPO / "tests" / "data" / "audio" / "barge_in_long_8k_s16.wav"),
+        "--play-at",
+        "8",
+        "--duration",
+        "20",
+    )
+    assert caller.result()["disconnected_by_remote"]  # the bot thanked the caller and hung up
+    (rec,) = server.records(expect=1)
+    (recording,) = [e for e in rec["events"] if e["kind"] == "recording"]
+    assert 3.0 < recording["seconds"] < 10.0
+    with wave.open(recording["path"]) as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
+    assert np.sqrt(np.mean(pcm**2)) > 300, "the message holds the caller's speech"
+    assert [e["text"] for e in rec["events"] if e["kind"] == "play"][-1].startswith("Thanks, we will call")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from voicebot.call.handler import Action, ArmTimer, Hangup, Play, RunTool, StopAudio, Transfer
+from voicebot.call.handler import Action, ArmTimer, Hangup, Play, RunTool, StartRecording, StopAudio, Transfer
 from voicebot.dialplan import interpreter as ip
 from voicebot.dialplan.plan import Plan
 from voicebot.dialplan.verbs.basic import Hangup as HangupVerb
@@ -93,6 +93,9 @@ class DialplanLogic:
     def on_tool_result(self, ok: bool, data: object, now: float) -> list[Action]:
         return self._adapt(self.it.handle(ip.ToolResult(ok, data, now)))
 
+    def on_recording_done(self, path: str, seconds: float, now: float) -> list[Action]:
+        return self._adapt(self.it.handle(ip.RecordingDone(path, seconds, now)))
+
     def on_no_input(self, now: float) -> list[Action]:
         return self._adapt(self.it.handle(ip.NoInputTimeout(now)))
 
@@ -120,4 +123,6 @@ class DialplanLogic:
                 out.append(Hangup(a.disposition))
             elif isinstance(a, ip.ToolCall):
                 out.append(RunTool(a))
+            elif isinstance(a, ip.StartRecording):
+                out.append(StartRecording(a.max_s, a.after_mark))
         return out

@@ -56,7 +56,15 @@ class RunTool:
     call: ToolCall
 
 
-Action = Play | StopAudio | Transfer | Hangup | ArmTimer | RunTool
+@dataclass(frozen=True)
+class StartRecording:
+    """Record the caller once ``after_mark`` has played, until # or ``max_s``."""
+
+    max_s: float
+    after_mark: str
+
+
+Action = Play | StopAudio | Transfer | Hangup | ArmTimer | RunTool | StartRecording
 
 
 @dataclass
@@ -146,6 +154,9 @@ class BuiltinHandler:
 
     def on_tool_result(self, ok: bool, data: object, now: float) -> list[Action]:
         return []  # nor calls tools
+
+    def on_recording_done(self, path: str, seconds: float, now: float) -> list[Action]:
+        return []  # nor records
 
     def on_transfer_result(self, queue: str, ok: bool, now: float) -> list[Action]:
         if ok:

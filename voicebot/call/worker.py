@@ -18,6 +18,7 @@ import sys
 import time
 import wave
 from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,7 +28,7 @@ import structlog
 from voicebot import logs
 from voicebot.asr.base import AsrBackend, AsrError, Transcript
 from voicebot.asr.base import create as create_asr
-from voicebot.call.handler import Action, ArmTimer, Hangup, Play, RunTool, StopAudio, Transfer
+from voicebot.call.handler import Action, ArmTimer, Hangup, Play, RunTool, StartRecording, StopAudio, Transfer
 from voicebot.call.listener import Listener, TurnEnded, TurnPaused, TurnStarted
 from voicebot.call.logic import make_logic
 from voicebot.call.params import CallWorkerParams
@@ -41,6 +42,22 @@ from voicebot.vad.endpointing import VadState
 log = logs.get_logger(__name__)
 AUDIO_CHUNK_S = 0.5
 T = TypeVar("T")
+
+
+@dataclass
+class Recording:
+    max_s: float
+    after_mark: str
+    started: bool = False
+    audio: bytearray = field(default_factory=bytearray)
+
+
+def write_wav(path: Path, pcm: bytes, rate: int) -> None:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(pcm)
 
 
 class CallSession:
@@ -58,6 +75,7 @@ class CallSession:
         self.start = start
         self.handler = make_logic(params, start.dialplan, start.call_id)
         self.timer: asyncio.Task[None] | None = None
+        self.recording: Recording | None = None
         self.prompts = Prompts(params.prompt_dir, start.sample_rate, params.tts_backend, params.tts_fallback)
         self.caller_audio = bytearray()
         self.events: list[dict[str, Any]] = []
@@ -98,9 +116,35 @@ class CallSession:
             elif isinstance(action, RunTool):
                 self.event("tool_call", integration=action.call.integration, method=action.call.method)
                 self.spawn(self.run_tool(action), "tool")
+            elif isinstance(action, StartRecording):
+                self.recording = Recording(action.max_s, action.after_mark)
             elif isinstance(action, ArmTimer):
                 self.disarm()
                 self.timer = self.spawn(self.no_input_after(action.seconds), "no-input")
+
+    async def capture(self, pcm: bytes) -> None:
+        """Voicemail: keep caller audio once the 'speak after the tone' prompt has played."""
+        rec = self.recording
+        if rec is None or not rec.started:
+            return
+        rec.audio += pcm
+        if len(rec.audio) >= rec.max_s * self.start.sample_rate * 2:
+            await self.finish_recording()
+
+    async def finish_recording(self) -> None:
+        rec, self.recording = self.recording, None
+        if rec is None:
+            return
+        seconds = len(rec.audio) / (self.start.sample_rate * 2)
+        path = ""
+        if rec.audio:
+            folder = (self.params.record_dir or self.params.prompt_dir.parent) / "voicemail"
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / f"{self.start.call_id}-{len(self.events)}.wav"
+            await asyncio.to_thread(write_wav, target, bytes(rec.audio), self.start.sample_rate)
+            path = str(target)
+        self.event("recording", seconds=round(seconds, 2), path=path)
+        await self.act(self.handler.on_recording_done(path, seconds, time.monotonic()))
 
     async def run_tool(self, action: RunTool) -> None:
         ok, data = await asyncio.to_thread(execute_tool, action.call, self.params.tools_allow)
@@ -232,14 +276,20 @@ class CallSession:
             if len(self.caller_audio) < self.max_caller_audio:
                 self.caller_audio += msg
             await self.listen(msg)
+            await self.capture(msg)
             return True
         if isinstance(msg, proto.DtmfReceived):
             log.info("call.dtmf", digit=msg.digit, method=msg.method)
             self.event("dtmf", digit=msg.digit, method=msg.method)
             self.disarm()
+            if self.recording is not None and self.recording.started and msg.digit == "#":
+                await self.finish_recording()
+                return True
             await self.act(self.handler.on_dtmf(msg.digit, now))
         elif isinstance(msg, proto.PlayedMark):
             self.event("played", mark=msg.mark)
+            if self.recording is not None and msg.mark == self.recording.after_mark:
+                self.recording.started = True  # the tone / prompt is over: the message starts now
             await self.act(self.handler.on_played(msg.mark, now))
         elif isinstance(msg, proto.TransferResult):
             self.event("transfer_result", queue=msg.queue, ok=msg.ok, status=msg.status)

@@ -74,7 +74,12 @@ def _run_one(plan: Plan, test: Any, index: int, file: str, where: Any) -> Outcom
             fail(j, "each conversation entry is one `key: value`")
             continue
         ((key, value),) = entry.items()
-        if key in ("tool_returns", "tool_fails"):
+        if key == "leave_message":
+            if not turn.recording:
+                fail(j, "the bot is not recording")
+                continue
+            turn = driver.recording_done(float(value))
+        elif key in ("tool_returns", "tool_fails"):
             if turn.tool is None:
                 fail(j, "no tool call is waiting for a result")
                 continue
@@ -122,6 +127,6 @@ def _expect(key: str, value: Any, turn: Turn, driver: Driver) -> str | None:
         wrong = {k: actual.get(k) for k, v in value.items() if actual.get(k) != v}
         return None if not wrong else f"expected variables {value}; they are {wrong}"
     return (
-        f"unknown conversation entry {key!r} (caller, keys, silence, tool_returns, tool_fails, expect_say, "
-        "expect_transfer, expect_hangup, expect_variable, expect_tool)"
+        f"unknown conversation entry {key!r} (caller, keys, silence, tool_returns, tool_fails, leave_message, "
+        "expect_say, expect_transfer, expect_hangup, expect_variable, expect_tool)"
     )

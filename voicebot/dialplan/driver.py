@@ -17,9 +17,11 @@ from voicebot.dialplan.interpreter import (
     Interpreter,
     NoInputTimeout,
     PlaybackDone,
+    RecordingDone,
     SayAction,
     SpeechFinal,
     StartCollect,
+    StartRecording,
     ToolCall,
     ToolResult,
     TransferAction,
@@ -37,6 +39,7 @@ class Turn:
     transfer: str | None = None
     hangup: str | None = None
     tool: ToolCall | None = None  # waiting for tool_result()
+    recording: bool = False  # waiting for recording_done()
 
 
 class Driver:
@@ -64,6 +67,9 @@ class Driver:
     def silence(self) -> Turn:
         return self._feed(NoInputTimeout(self.now))
 
+    def recording_done(self, seconds: float) -> Turn:
+        return self._feed(RecordingDone("message.wav" if seconds > 0 else "", seconds, self.now))
+
     def tool_result(self, ok: bool, data: object) -> Turn:
         return self._feed(ToolResult(ok, data, self.now))
 
@@ -85,6 +91,8 @@ class Driver:
                 turn.hangup = action.disposition
             elif isinstance(action, ToolCall):
                 turn.tool = action
+            elif isinstance(action, StartRecording):
+                turn.recording = True
         return turn
 
     @staticmethod
@@ -94,3 +102,4 @@ class Driver:
         into.transfer = more.transfer or into.transfer
         into.hangup = more.hangup or into.hangup
         into.tool = more.tool or into.tool
+        into.recording = more.recording or into.recording

@@ -17,6 +17,7 @@ from voicebot.dialplan import conditions
 from voicebot.dialplan.check import continuation
 from voicebot.dialplan.plan import Plan, Step
 from voicebot.dialplan.verbs.basic import Branch, Collect, Goto, Hangup, Menu, Say, Set, Transfer
+from voicebot.dialplan.verbs.conversation import Agent, Record
 from voicebot.dialplan.verbs.tool import Tool
 
 MAX_STEPS_PER_EVENT = 200  # the checker rejects loops that never wait; this is the runtime backstop
@@ -66,6 +67,13 @@ class ToolResult:
 
 
 @dataclass(frozen=True)
+class RecordingDone:
+    path: str  # "" when nothing was recorded
+    seconds: float
+    now: float
+
+
+@dataclass(frozen=True)
 class CallerHungUp:
     now: float
 
@@ -78,6 +86,7 @@ Event = (
     | PlaybackDone
     | TransferResult
     | ToolResult
+    | RecordingDone
     | CallerHungUp
 )
 
@@ -126,7 +135,15 @@ class ToolCall:
     retries: int
 
 
-Action = SayAction | StartCollect | TransferAction | HangupAction | ToolCall
+@dataclass(frozen=True)
+class StartRecording:
+    """Record the caller (after the tone) until # or ``max_s``; answer with RecordingDone."""
+
+    max_s: float
+    after_mark: str
+
+
+Action = SayAction | StartCollect | TransferAction | HangupAction | ToolCall | StartRecording
 
 
 class State(BaseModel):
@@ -136,7 +153,7 @@ class State(BaseModel):
     plan_version: int
     plan_hash: str
     step: str | None = None
-    waiting: Literal["", "input", "playback", "transfer", "tool"] = ""
+    waiting: Literal["", "input", "playback", "transfer", "tool", "recording"] = ""
     after_playback: str = ""  # "hangup:<disposition>" or "transfer:<queue>"
     retries: int = 0
     digits: str = ""
@@ -172,6 +189,8 @@ class Interpreter:
             return self._transfer_result(event.ok)
         if isinstance(event, ToolResult):
             return self._tool_result(event.ok, event.data)
+        if isinstance(event, RecordingDone):
+            return self._recording_done(event.path, event.seconds)
         if st.waiting != "input" or st.step is None:
             return []
         step = self.plan.steps[st.step]
@@ -229,8 +248,14 @@ class Interpreter:
                 if conditions.evaluate(case.when, st.variables):
                     return case.goto
             return verb.default
-        elif isinstance(verb, Menu | Collect):
+        elif isinstance(verb, Menu | Collect | Record):
             self._prompt(step, out)
+        elif isinstance(verb, Agent):
+            # Run by the LLM agent (a later issue); until then, the plan's error path.
+            target = verb.on_error or self.plan.handlers.error
+            if target is None:
+                self._end(out, "agent_unavailable")
+            return target
         elif isinstance(verb, Transfer):
             if verb.announce:
                 out.append(self._say(verb.announce, False))
@@ -259,7 +284,12 @@ class Interpreter:
 
     def _prompt(self, step: Step, out: list[Action]) -> None:
         verb = step.verb
-        assert isinstance(verb, Menu | Collect)
+        assert isinstance(verb, Menu | Collect | Record)
+        if isinstance(verb, Record):
+            out.append(self._say(verb.consent, None))
+            out.append(StartCollect("yes_no", self.plan.settings.no_input_timeout_s, ("yes", "no")))
+            self.state.waiting = "input"
+            return
         out.append(self._say(verb.prompt, None))
         if isinstance(verb, Menu):
             hints = tuple(w for o in verb.options for w in o.words)
@@ -278,8 +308,29 @@ class Interpreter:
         self.state.waiting = "input"
 
     # -- caller input --------------------------------------------------------------------------
+    def _consent(self, step: Step, yes: bool) -> list[Action]:
+        verb = step.verb
+        assert isinstance(verb, Record)
+        if not yes:
+            return self._run(verb.no_consent) if verb.no_consent else self._run(continuation(self.plan, step))
+        say = self._say(verb.prompt, False)
+        self.state.waiting = "recording"
+        return [say, StartRecording(verb.max_s, say.mark)]
+
+    def _recording_done(self, path: str, seconds: float) -> list[Action]:
+        st = self.state
+        if st.waiting != "recording" or st.step is None:
+            return []
+        step = self.plan.steps[st.step]
+        assert isinstance(step.verb, Record)
+        st.variables[step.verb.into] = path
+        st.variables[f"{step.verb.into}_s"] = round(seconds, 1)
+        return self._run(continuation(self.plan, step))
+
     def _dtmf(self, step: Step, digit: str) -> list[Action]:
         verb, st = step.verb, self.state
+        if isinstance(verb, Record):
+            return self._consent(step, digit == "1")
         if isinstance(verb, Menu):
             option = next((o for o in verb.options if o.keys == digit), None)
             return self._run(option.goto) if option else self._retry(step, "no_match")
@@ -295,6 +346,8 @@ class Interpreter:
     def _speech(self, step: Step, text: str) -> list[Action]:
         verb = step.verb
         words = {w.strip(".,!?;:'\"").lower() for w in text.split()}
+        if isinstance(verb, Record):
+            return self._consent(step, bool(words & {"yes", "yeah", "sure", "ok", "okay"}))
         if isinstance(verb, Menu):
             option = next((o for o in verb.options if words & {w.lower() for w in o.words}), None)
             return self._run(option.goto) if option else self._retry(step, "no_match")
@@ -318,6 +371,8 @@ class Interpreter:
 
     def _retry(self, step: Step, why: Literal["no_input", "no_match"]) -> list[Action]:
         verb, st = step.verb, self.state
+        if isinstance(verb, Record):
+            return self._consent(step, False)  # silence is not consent
         assert isinstance(verb, Menu | Collect)
         if st.retries < verb.retries:
             retries = st.retries + 1

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from voicebot.dialplan.verbs import VERBS, Verb
+from voicebot.dialplan.verbs.conversation import Agent
 from voicebot.dialplan.verbs.tool import Integration, Tool
 from voicebot.dialplan.yamlsafe import Diagnostic, Loaded, Path, YamlError, load
 
@@ -181,6 +182,12 @@ def parse(text: bytes | str, file: str = "<input>") -> Plan:
         except ValidationError as exc:
             p.validation(("integrations", str(name)), exc)
     for sid, step in steps.items():
+        if isinstance(step.verb, Agent):
+            for name in step.verb.tools:
+                if name not in raw_integrations:
+                    p.error(
+                        ("steps", sid, "agent"), f"agent tool {name!r} is not declared under `integrations`"
+                    )
         if isinstance(step.verb, Tool) and step.verb.integration not in raw_integrations:
             p.error(
                 ("steps", sid, "tool"),

@@ -143,3 +143,15 @@ def test_global_no_input_handler_when_the_step_has_none() -> None:
     it = Interpreter(HANDLERS)
     it.handle(CallStarted(0.0))
     assert it.handle(NoInputTimeout(7.0)) == [TransferAction("support", "caller asked for a person")]
+
+
+def test_agent_steps_take_the_error_path_until_the_llm_agent_exists() -> None:
+    plan = parse(
+        "id: a\nversion: 1\nqueues: [support]\nhandlers: {error: person}\nsteps:\n"
+        "  chat:\n    agent: {instructions: Help the caller with their order., max_turns: 4}\n"
+        "  bye:\n    hangup: Bye.\n"
+        "  person:\n    transfer: support\n",
+        "a.yaml",
+    )
+    it = Interpreter(plan)
+    assert it.handle(CallStarted(0.0)) == [TransferAction("support", "")]
