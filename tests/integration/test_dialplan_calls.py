@@ -38,7 +38,6 @@ def test_voicemail_records_the_caller_after_consent(voicebot, tmp_path: Path) ->
     import wave
 
     import numpy as np
-
     from support.peers import REPO
 
     routes = [{"match": "*", "dialplan": str(REPO / "dialplans" / "voicemail.yaml")}]
