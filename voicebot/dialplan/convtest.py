@@ -127,6 +127,6 @@ def _expect(key: str, value: Any, turn: Turn, driver: Driver) -> str | None:
         wrong = {k: actual.get(k) for k, v in value.items() if actual.get(k) != v}
         return None if not wrong else f"expected variables {value}; they are {wrong}"
     return (
-        f"unknown conversation entry {key!r} (caller, keys, silence, tool_returns, tool_fails, leave_message, "
-        "expect_say, expect_transfer, expect_hangup, expect_variable, expect_tool)"
+        f"unknown conversation entry {key!r} (caller, keys, silence, tool_returns, tool_fails, "
+        "leave_message, expect_say, expect_transfer, expect_hangup, expect_variable, expect_tool)"
     )
