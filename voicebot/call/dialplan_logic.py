@@ -35,6 +35,7 @@ class DialplanLogic:
                 getattr(v, "prompt", None),
                 getattr(v, "announce", None),
                 v.say if isinstance(v, HangupVerb) else None,
+                *getattr(v, "reprompts", []),
             ):
                 if isinstance(t, str) and not re.search(r"\{[a-z_]", t):
                     texts.append(t)

@@ -200,7 +200,7 @@ class Interpreter:
             return self._run(self.plan.handlers.agent)
         if isinstance(event, Dtmf):
             return self._dtmf(step, event.digit)
-        return self._speech(step, event.text)
+        return self._speech(step, event.text, event.confidence)
 
     def _asks_for_agent(self, step: Step, event: Dtmf | SpeechFinal) -> bool:
         """The plan-wide 'a person, please' handler, unless the current menu uses that key/word itself."""
@@ -261,7 +261,7 @@ class Interpreter:
                 out.append(self._say(verb.announce, False))
                 st.waiting, st.after_playback = "playback", f"transfer:{verb.queue}"
             else:
-                out.append(TransferAction(verb.queue, verb.reason))
+                out.append(TransferAction(verb.queue, _render(verb.reason, st.variables)))
                 st.waiting = "transfer"
         elif isinstance(verb, Tool):
             if verb.announce:
@@ -290,7 +290,11 @@ class Interpreter:
             out.append(StartCollect("yes_no", self.plan.settings.no_input_timeout_s, ("yes", "no")))
             self.state.waiting = "input"
             return
-        out.append(self._say(verb.prompt, None))
+        retry = self.state.retries
+        text = (
+            verb.reprompts[min(retry, len(verb.reprompts)) - 1] if retry and verb.reprompts else verb.prompt
+        )
+        out.append(self._say(text, None))
         if isinstance(verb, Menu):
             hints = tuple(w for o in verb.options for w in o.words)
             out.append(StartCollect("menu", verb.timeout_s, hints))
@@ -343,7 +347,7 @@ class Interpreter:
         st.digits += digit
         return []
 
-    def _speech(self, step: Step, text: str) -> list[Action]:
+    def _speech(self, step: Step, text: str, confidence: float = 1.0) -> list[Action]:
         verb = step.verb
         words = {w.strip(".,!?;:'\"").lower() for w in text.split()}
         if isinstance(verb, Record):
@@ -352,6 +356,8 @@ class Interpreter:
             option = next((o for o in verb.options if words & {w.lower() for w in o.words}), None)
             return self._run(option.goto) if option else self._retry(step, "no_match")
         assert isinstance(verb, Collect)
+        if confidence < verb.min_confidence:
+            return self._retry(step, "no_match")
         if verb.kind == "yes_no":
             yes, no = words & {"yes", "yeah", "yep", "correct", "right"}, words & {"no", "nope", "wrong"}
             return self._store(step, bool(yes)) if bool(yes) != bool(no) else self._retry(step, "no_match")
@@ -366,6 +372,8 @@ class Interpreter:
     def _store(self, step: Step, value: Any) -> list[Action]:
         verb = step.verb
         assert isinstance(verb, Collect)
+        if verb.validate_pattern and not re.fullmatch(verb.validate_pattern, str(value)):
+            return self._retry(step, "no_match")
         self.state.variables[verb.into] = value
         return self._run(continuation(self.plan, step))
 
@@ -375,10 +383,9 @@ class Interpreter:
             return self._consent(step, False)  # silence is not consent
         assert isinstance(verb, Menu | Collect)
         if st.retries < verb.retries:
-            retries = st.retries + 1
+            st.retries, st.digits = st.retries + 1, ""
             out: list[Action] = []
             self._prompt(step, out)
-            st.retries, st.digits = retries, ""
             return out
         target = verb.no_input if why == "no_input" else verb.no_match
         target = target or (self.plan.handlers.no_input if why == "no_input" else self.plan.handlers.no_match)
@@ -394,7 +401,9 @@ class Interpreter:
         if kind == "transfer":
             verb = self.plan.steps[st.step or ""].verb
             st.waiting = "transfer"
-            return [TransferAction(arg, verb.reason if isinstance(verb, Transfer) else "")]
+            return [
+                TransferAction(arg, _render(verb.reason, st.variables) if isinstance(verb, Transfer) else "")
+            ]
         return self._end([], arg)
 
     def _transfer_result(self, ok: bool) -> list[Action]:

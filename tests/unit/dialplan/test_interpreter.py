@@ -63,7 +63,9 @@ def test_key_2_goes_to_support_and_a_failed_transfer_returns_to_the_menu() -> No
 def test_no_match_reprompts_then_no_input_says_goodbye() -> None:
     it = Interpreter(EXAMPLE)
     it.handle(CallStarted(0.0))
-    assert says(it.handle(SpeechFinal("the weather", 0.8, 1.0)))[0].startswith("Say sales")  # retry 1
+    assert says(it.handle(SpeechFinal("the weather", 0.8, 1.0)))[0].startswith(
+        "Sorry, I did not catch"
+    )  # retry 1
     assert it.state.retries == 1
     it.handle(NoInputTimeout(8.0))  # retry 2
     bye = it.handle(NoInputTimeout(15.0))  # retries exhausted -> no_input target
@@ -155,3 +157,20 @@ def test_agent_steps_take_the_error_path_until_the_llm_agent_exists() -> None:
     )
     it = Interpreter(plan)
     assert it.handle(CallStarted(0.0)) == [TransferAction("support", "")]
+
+
+def test_reprompts_escalate_and_answers_are_validated() -> None:
+    plan = parse(
+        "id: v\nversion: 1\nsteps:\n"
+        "  ask:\n    collect:\n      prompt: Your zip code?\n"
+        "      reprompts: [Five digits please., Like 9 0 2 1 0.]\n"
+        "      into: zip\n      kind: number\n      validate: '[0-9]{5}'\n      min_confidence: 0.5\n"
+        "      retries: 2\n"
+        "  done:\n    hangup: Got {zip}.\n",
+        "v.yaml",
+    )
+    it = Interpreter(plan)
+    assert says(it.handle(CallStarted(0.0))) == ["Your zip code?"]
+    assert says(it.handle(SpeechFinal("it is 1234", 0.9, 1.0))) == ["Five digits please."]  # fails validation
+    assert says(it.handle(SpeechFinal("90210", 0.3, 2.0))) == ["Like 9 0 2 1 0."]  # too unsure
+    assert says(it.handle(SpeechFinal("nine oh two one oh, 90210", 0.9, 3.0))) == ["Got 90210."]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -30,6 +31,7 @@ class Menu(Verb):
         goto: str
 
     prompt: str = Field(min_length=1)
+    reprompts: list[str] = Field(default_factory=list)  # said on retry 1, 2, ... (escalating help)
     options: list[Option] = Field(min_length=1)
     no_match: str | None = None
     no_input: str | None = None
@@ -46,6 +48,7 @@ class Collect(Verb):
 
     waits_for_caller = True
     prompt: str = Field(min_length=1)
+    reprompts: list[str] = Field(default_factory=list)  # said on retry 1, 2, ... (escalating help)
     into: str = Field(pattern=r"^[a-z_][a-z0-9_]*$")
     kind: Literal["digits", "yes_no", "number", "choice", "text"] = "text"
     min_digits: int = Field(1, ge=1, le=32)
@@ -53,10 +56,22 @@ class Collect(Verb):
     terminator: str = Field("#", pattern=r"^[*#]$")
     choices: list[str] = Field(default_factory=list)
     sensitive: bool = False  # PINs, card numbers: never logged, masked in transcripts
+    min_confidence: float = Field(0.0, ge=0, le=1)  # spoken answers below this count as no match
+    validate_pattern: str | None = Field(None, alias="validate", max_length=200)  # regex the value must match
     timeout_s: float = Field(6.0, gt=0, le=60)
     retries: int = Field(2, ge=0, le=5)
     no_input: str | None = None
     no_match: str | None = None
+
+    @field_validator("validate_pattern")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"validate is not a valid regular expression: {exc}") from None
+        return v
 
     def targets(self) -> list[str]:
         return [t for t in (self.no_match, self.no_input) if t]
@@ -118,7 +133,7 @@ class Transfer(Verb):
     shorthand = "queue"
     queue: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     announce: str | None = None
-    reason: str = ""
+    reason: str = ""  # may use {var}: goes to the agent with the call (X-Voicebot-Reason)
     on_failure: str | None = None
 
     def targets(self) -> list[str]:

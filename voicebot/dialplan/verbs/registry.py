@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 class Verb(BaseModel):
     """Base of every verb's parameters; unknown fields are errors (typos must not pass silently)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     name: ClassVar[str]
     waits_for_caller: ClassVar[bool] = False  # collect/menu: a loop through it cannot spin
     ends_call: ClassVar[bool] = False  # hangup/transfer: a path may end here
