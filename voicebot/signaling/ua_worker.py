@@ -31,7 +31,15 @@ from voicebot.media.port import CallAudioPort
 from voicebot.procutil import die_with_parent
 from voicebot.signaling import sipmsg
 from voicebot.signaling.admission import AdmissionInput, Admit, admit, source_ip
-from voicebot.signaling.call import CallLeg, VoiceCall, answer, hangup, new_call_id, transfer_target
+from voicebot.signaling.call import (
+    TRANSFER_TIMEOUT_S,
+    CallLeg,
+    VoiceCall,
+    answer,
+    hangup,
+    new_call_id,
+    transfer_target,
+)
 from voicebot.signaling.endpoint import create_endpoint, open_transports
 from voicebot.signaling.params import TrunkParams, UAParams
 
@@ -256,7 +264,7 @@ class UAWorker:
             )
             return
         leg.transfer_queue = req.queue
-        leg.transfer_deadline = time.monotonic() + 30.0
+        leg.transfer_deadline = time.monotonic() + TRANSFER_TIMEOUT_S
         op = pj.CallOpParam(True)
         try:
             leg.pj_call.xfer(transfer_target(uri, leg.call_id, req.reason), op)
