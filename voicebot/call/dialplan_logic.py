@@ -113,7 +113,7 @@ class DialplanLogic:
             if isinstance(a, ip.SayAction):
                 self.playing[a.mark] = a.barge_in
                 last_mark = a.mark
-                out.append(Play(a.text, a.mark))
+                out.append(Play(a.text, a.mark, a.audio))
             elif isinstance(a, ip.StartCollect):
                 self.collect, self.collect_after = a, last_mark
                 if last_mark is None:

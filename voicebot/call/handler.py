@@ -24,6 +24,7 @@ def _words(text: str) -> set[str]:
 class Play:
     text: str
     mark: str
+    audio: str | None = None  # play this WAV instead of synthesising text
 
 
 @dataclass(frozen=True)

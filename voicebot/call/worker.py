@@ -35,6 +35,7 @@ from voicebot.call.params import CallWorkerParams
 from voicebot.call.tools import execute as execute_tool
 from voicebot.errors import ProtocolError
 from voicebot.ipc import proto
+from voicebot.media.audiofile import load_wav
 from voicebot.media.prompts import Prompts
 from voicebot.procutil import die_with_parent
 from voicebot.vad.endpointing import VadState
@@ -166,7 +167,14 @@ class CallSession:
 
     async def play(self, action: Play) -> None:
         rate = self.start.sample_rate
-        pcm = await asyncio.to_thread(self.prompts.pcm, action.text)
+        pcm = b""
+        if action.audio:
+            try:
+                pcm = await asyncio.to_thread(load_wav, Path(action.audio), rate)
+            except ValueError as exc:  # checked at load time; the file may have changed since
+                log.error("prompt.audio_unusable", error=str(exc))
+        if not pcm and action.text:
+            pcm = await asyncio.to_thread(self.prompts.pcm, action.text)
         step = int(rate * AUDIO_CHUNK_S) * 2
         for i in range(0, len(pcm), step):
             await self.loop.sock_sendall(self.sock, proto.encode_audio(pcm[i : i + step]))

@@ -97,6 +97,7 @@ class SayAction:
     text: str
     barge_in: bool
     mark: str
+    audio: str | None = None  # a checked WAV file to play instead of synthesising ``text``
 
 
 @dataclass(frozen=True)
@@ -238,7 +239,7 @@ class Interpreter:
     def _execute(self, step: Step, out: list[Action]) -> str | None:
         verb, st = step.verb, self.state
         if isinstance(verb, Say):
-            out.append(self._say(verb.text, verb.barge_in))
+            out.append(self._say(verb.text or "", verb.barge_in, verb.audio))
         elif isinstance(verb, Set):
             st.variables.update(verb.values)
         elif isinstance(verb, Goto):
@@ -276,11 +277,11 @@ class Interpreter:
                 self._end(out, verb.disposition)
         return continuation(self.plan, step)
 
-    def _say(self, text: str, barge_in: bool | None) -> SayAction:
+    def _say(self, text: str, barge_in: bool | None, audio: str | None = None) -> SayAction:
         self.state.marks += 1
         rendered = _render(text, self.state.variables)
         allowed = self.plan.settings.barge_in if barge_in is None else barge_in
-        return SayAction(rendered, allowed, f"{self.state.step}#{self.state.marks}")
+        return SayAction(rendered, allowed, f"{self.state.step}#{self.state.marks}", audio)
 
     def _prompt(self, step: Step, out: list[Action]) -> None:
         verb = step.verb

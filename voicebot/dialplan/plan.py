@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path as FilePath
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from voicebot.dialplan.verbs import VERBS, Verb
+from voicebot.dialplan.verbs.basic import Say
 from voicebot.dialplan.verbs.conversation import Agent
 from voicebot.dialplan.verbs.tool import Integration, Tool
 from voicebot.dialplan.yamlsafe import Diagnostic, Loaded, Path, YamlError, load
+from voicebot.media.audiofile import load_wav
 
 STEP_FIELDS = frozenset({"next", "description"})
 TOP_FIELDS = (
@@ -181,7 +185,15 @@ def parse(text: bytes | str, file: str = "<input>") -> Plan:
             integrations[str(name)] = Integration.model_validate(spec)
         except ValidationError as exc:
             p.validation(("integrations", str(name)), exc)
-    for sid, step in steps.items():
+    for sid, step in list(steps.items()):
+        if isinstance(step.verb, Say) and step.verb.audio:
+            audio = (FilePath(file).parent / step.verb.audio).resolve()
+            try:
+                load_wav(audio, 8000)
+            except ValueError as exc:
+                p.error(("steps", sid, "say", "audio"), f"audio {step.verb.audio!r}: {exc}")
+                continue
+            steps[sid] = dataclasses.replace(step, verb=step.verb.model_copy(update={"audio": str(audio)}))
         if isinstance(step.verb, Agent):
             for name in step.verb.tools:
                 if name not in raw_integrations:

@@ -5,16 +5,25 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from voicebot.dialplan.verbs.registry import Verb, register
 
 
 @register("say")
 class Say(Verb):
+    """Speak ``text``, or play the recorded ``audio`` WAV (``text`` then is its transcript/fallback)."""
+
     shorthand = "text"
-    text: str = Field(min_length=1, max_length=2000)
+    text: str | None = Field(None, min_length=1, max_length=2000)
+    audio: str | None = None  # a WAV path, relative to the dialplan file
     barge_in: bool | None = None  # None: the dialplan's setting
+
+    @model_validator(mode="after")
+    def _something_to_say(self) -> Say:
+        if not self.text and not self.audio:
+            raise ValueError("say needs text or audio")
+        return self
 
 
 @register("menu")
