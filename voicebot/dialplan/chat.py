@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Iterable
 
+from voicebot.dialplan.check import sensitive_variables
 from voicebot.dialplan.driver import Driver, Turn
 from voicebot.dialplan.plan import Plan
 
 
-def show(turn: Turn, out: Callable[[str], None], variables: dict[str, object]) -> None:
+def show(
+    turn: Turn,
+    out: Callable[[str], None],
+    changed: dict[str, object],
+    hidden: frozenset[str] = frozenset(),
+) -> None:
+    """Print one turn: what the bot said and did, and the variables it changed (sensitive ones masked)."""
     for text in turn.said:
         out(f"bot> {text}")
     if turn.listening:
@@ -19,19 +27,43 @@ def show(turn: Turn, out: Callable[[str], None], variables: dict[str, object]) -
         out(
             f"     [tool call: {turn.tool.method} {turn.tool.url}; answer with !{{json}}, or ! for a failure]"
         )
-    if turn.transfer:
-        out(f"     [transfer to queue {turn.transfer!r}]")
+    if turn.transfer_action:
+        a = turn.transfer_action
+        context = f", context {a.headers}" if a.headers else ""
+        out(f"     [transfer to queue {a.queue!r}, reason {a.reason!r}{context}]")
     if turn.hangup:
         out(f"     [hang up: {turn.hangup}]")
-    out(f"     vars={variables}")
+    if changed:
+        shown = {k: "****" if k in hidden and v else v for k, v in changed.items()}
+        out("     vars: " + ", ".join(f"{k}={v!r}" for k, v in shown.items()))
+
+
+class _Changes:
+    """The variables that changed since the last turn shown."""
+
+    def __init__(self, variables: dict[str, object]) -> None:
+        self.variables, self.seen = variables, dict(variables)
+
+    def __call__(self) -> dict[str, object]:
+        changed = {k: v for k, v in self.variables.items() if self.seen.get(k, _Changes) != v}
+        self.seen = dict(self.variables)
+        return changed
 
 
 def run_chat(
-    plan: Plan, lines: Iterable[str], out: Callable[[str], None], transfers_succeed: bool = True
+    plan: Plan,
+    lines: Iterable[str],
+    out: Callable[[str], None],
+    transfers_succeed: bool = True,
+    today: str | None = None,
 ) -> int:
-    driver = Driver(plan, transfers_succeed)
+    """Talk to ``plan``: each line is what the caller says (``#12`` keys, ``!{json}`` a tool reply)."""
+    driver = Driver(plan, transfers_succeed, today if today is not None else dt.date.today().isoformat())
     out(f"{plan.id} v{plan.version} ({plan.content_hash}); type what the caller says, #digits for keys")
-    show(driver.start(), out, driver.it.state.variables)
+    hidden = frozenset(sensitive_variables(plan))
+    changes = _Changes(driver.it.state.variables)
+    out(f"     vars: {', '.join(f'{k}={v!r}' for k, v in driver.it.state.variables.items()) or 'none'}")
+    show(driver.start(), out, changes(), hidden)
     for raw in lines:
         if driver.ended:
             break
@@ -48,6 +80,6 @@ def run_chat(
             turn = driver.silence()
         else:
             turn = driver.say(line)
-        show(turn, out, driver.it.state.variables)
+        show(turn, out, changes(), hidden)
     out(f"[call over: {driver.it.state.disposition or 'caller left'}]")
     return 0

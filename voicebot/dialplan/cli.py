@@ -1,28 +1,78 @@
-"""Dialplan commands for the ``voicebot`` CLI."""
+"""Dialplan commands for the ``voicebot`` CLI: check, schema, test, graph, versions, chat."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from voicebot.dialplan.plan import Plan
 
 
 def _plans(paths: list[Path]) -> list[Path]:
-    """Dialplan files among ``paths`` (a `dialplans/*.yaml` glob also matches the *.test.yaml files)."""
-    return [p for p in paths if not p.name.endswith(".test.yaml")]
+    """Dialplan files among ``paths``: a directory stands for its top-level ``*.yaml`` files, and
+    conversation tests (``*.test.yaml``, which a `dialplans/*.yaml` glob also matches) are skipped."""
+    found: list[Path] = []
+    for path in paths:
+        found.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
+    return [p for p in found if not p.name.endswith(".test.yaml")]
+
+
+def _split(text: str | None) -> list[str] | None:
+    return None if text is None else [part for part in text.split(",") if part]
+
+
+def _admin_lists(args: argparse.Namespace) -> tuple[list[str] | None, list[str] | None]:
+    """Known queue names and tool bases: from --queues/--tools-allow, else from --config."""
+    queues, bases = _split(args.queues), _split(args.tools_allow)
+    if args.config is not None:
+        from voicebot.config import load_settings
+
+        settings = load_settings(args.config)
+        queues = list(settings.queues) if queues is None else queues
+        bases = list(settings.tools_allow) if bases is None else bases
+    return queues, bases
+
+
+def _load(path: Path) -> Plan | None:
+    """Parse for the commands that need a valid plan; print the diagnostics when it is not."""
+    from voicebot.dialplan.plan import parse
+    from voicebot.dialplan.yamlsafe import YamlError
+
+    try:
+        return parse(path.read_bytes(), str(path))
+    except OSError as exc:
+        print(f"{path}:1:1: error: cannot read: {exc.strerror}", file=sys.stderr)
+    except YamlError as exc:
+        print(exc, file=sys.stderr)
+    return None
 
 
 def _check(args: argparse.Namespace) -> int:
     from voicebot.dialplan.check import check_paths
+    from voicebot.dialplan.yamlsafe import Diagnostic
 
-    queues = [q for q in args.queues.split(",") if q] if args.queues is not None else None
-    args.paths = _plans(args.paths)
-    diags = check_paths(args.paths, queues)
+    queues, bases = _admin_lists(args)
+    paths = _plans(args.paths)
+    diags: list[Diagnostic] = []
+    for path in paths:
+        try:
+            diags += check_paths([path], queues, bases)
+        except Exception as exc:  # a checker bug must still end in a message an admin can act on
+            diags.append(
+                Diagnostic(
+                    str(path), 1, 1, "error", f"internal error in the checker ({exc!r}); please report it"
+                )
+            )
     for d in diags:
-        print(d, file=sys.stdout)
+        print(d)
     errors = sum(d.severity == "error" for d in diags)
-    print(f"{len(args.paths)} file(s), {errors} error(s), {len(diags) - errors} warning(s)", file=sys.stderr)
+    print(f"{len(paths)} file(s), {errors} error(s), {len(diags) - errors} warning(s)", file=sys.stderr)
     return 1 if errors else 0
 
 
@@ -54,10 +104,33 @@ def _test(args: argparse.Namespace) -> int:
 
 def _graph(args: argparse.Namespace) -> int:
     from voicebot.dialplan.graph import dot, mermaid
-    from voicebot.dialplan.plan import parse
 
-    plan = parse(args.path.read_bytes(), str(args.path))
-    print(mermaid(plan) if args.format == "mermaid" else dot(plan), end="")
+    plan = _load(args.path)
+    if plan is None:
+        return 1
+    if args.format in ("mermaid", "dot"):
+        text = mermaid(plan) if args.format == "mermaid" else dot(plan)
+        if args.output:
+            args.output.write_text(text)
+        else:
+            print(text, end="")
+        return 0
+    exe = shutil.which("dot")
+    if exe is None:
+        print(
+            f"voicebot: {args.format.upper()} needs Graphviz's `dot` program, which is not installed "
+            "(apt install graphviz); --format mermaid or --format dot work without it",
+            file=sys.stderr,
+        )
+        return 2
+    # dot reads our generated text only; a bounded run, no shell
+    image = subprocess.run(
+        [exe, f"-T{args.format}"], input=dot(plan).encode(), capture_output=True, timeout=60, check=True
+    ).stdout
+    if args.output:
+        args.output.write_bytes(image)
+    else:
+        sys.stdout.buffer.write(image)
     return 0
 
 
@@ -66,45 +139,67 @@ def _versions(args: argparse.Namespace) -> int:
 
     store = VersionStore(args.store)
     if args.dialplan_command == "publish":
-        queues = [q for q in args.queues.split(",") if q] if args.queues else None
-        plan, ref = store.publish(args.path, args.canary, queues)
+        queues, bases = _admin_lists(args)
+        plan, ref = store.publish(args.path, args.canary, queues, bases)
         role = f"canary for {args.canary}% of new calls" if args.canary else "live"
         print(f"{plan.id} {ref} is {role}")
-    elif args.dialplan_command == "promote":
-        print(f"{args.id} {store.promote(args.id)} is live")
-    elif args.dialplan_command == "rollback":
-        print(f"{args.id} {store.rollback(args.id)} is live (canary dropped if there was one)")
-    print(store.state(args.id if hasattr(args, "id") else plan.id).to_json())
+        plan_id = plan.id
+    else:
+        plan_id = args.id
+        if args.dialplan_command == "promote":
+            print(f"{plan_id} {store.promote(plan_id)} is live")
+        elif args.dialplan_command == "rollback":
+            print(f"{plan_id} {store.rollback(plan_id)} is live (canary dropped if there was one)")
+    print(store.state(plan_id).to_json())
     return 0
 
 
 def _chat(args: argparse.Namespace) -> int:
     from voicebot.dialplan.chat import run_chat
-    from voicebot.dialplan.plan import parse
 
-    plan = parse(args.path.read_bytes(), str(args.path))
-    return run_chat(plan, sys.stdin, print, transfers_succeed=not args.fail_transfers)
+    plan = _load(args.path)
+    if plan is None:
+        return 1
+    return run_chat(plan, sys.stdin, print, transfers_succeed=not args.fail_transfers, today=args.today)
+
+
+def _admin_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--queues", help="comma-separated queue names the admin configured")
+    p.add_argument("--tools-allow", help="comma-separated base URLs tool steps may call")
+    p.add_argument(
+        "--config", type=Path, default=None, help="take queues and tools_allow from this voicebot config"
+    )
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register the dialplan commands on the top-level parser."""
-    dp = sub.add_parser("dialplan", help="check, test and draw dialplans; export their JSON Schema")
+    """Register `voicebot dialplan ...` and `voicebot chat` on the top-level parser."""
+    dp = sub.add_parser("dialplan", help="check, test, draw and publish dialplans; export their JSON Schema")
     dsub = dp.add_subparsers(dest="dialplan_command", required=True)
     p = dsub.add_parser("check", help="check dialplan files (exit 1 on errors)")
     p.add_argument("paths", nargs="+", type=Path)
-    p.add_argument("--queues", help="comma-separated queue names the admin configured (default: not checked)")
+    _admin_options(p)
     p.set_defaults(func=_check)
     p = dsub.add_parser("schema", help="print the JSON Schema of dialplan files (for editors)")
     p.set_defaults(func=_schema)
     p = dsub.add_parser("test", help="run the conversation tests next to each dialplan (NAME.test.yaml)")
     p.add_argument("paths", nargs="+", type=Path)
     p.set_defaults(func=_test)
-    p = dsub.add_parser(
-        "graph", help="print the flow as Mermaid or Graphviz dot (render dot with `dot -Tsvg`)"
+    p = dsub.add_parser("graph", help="draw the flow: Mermaid, Graphviz dot, or SVG/PNG (needs `dot`)")
+    p.add_argument("path", type=Path)
+    p.add_argument("--format", choices=["mermaid", "dot", "svg", "png"], default="mermaid")
+    p.add_argument("-o", "--output", type=Path, default=None, help="write here instead of stdout")
+    p.set_defaults(func=_graph)
+    _version_commands(dsub)
+    p = sub.add_parser(
+        "chat", help="talk to a dialplan in the terminal (#123 for keys, empty line = silence)"
     )
     p.add_argument("path", type=Path)
-    p.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
-    p.set_defaults(func=_graph)
+    p.add_argument("--fail-transfers", action="store_true", help="simulate queues that do not answer")
+    p.add_argument("--today", default=None, help="the date callers' 'tomorrow' is relative to (ISO)")
+    p.set_defaults(func=_chat)
+
+
+def _version_commands(dsub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     for name, text in (
         ("publish", "check and publish a dialplan version (live, or --canary N %)"),
         ("promote", "make the canary live"),
@@ -115,14 +210,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         if name == "publish":
             p.add_argument("path", type=Path)
             p.add_argument("--canary", type=int, default=None, metavar="PERCENT")
-            p.add_argument("--queues", help="comma-separated queue names the admin configured")
+            _admin_options(p)
         else:
             p.add_argument("id")
         p.add_argument("--store", type=Path, default=Path("var/dialplans"), help="version store directory")
         p.set_defaults(func=_versions)
-    p = sub.add_parser(
-        "chat", help="talk to a dialplan in the terminal (#123 for keys, empty line = silence)"
-    )
-    p.add_argument("path", type=Path)
-    p.add_argument("--fail-transfers", action="store_true", help="simulate queues that do not answer")
-    p.set_defaults(func=_chat)

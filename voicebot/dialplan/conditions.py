@@ -8,6 +8,7 @@ access, no calls, no subscripts, so nothing in a dialplan can reach Python inter
 from __future__ import annotations
 
 import ast
+import functools
 import operator
 import re
 from collections.abc import Callable
@@ -30,7 +31,9 @@ class ConditionError(ValueError):
     """The condition is not valid; the message says what is wrong."""
 
 
+@functools.lru_cache(maxsize=4096)  # conditions are few and re-evaluated on every call
 def parse(text: str) -> ast.expr:
+    """The checked syntax tree of ``text``; ConditionError says what is not allowed."""
     if len(text) > 500:
         raise ConditionError("condition longer than 500 characters")
     source = re.sub(r"\b(true|false|null)\b", lambda m: _WORDS[m.group(1)], text)
@@ -70,6 +73,7 @@ def names(text: str) -> set[str]:
 
 
 def evaluate(text: str, variables: dict[str, Any]) -> bool:
+    """Is the condition true for these variables? (Type mismatches are simply false.)"""
     return bool(_eval(parse(text), variables))
 
 

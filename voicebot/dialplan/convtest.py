@@ -7,7 +7,7 @@ tests:
       - caller: I would like sales   # or `keys: "12#"`, or `silence: true`
       - expect_transfer: sales
   - name: queue busy
-    transfers_succeed: false
+    transfers_succeed: false         # also `today: 2026-12-01` for "tomorrow" in date answers
     conversation: [...]              # also: expect_hangup: completed, expect_variable: {pin: "4719"}
 """
 
@@ -50,9 +50,10 @@ def run_tests(plan_path: Path) -> list[Outcome]:
             )
         ]
     outcomes = [_run_one(plan, t, i, str(path), loaded.where) for i, t in enumerate(tests)]
-    if loaded.warnings:
+    warnings = loaded.warnings_except(lambda _: False)
+    if warnings:
         # e.g. `caller: yes` is the boolean true in YAML 1.1: the test would say "True"
-        outcomes.insert(0, Outcome("(yaml)", [], loaded.warnings))
+        outcomes.insert(0, Outcome("(yaml)", [], warnings))
     return outcomes
 
 
@@ -67,7 +68,7 @@ def _run_one(plan: Plan, test: Any, index: int, file: str, where: Any) -> Outcom
     if not isinstance(test, dict) or not isinstance(test.get("conversation"), list):
         fail(0, "needs a `conversation` list")
         return Outcome(name, failures)
-    driver = Driver(plan, bool(test.get("transfers_succeed", True)))
+    driver = Driver(plan, bool(test.get("transfers_succeed", True)), str(test.get("today") or ""))
     turn = driver.start()
     for j, entry in enumerate(test["conversation"]):
         if not isinstance(entry, dict) or len(entry) != 1:
@@ -110,7 +111,7 @@ def _expect(key: str, value: Any, turn: Turn, driver: Driver) -> str | None:
             else f"expected the bot to say {value!r}; it said {turn.said}"
         )
     if key == "expect_transfer":
-        return None if turn.transfer == value else f"expected a transfer to {value!r}; got {turn.transfer!r}"
+        return _expect_transfer(value, turn)
     if key == "expect_hangup":
         return None if turn.hangup == value else f"expected hangup {value!r}; got {turn.hangup!r}"
     if key == "expect_tool" and isinstance(value, dict):
@@ -130,3 +131,15 @@ def _expect(key: str, value: Any, turn: Turn, driver: Driver) -> str | None:
         f"unknown conversation entry {key!r} (caller, keys, silence, tool_returns, tool_fails, "
         "leave_message, expect_say, expect_transfer, expect_hangup, expect_variable, expect_tool)"
     )
+
+
+def _expect_transfer(value: Any, turn: Turn) -> str | None:
+    """``expect_transfer: sales`` or ``{queue: billing, reason: ..., context: {Account: "47192"}}``."""
+    want = value if isinstance(value, dict) else {"queue": value}
+    got = turn.transfer_action
+    if got is None or got.queue != want.get("queue", got.queue):
+        return f"expected a transfer to {want.get('queue')!r}; got {turn.transfer!r}"
+    if "reason" in want and str(want["reason"]) not in got.reason:
+        return f"expected the transfer reason to contain {want['reason']!r}; it is {got.reason!r}"
+    wrong = {k: got.headers.get(k) for k, v in (want.get("context") or {}).items() if got.headers.get(k) != v}
+    return f"expected transfer context {want['context']}; it has {got.headers}" if wrong else None

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from voicebot.dialplan.interpreter import (
+from voicebot.dialplan.events import (
     Action,
     CallStarted,
     Dtmf,
     Event,
     HangupAction,
-    Interpreter,
     NoInputTimeout,
     PlaybackDone,
     RecordingDone,
@@ -27,6 +26,7 @@ from voicebot.dialplan.interpreter import (
     TransferAction,
     TransferResult,
 )
+from voicebot.dialplan.interpreter import Interpreter
 from voicebot.dialplan.plan import Plan
 
 
@@ -36,24 +36,28 @@ class Turn:
 
     said: list[str] = field(default_factory=list)
     listening: StartCollect | None = None
-    transfer: str | None = None
+    transfer: str | None = None  # the queue
+    transfer_action: TransferAction | None = None  # with the reason and context headers
     hangup: str | None = None
     tool: ToolCall | None = None  # waiting for tool_result()
     recording: bool = False  # waiting for recording_done()
 
 
 class Driver:
-    def __init__(self, plan: Plan, transfers_succeed: bool = True) -> None:
+    """Feeds caller input to an interpreter and acknowledges its prompts, transfers and recordings."""
+
+    def __init__(self, plan: Plan, transfers_succeed: bool = True, today: str = "") -> None:
         self.it = Interpreter(plan)
         self.now = 0.0
         self.transfers_succeed = transfers_succeed
+        self.today = today
 
     @property
     def ended(self) -> bool:
         return self.it.state.ended
 
     def start(self) -> Turn:
-        return self._feed(CallStarted(self.now))
+        return self._feed(CallStarted(self.now, caller="+15550100", call_id="chat", today=self.today))
 
     def say(self, text: str) -> Turn:
         return self._feed(SpeechFinal(text, 0.95, self.now))
@@ -85,8 +89,10 @@ class Driver:
             elif isinstance(action, StartCollect):
                 turn.listening = action
             elif isinstance(action, TransferAction):
-                turn.transfer = action.queue
-                pending += self.it.handle(TransferResult(self.transfers_succeed, self.now))
+                turn.transfer, turn.transfer_action = action.queue, action
+                pending += self.it.handle(
+                    TransferResult(self.transfers_succeed, self.now, "" if self.transfers_succeed else "busy")
+                )
             elif isinstance(action, HangupAction):
                 turn.hangup = action.disposition
             elif isinstance(action, ToolCall):
@@ -100,6 +106,7 @@ class Driver:
         into.said += more.said
         into.listening = more.listening or into.listening
         into.transfer = more.transfer or into.transfer
+        into.transfer_action = more.transfer_action or into.transfer_action
         into.hangup = more.hangup or into.hangup
         into.tool = more.tool or into.tool
         into.recording = more.recording or into.recording

@@ -1,9 +1,11 @@
 """Dialplan versions: publish (checked first), canary a share of new calls, promote, roll back.
 
-A store is a directory: ``<root>/<plan id>/<version>-<hash>.yaml`` holds every published content
-(immutable), ``<root>/<plan id>/state.json`` says which is live, which is the canary and for what
-percentage of new calls, and the history to roll back to. A broken file is never published: the
-live version stays. A call keeps the version it started with (it holds the parsed plan).
+A store is a directory. ``<root>/<plan id>/<version>-<hash>/plan.yaml`` holds every published
+content (immutable; the subflow files it uses are copied beside it at the same relative paths, so a
+published version never changes when a shared subflow is edited later). ``<root>/<plan id>/state.json``
+says which is live, which is the canary and for what percentage of new calls, and the history to roll
+back to. A broken file is never published: the live version stays. A call keeps the version it
+started with (it holds the parsed plan).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from typing import Any
 
 from voicebot.dialplan.check import check_plan
 from voicebot.dialplan.plan import Plan, parse
-from voicebot.dialplan.yamlsafe import YamlError
+from voicebot.dialplan.yamlsafe import Diagnostic, YamlError
 from voicebot.errors import VoicebotError
+
+PLAN_FILE = "plan.yaml"  # the published dialplan inside its version folder
 
 
 class VersionError(VoicebotError):
@@ -57,7 +61,11 @@ class VersionStore:
         os.replace(tmp, folder / "state.json")  # atomic: workers never read half a state
 
     def publish(
-        self, source: Path, canary_percent: int | None = None, known_queues: list[str] | None = None
+        self,
+        source: Path,
+        canary_percent: int | None = None,
+        known_queues: list[str] | None = None,
+        allowed_bases: list[str] | None = None,
     ) -> tuple[Plan, str]:
         """Check ``source``; store it; make it live, or the canary for ``canary_percent`` % of calls."""
         raw = source.read_bytes()
@@ -65,14 +73,12 @@ class VersionStore:
             plan = parse(raw, str(source))
         except YamlError as exc:
             raise VersionError(f"not published, {source} has errors:\n{exc}") from None
-        errors = [d for d in check_plan(plan, known_queues) if d.severity == "error"]
+        errors = [d for d in check_plan(plan, known_queues, allowed_bases) if d.severity == "error"]
         if errors:
             raise VersionError("not published, the checker found:\n" + "\n".join(map(str, errors)))
-        ref = f"{plan.version}-{hashlib.sha256(raw).hexdigest()[:12]}"
-        target = self.root / plan.id / f"{ref}.yaml"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
-            target.write_bytes(raw)
+        # The hash covers the subflows too: editing a shared subflow makes a new version.
+        ref = f"{plan.version}-{plan.content_hash[:12]}"
+        self._store(source, raw, plan, self.root / plan.id / ref)
         st = self.state(plan.id)
         if canary_percent is None:
             if st.live and st.live != ref:
@@ -86,6 +92,28 @@ class VersionStore:
             st.canary, st.canary_percent = ref, canary_percent
         self._save(plan.id, st)
         return plan, ref
+
+    @staticmethod
+    def _store(source: Path, raw: bytes, plan: Plan, target: Path) -> None:
+        """Write the plan and its subflows into ``target`` (all or nothing: a rename at the end)."""
+        if target.is_dir():
+            return
+        base = source.resolve().parent
+        files: dict[Path, bytes] = {Path(PLAN_FILE): raw}
+        for include in plan.includes:
+            path = Path(include).resolve()
+            if not path.is_relative_to(base):
+                raise VersionError(
+                    f"not published: subflow {include} is outside {base} (keep subflows in the "
+                    "dialplan's folder or below, so a published version can carry them)"
+                )
+            files[path.relative_to(base)] = path.read_bytes()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".publish-"))
+        for rel, data in files.items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_bytes(data)
+        os.replace(tmp, target)
 
     def promote(self, plan_id: str) -> str:
         st = self.state(plan_id)
@@ -117,4 +145,47 @@ class VersionStore:
             return None
         bucket = int(hashlib.sha256(call_id.encode()).hexdigest()[:8], 16) % 100
         ref = st.canary if st.canary and bucket < st.canary_percent else st.live
-        return self.root / plan_id / f"{ref}.yaml"
+        return self.root / plan_id / ref / PLAN_FILE
+
+
+class PlanFile:
+    """A dialplan file that is reloaded when its content changes, validated first.
+
+    ``reload()`` keeps serving the last good plan when the new content does not parse or has checker
+    errors (and returns those diagnostics for the log). Calls hold the Plan they started with, so
+    a reload never changes a call in progress."""
+
+    def __init__(
+        self, path: Path, known_queues: list[str] | None = None, allowed_bases: list[str] | None = None
+    ) -> None:
+        self.path, self.known_queues, self.allowed_bases = path, known_queues, allowed_bases
+        self._plan: Plan | None = None
+        self._digest = ""
+
+    @property
+    def plan(self) -> Plan:
+        """The last good plan (loads the file on first use; VersionError when it never was good)."""
+        if self._plan is None:
+            problems = self.reload()
+            if self._plan is None:
+                raise VersionError(f"{self.path} has no good version yet:\n" + "\n".join(map(str, problems)))
+        return self._plan
+
+    def reload(self) -> list[Diagnostic]:
+        """Re-read the file; switch to it only when it is clean of errors. Returns what was wrong."""
+        try:
+            raw = self.path.read_bytes()
+        except OSError as exc:
+            return [Diagnostic(str(self.path), 1, 1, "error", f"cannot read: {exc.strerror}")]
+        digest = hashlib.sha256(raw).hexdigest()
+        if digest == self._digest:
+            return []
+        try:
+            plan = parse(raw, str(self.path))
+        except YamlError as exc:
+            return exc.diagnostics
+        errors = [d for d in check_plan(plan, self.known_queues, self.allowed_bases) if d.severity == "error"]
+        if errors:
+            return errors
+        self._plan, self._digest = plan, digest
+        return []

@@ -15,11 +15,15 @@ On top of PyYAML's composer (which builds nodes with line/column marks but const
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from voicebot.dialplan.yamlcompose import ComposeError, compose
+from voicebot.errors import VoicebotError
 
 Path = tuple[str | int, ...]
 
@@ -27,7 +31,8 @@ STANDARD_TAGS = frozenset(
     f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")
 )
 _BOOL_WORDS = re.compile(r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)$")
-_LEADING_ZERO = re.compile(r"^[-+]?0[0-9_]+$")
+_LEADING_ZERO = re.compile(r"^[-+]?0[0-9_]*[0-9][0-9_]*$")
+_SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
 
 
 @dataclass(frozen=True)
@@ -44,8 +49,8 @@ class Diagnostic:
         return f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.message}"
 
 
-class YamlError(ValueError):
-    """The file cannot be used; ``diagnostics`` says where and why."""
+class YamlError(VoicebotError, ValueError):
+    """The file cannot be used; ``diagnostics`` says where and why (file:line:column each)."""
 
     def __init__(self, diagnostics: list[Diagnostic]) -> None:
         super().__init__("\n".join(str(d) for d in diagnostics))
@@ -64,6 +69,13 @@ class Loaded:
     data: Any
     positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
     warnings: list[Diagnostic] = field(default_factory=list)
+    # unquoted yes/no/on/off by where they are: a warning unless the field is a yes/no setting
+    bool_traps: dict[Path, Diagnostic] = field(default_factory=dict)
+
+    def warnings_except(self, is_yes_no: Callable[[Path], bool]) -> list[Diagnostic]:
+        """All warnings, leaving out unquoted yes/no where ``is_yes_no`` says a yes/no is expected."""
+        traps = [d for path, d in self.bool_traps.items() if not is_yes_no(path)]
+        return sorted([*self.warnings, *traps], key=lambda d: (d.line, d.column))
 
     def where(self, path: Path) -> tuple[int, int]:
         """Position of ``path``, or of its nearest ancestor that has one."""
@@ -78,18 +90,33 @@ def load(text: bytes | str, file: str = "<input>", limits: Limits | None = None)
     source = _decode(text, file, lim)
     _check_tabs(source, file)
     try:
-        root = yaml.compose(source, Loader=_LOADER)
+        root, aliases = compose(source, lim.max_depth)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise YamlError(
-            [Diagnostic(file, line, col, "error", f"YAML syntax: {exc.problem or exc}")]
-        ) from None
+        problem = str(exc.problem or exc).split("\n")[0]
+        kind = "" if isinstance(exc, ComposeError) else "YAML syntax: "
+        raise YamlError([Diagnostic(file, line, col, "error", f"{kind}{problem}")]) from None
     except yaml.YAMLError as exc:
-        raise YamlError([Diagnostic(file, 1, 1, "error", f"YAML: {exc}")]) from None
+        raise YamlError([Diagnostic(file, 1, 1, "error", f"YAML: {str(exc).splitlines()[0]}")]) from None
     out = Loaded(data=None)
     if root is None:
         return out
+    size = _expanded_size(root, {}, lim.max_nodes) if aliases else 0
+    if size > lim.max_nodes:
+        mark = root.start_mark
+        raise YamlError(
+            [
+                Diagnostic(
+                    file,
+                    mark.line + 1,
+                    mark.column + 1,
+                    "error",
+                    f"document expands to more than {lim.max_nodes} values "
+                    "(aliases used as a 'billion laughs' bomb, or an alias inside its own anchor?)",
+                )
+            ]
+        )
     builder = _Builder(file, lim, out)
     out.data = builder.build(root, (), 0)
     if builder.errors:
@@ -131,6 +158,25 @@ def _check_tabs(source: str, file: str) -> None:
         raise YamlError(errors)
 
 
+def _expanded_size(node: Node, memo: dict[int, int], cap: int) -> int:
+    """Values the node stands for once aliases are expanded, counted over the shared node graph
+    (each anchor once), so a bomb is measured in microseconds instead of being built. An alias inside
+    its own anchor counts as too many. Recursion depth is bounded by the composer's depth limit."""
+    key = id(node)
+    if key in memo:
+        return memo[key] if memo[key] >= 0 else cap + 1
+    memo[key] = -1  # in progress: meeting it again means a cycle
+    total = 1
+    if isinstance(node, SequenceNode):
+        for child in node.value:
+            total += _expanded_size(child, memo, cap)
+    elif isinstance(node, MappingNode):
+        for k, v in node.value:
+            total += _expanded_size(k, memo, cap) + _expanded_size(v, memo, cap)
+    memo[key] = total = min(total, cap + 1)
+    return total
+
+
 class _Builder:
     def __init__(self, file: str, lim: Limits, out: Loaded) -> None:
         self.file, self.lim, self.out = file, lim, out
@@ -156,11 +202,16 @@ class _Builder:
         if depth > self.lim.max_depth:
             raise YamlError([self.diag(node, "error", f"nesting deeper than {self.lim.max_depth} levels")])
         self.out.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if node.tag == "tag:yaml.org,2002:merge":
+            self.errors.append(
+                self.diag(node, "error", "merge keys (<<) are not supported; write the fields out")
+            )
+            return None
         if node.tag not in STANDARD_TAGS:
             self.errors.append(self.diag(node, "error", f"tag {node.tag!r} is not allowed; remove it"))
             return None
         if isinstance(node, ScalarNode):
-            return self.scalar(node)
+            return self.scalar(node, path)
         if isinstance(node, SequenceNode):
             return [self.build(child, (*path, i), depth + 1) for i, child in enumerate(node.value)]
         assert isinstance(node, MappingNode)
@@ -190,34 +241,44 @@ class _Builder:
             result[key] = self.build(value_node, (*path, str(key)), depth + 1)
         return result
 
-    def scalar(self, node: ScalarNode) -> Any:
+    def scalar(self, node: ScalarNode, path: Path) -> Any:
         value = yaml.SafeLoader.construct_scalar(_SCALAR_LOADER, node)
         tag = node.tag
-        if not node.style:  # plain (unquoted; None or "" by parser): where YAML 1.1 guesses types
-            if tag.endswith(":bool") and _BOOL_WORDS.match(node.value):
-                self.out.warnings.append(
-                    self.diag(
-                        node,
-                        "warning",
-                        f"unquoted {node.value!r} is read as "
-                        f"{node.value.lower() in ('y', 'yes', 'on')}; quote it if you meant text",
-                    )
-                )
-            if tag.endswith(":int") and _LEADING_ZERO.match(node.value):
-                self.out.warnings.append(
-                    self.diag(
-                        node,
-                        "warning",
-                        f"unquoted {node.value!r} is read as the number "
-                        f"{_construct(node)}, not as digits; quote it",
-                    )
-                )
+        if not node.style:  # plain (unquoted): where YAML 1.1 guesses types
+            self._traps(node, path)
         return _construct(node) if tag != "tag:yaml.org,2002:str" else value
+
+    def _traps(self, node: ScalarNode, path: Path) -> None:
+        text, tag = node.value, node.tag
+        if tag.endswith(":bool") and _BOOL_WORDS.match(text):
+            # kept apart: where the field is a yes/no setting, `yes` means what the admin meant
+            self.out.bool_traps[path] = self.diag(
+                node,
+                "warning",
+                f"unquoted {text!r} is read as {text.lower() in ('y', 'yes', 'on')}; "
+                "quote it if you meant text",
+            )
+        elif _LEADING_ZERO.match(text):
+            meaning = (
+                f"the number {_construct(node)}"
+                if tag.endswith(":int")
+                else f"text here, but the number {int(text.replace('_', ''))} in YAML 1.2 editors"
+            )
+            self.out.warnings.append(
+                self.diag(node, "warning", f"unquoted {text!r} is read as {meaning}; quote it")
+            )
+        elif _SEXAGESIMAL.match(text) and (tag.endswith(":int") or tag.endswith(":float")):
+            self.out.warnings.append(
+                self.diag(
+                    node,
+                    "warning",
+                    f"unquoted {text!r} is read as the number {_construct(node)} (base 60); "
+                    "quote times like '10:30'",
+                )
+            )
 
 
 _SCALAR_LOADER = yaml.SafeLoader("")
-# libyaml's parser is ~5x faster than PyYAML's pure-Python one and gives the same node marks.
-_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _construct(node: ScalarNode) -> Any:

@@ -59,7 +59,9 @@ def test_queues_must_be_declared_and_configured(tmp_path: Path) -> None:
     out = check(tmp_path, "  a:\n    transfer: billing\n")
     assert out == ["plan.yaml:5:3: error: queue 'billing' is not declared in this dialplan's `queues`"]
     out = check(tmp_path, "  a:\n    transfer: sales\n", queues=["support"])
-    assert out == ["plan.yaml:5:3: error: queue 'sales' is not configured by the admin (settings `queues`)"]
+    assert out == [
+        "plan.yaml:5:3: error: queue 'sales' is not configured by the admin (settings `queues`: support)"
+    ]
 
 
 def test_bad_parameters_point_at_the_field(tmp_path: Path) -> None:
@@ -69,7 +71,7 @@ def test_bad_parameters_point_at_the_field(tmp_path: Path) -> None:
         "  b:\n    hangup: Bye\n",
     )
     assert any("into: String should match pattern" in o for o in out)
-    assert any("sensitiv: Extra inputs are not permitted" in o for o in out)
+    assert any("unknown field 'sensitiv'; did you mean 'sensitive'?" in o for o in out)
 
 
 def test_hostile_files_become_diagnostics(tmp_path: Path) -> None:
@@ -121,3 +123,16 @@ def test_handler_targets_must_exist(tmp_path: Path) -> None:
         tmp_path, "  a:\n    hangup: Bye\n", head=HEAD.replace("steps:", "handlers: {agent: persn}\nsteps:")
     )
     assert out == ["plan.yaml:4:12: error: handler 'agent' goes to 'persn', which does not exist"]
+
+
+def test_cli_takes_a_directory_and_skips_conversation_tests(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shipped = REPO / "dialplans"
+    assert main(["dialplan", "check", str(shipped)]) == 0
+    count = len([p for p in shipped.glob("*.yaml") if not p.name.endswith(".test.yaml")])
+    assert f"{count} file(s), 0 error(s)" in capsys.readouterr().err
+    (tmp_path / "bad.yaml").write_text(HEAD + "  a:\n    say: Hi\n")
+    (tmp_path / "bad.test.yaml").write_text("not: a plan\n")
+    assert main(["dialplan", "check", str(tmp_path)]) == 1
+    assert "1 file(s), 1 error(s)" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from voicebot.dialplan.plan import parse
 
 REPO = Path(__file__).resolve().parents[3]
 PLANS = sorted(p for p in (REPO / "dialplans").glob("*.yaml") if not p.name.endswith(".test.yaml"))
+SUBFLOWS = sorted((REPO / "dialplans" / "subflows").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("plan", PLANS, ids=lambda p: p.name)
@@ -24,14 +25,30 @@ def test_shipped_dialplans_check_clean_and_pass_their_conversations(plan: Path) 
     assert outcomes and all(not o.failures for o in outcomes), [str(d) for o in outcomes for d in o.failures]
 
 
+@pytest.mark.parametrize("subflow", SUBFLOWS, ids=lambda p: p.name)
+def test_shipped_subflows_check_clean_on_their_own(subflow: Path) -> None:
+    assert [str(d) for d in check_paths([subflow])] == []
+
+
 def test_chat_shows_prompts_actions_and_variables() -> None:
     plan = parse((REPO / "dialplans" / "example.yaml").read_bytes(), "example.yaml")
     lines: list[str] = []
-    assert run_chat(plan, ["", "#2"], lines.append) == 0
-    assert lines[1] == "bot> Hello, this is voicebot."
+    assert run_chat(plan, ["", "#2"], lines.append, today="2026-11-24") == 0
+    assert lines[2] == "bot> Hello, this is voicebot."
     assert any("[listening: menu, 6 s" in line for line in lines)
-    assert "     [transfer to queue 'support']" in lines
+    assert "     [transfer to queue 'support', reason '']" in lines
+    assert "     vars: transfer_status='ok', transfer_reason=''" in lines
     assert lines[-1] == "[call over: transferred]"
+
+
+def test_chat_masks_sensitive_values(tmp_path: Path) -> None:
+    plan = parse(
+        "id: c\nversion: 1\nsteps:\n  p: {collect: {prompt: PIN?, into: pin, kind: digits, max_digits: 4,"
+        " sensitive: true}}\n  e: {hangup: {}}\n"
+    )
+    lines: list[str] = []
+    run_chat(plan, ["#4719"], lines.append)
+    assert "     vars: pin='****', pin_via='keys'" in lines and not any("4719" in line for line in lines)
 
 
 def test_failing_conversation_points_at_the_line(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ def test_publish_canary_promote_rollback(tmp_path: Path) -> None:
     st = store.state("example")
     assert (st.live, st.canary, st.canary_percent) == (v1, v2, 25)
     picks = [store.resolve("example", f"call-{i}") for i in range(400)]
-    share = sum(p is not None and p.name.startswith("2-") for p in picks) / len(picks)
+    share = sum(p is not None and p.parent.name.startswith("2-") for p in picks) / len(picks)
     assert 0.18 < share < 0.32  # about a quarter of new calls, stable per call id
     assert store.resolve("example", "call-7") == store.resolve("example", "call-7")
     assert store.promote("example") == v2 and store.state("example").history == [v1]
@@ -85,3 +85,36 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "is canary for 10% of new calls" in out and '"canary": null' in out.split("rollback")[-1]
     assert main(["dialplan", "promote", "example", "--store", store]) == 2  # no canary left: clear error
+
+
+def test_a_published_version_carries_its_subflows(tmp_path: Path) -> None:
+    """billing.yaml calls subflows/verify_account.yaml: the store keeps both, frozen together."""
+    src = tmp_path / "plans"
+    (src / "subflows").mkdir(parents=True)
+    for rel in ("billing.yaml", "subflows/verify_account.yaml"):
+        (src / rel).write_bytes((REPO / "dialplans" / rel).read_bytes())
+    store = VersionStore(tmp_path / "store")
+    plan, v1 = store.publish(src / "billing.yaml", known_queues=None, allowed_bases=None)
+    live = store.resolve(plan.id, "call-1")
+    assert live is not None and (live.parent / "subflows" / "verify_account.yaml").is_file()
+    params = CallWorkerParams(dialplan_store=tmp_path / "store")
+    logic = make_logic(params, str(src / "billing.yaml"), "call-1")
+    assert isinstance(logic, DialplanLogic) and logic.plan.content_hash == plan.content_hash
+    # Editing the shared subflow changes nothing for the published version, and makes a new one.
+    sub = src / "subflows" / "verify_account.yaml"
+    sub.write_text(sub.read_text().replace("five digit account number", "account number"))
+    assert "five digit" in (live.parent / "subflows" / "verify_account.yaml").read_text()
+    _, v2 = store.publish(src / "billing.yaml")
+    assert v2 != v1 and store.state(plan.id).history == [v1]
+
+
+def test_subflows_outside_the_dialplan_folder_are_not_published(tmp_path: Path) -> None:
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "plans").mkdir()
+    sub = (REPO / "dialplans" / "subflows" / "verify_account.yaml").read_bytes()
+    (tmp_path / "shared" / "verify_account.yaml").write_bytes(sub)
+    billing = (REPO / "dialplans" / "billing.yaml").read_text()
+    path = tmp_path / "plans" / "billing.yaml"
+    path.write_text(billing.replace("subflows/verify_account.yaml", "../shared/verify_account.yaml"))
+    with pytest.raises(VersionError, match="outside"):
+        VersionStore(tmp_path / "store").publish(path)

@@ -1,11 +1,20 @@
-"""The verb registry: name -> pydantic model of the verb's parameters."""
+"""The verb registry: name -> pydantic model of the verb's parameters.
+
+Each verb lives in its own module and registers itself by the name admins write in a step
+(``say:``, ``collect:``, ...). The model validates the step; its methods tell the checker where the
+verb can go, which queues it uses and which variables it sets or reads.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
+
+PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+VARIABLE_NAME = r"^[a-z_][a-z0-9_]*$"
 
 
 class Verb(BaseModel):
@@ -24,15 +33,35 @@ class Verb(BaseModel):
         """Step ids this verb can continue at (besides the step's `next`)."""
         return []
 
+    def waits(self) -> bool:
+        """Does running this step wait for the caller (so a loop through it cannot spin)?"""
+        return self.waits_for_caller
+
     def queues(self) -> list[str]:
+        """Queue names this verb transfers to."""
         return []
+
+    def sets(self) -> list[str]:
+        """Variables this verb sets (its results, which later steps branch on)."""
+        return []
+
+    def texts(self) -> list[str]:
+        """Texts the caller hears; ``{name}`` placeholders in them read variables."""
+        return []
+
+    def reads(self) -> set[str]:
+        """Variables this verb reads."""
+        return {name for text in self.texts() for name in PLACEHOLDER.findall(text)}
 
 
 VERBS: dict[str, type[Verb]] = {}
+V = TypeVar("V", bound=type[Verb])
 
 
-def register(name: str) -> Callable[[type[Verb]], type[Verb]]:
-    def deco(cls: type[Verb]) -> type[Verb]:
+def register(name: str) -> Callable[[V], V]:
+    """Class decorator: make a verb model available under ``name`` in dialplan steps."""
+
+    def deco(cls: V) -> V:
         cls.name = name
         VERBS[name] = cls
         return cls

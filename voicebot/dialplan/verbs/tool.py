@@ -1,4 +1,4 @@
-"""The `tool` verb: call an HTTP integration declared in the dialplan, map the JSON result to variables."""
+"""`tool`: call an HTTP integration declared in the dialplan; map the JSON reply to variables."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from voicebot.dialplan.verbs.registry import Verb, register
+from voicebot.dialplan.verbs.registry import PLACEHOLDER, Verb, register
+
+RESULTS = ("tool_status", "tool_error")  # "ok" | "error" | "declined", and why it failed
 
 
 class Integration(BaseModel):
@@ -25,12 +27,15 @@ class Tool(Verb):
     """Call ``integration`` at ``path`` (``{var}`` placeholders, URL-quoted), store ``result`` fields."""
 
     integration: str
-    method: Literal["GET", "POST", "PUT", "PATCH"] = "GET"
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
     path: str = Field("/", pattern=r"^/[^\s]*$")
     body: dict[str, Any] | None = None  # string values may use {var} placeholders
     result: dict[str, str] = Field(default_factory=dict)  # variable <- dotted path in the JSON reply
     on_error: str | None = None
     announce: str | None = None  # said before the call ("One moment while I look that up.")
+    # Ask before acting for the caller ("Shall I book {date} at {time}?"): yes calls, no declines.
+    confirm: str | None = Field(None, min_length=1)
+    on_decline: str | None = None  # where "no" goes (default: on below, with tool_status=declined)
 
     @field_validator("path")
     @classmethod
@@ -41,5 +46,29 @@ class Tool(Verb):
             )
         return v
 
+    @field_validator("result")
+    @classmethod
+    def _variables(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if not PLACEHOLDER.fullmatch("{" + name + "}"):
+                raise ValueError(f"result variable {name!r} must be lower-case letters, digits and _")
+        return v
+
+    def waits(self) -> bool:
+        return self.confirm is not None
+
     def targets(self) -> list[str]:
-        return [self.on_error] if self.on_error else []
+        return [t for t in (self.on_error, self.on_decline) if t]
+
+    def sets(self) -> list[str]:
+        return [*self.result, *RESULTS]
+
+    def texts(self) -> list[str]:
+        return [t for t in (self.announce, self.confirm) if t]
+
+    def reads(self) -> set[str]:
+        found = super().reads() | set(PLACEHOLDER.findall(self.path))
+        for value in (self.body or {}).values():
+            if isinstance(value, str):
+                found |= set(PLACEHOLDER.findall(value))
+        return found

@@ -1,0 +1,159 @@
+"""What goes into the dialplan interpreter (events, each with ``now``) and what comes out (actions).
+
+Plain frozen dataclasses: the call worker adapts them to audio, SIP and HTTP; tests script them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+# --- events -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CallStarted:
+    """The call is answered. ``today`` (ISO date) lets callers say "tomorrow"; the rest become
+    the variables ``caller``, ``called`` and ``call_id``."""
+
+    now: float
+    caller: str = ""
+    called: str = ""
+    call_id: str = ""
+    today: str = ""
+
+
+@dataclass(frozen=True)
+class SpeechPartial:
+    """An interim transcript. The interpreter does not act on it (barge-in is the media layer's)."""
+
+    text: str
+    now: float
+
+
+@dataclass(frozen=True)
+class SpeechFinal:
+    text: str
+    confidence: float
+    now: float
+
+
+@dataclass(frozen=True)
+class Dtmf:
+    digit: str
+    now: float
+
+
+@dataclass(frozen=True)
+class NoInputTimeout:
+    """The no-input timer of the latest StartCollect ran out (or, keys being typed, the gap after one)."""
+
+    now: float
+
+
+@dataclass(frozen=True)
+class PlaybackDone:
+    mark: str
+    now: float
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    ok: bool
+    now: float
+    reason: str = ""  # why it failed ("busy", "no answer", "486 Busy Here"): variable transfer_reason
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    ok: bool
+    data: Any  # the JSON reply, or (not ok) the reason: variable tool_error
+    now: float
+
+
+@dataclass(frozen=True)
+class RecordingDone:
+    path: str  # "" when nothing was recorded
+    seconds: float
+    now: float
+
+
+@dataclass(frozen=True)
+class CallerHungUp:
+    now: float
+
+
+Event = (
+    CallStarted
+    | SpeechPartial
+    | SpeechFinal
+    | Dtmf
+    | NoInputTimeout
+    | PlaybackDone
+    | TransferResult
+    | ToolResult
+    | RecordingDone
+    | CallerHungUp
+)
+
+
+# --- actions ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SayAction:
+    """Speak ``text`` (or play ``audio``); answer with PlaybackDone(mark) when it has played."""
+
+    text: str
+    barge_in: bool
+    mark: str
+    audio: str | None = None  # a checked WAV file to play instead of synthesising ``text``
+
+
+@dataclass(frozen=True)
+class StartCollect:
+    """Listen for the caller: arm the no-input timer, bias recognition with ``hints``."""
+
+    kind: str
+    timeout_s: float
+    hints: tuple[str, ...] = ()
+    max_digits: int = 1
+    terminator: str = "#"
+    sensitive: bool = False
+    digit_timeout_s: float = 3.0  # once keys are being typed: the gap that ends the entry
+    min_confidence: float = 0.0
+
+
+@dataclass(frozen=True)
+class TransferAction:
+    """Transfer to ``queue`` (mapped to a SIP URI by the admin config); answer with TransferResult."""
+
+    queue: str
+    reason: str
+    headers: dict[str, str] = field(default_factory=dict)  # X-Voicebot-<Name>: context for the agent
+
+
+@dataclass(frozen=True)
+class HangupAction:
+    disposition: str
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """Call an HTTP integration; the worker answers with ToolResult. URL and body are already rendered."""
+
+    integration: str
+    method: str
+    url: str
+    body: dict[str, Any] | None
+    headers: dict[str, str]
+    timeout_s: float
+    retries: int
+
+
+@dataclass(frozen=True)
+class StartRecording:
+    """Record the caller (after the tone) until # or ``max_s``; answer with RecordingDone."""
+
+    max_s: float
+    after_mark: str
+
+
+Action = SayAction | StartCollect | TransferAction | HangupAction | ToolCall | StartRecording
