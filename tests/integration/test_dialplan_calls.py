@@ -63,3 +63,83 @@ def test_voicemail_records_the_caller_after_consent(voicebot, tmp_path: Path) ->
         pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
     assert np.sqrt(np.mean(pcm**2)) > 300, "the message holds the caller's speech"
     assert [e["text"] for e in rec["events"] if e["kind"] == "play"][-1].startswith("Thanks, we will call")
+
+
+class _Billing:
+    """A real local HTTP billing system: verifies account 47192 with PIN 1234, answers balances."""
+
+    seen: list[dict[str, object]] = []
+
+    @staticmethod
+    def start() -> tuple[str, object]:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        seen = _Billing.seen
+
+        class Api(BaseHTTPRequestHandler):
+            def _reply(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length)) if length else None
+                seen.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+                if self.path.endswith("/verify"):
+                    payload = {"verified": body == {"pin": "1234"}, "customer": {"first_name": "Dana"}}
+                else:
+                    payload = {"balance": {"amount": 42.5, "due_date": "December 1"}}
+                data = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _reply
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
+        threading.Thread(target=server.serve_forever, name="billing-api", daemon=True).start()
+        return f"http://127.0.0.1:{server.server_address[1]}/api", server
+
+
+def test_billing_verifies_by_keypad_then_escalates_with_context(voicebot, tmp_path: Path) -> None:
+    """account + PIN by RFC 4733 keys -> the subflow's tool call to a real HTTP server -> balance read
+    out -> the caller asks for a person (key 0) -> REFER to billing with X-Voicebot-Account; the PIN
+    never reaches the logs or the call record."""
+    from support.peers import REPO
+
+    base, http = _Billing.start()
+    plans = tmp_path / "plans"
+    (plans / "subflows").mkdir(parents=True)
+    for rel in ("billing.yaml", "subflows/verify_account.yaml"):
+        text = (REPO / "dialplans" / rel).read_text()
+        (plans / rel).write_text(text.replace("https://billing.example.internal/api", base))
+    queue_port = free_port()
+    server = voicebot(
+        VOICEBOT_CALL__LOGIC="dialplan",
+        VOICEBOT_ROUTES=json.dumps([{"match": "*", "dialplan": str(plans / "billing.yaml")}]),
+        VOICEBOT_QUEUES=json.dumps({"billing": f"sip:billing@127.0.0.1:{queue_port}"}),
+        VOICEBOT_TOOLS_ALLOW=json.dumps([base]),
+        BILLING_TOKEN="s3cret-token",
+    )
+    queue = queue_peer(tmp_path, queue_port, "--hold", "1", "--duration", "40", "--max-calls", "1")
+    # Welcome + account prompt take ~4 s; keys go in while (or after) each prompt plays.
+    caller = call_bot(tmp_path, server.port, "--dtmf", "47192@4", "1234@8", "0@17", "--duration", "35")
+    c, q = caller.result(), queue.result()
+    http.shutdown()  # type: ignore[attr-defined]
+    assert c["transferred_code"] == 200
+    (invite,) = [e for e in q["events"] if e["kind"] == "invite"]
+    assert "X-Voicebot-Account: 47192" in invite["headers"]
+    assert "X-Voicebot-Verified: yes" in invite["headers"]
+    assert "X-Voicebot-Reason: billing: caller asked" in invite["headers"]
+    paths = [s["path"] for s in _Billing.seen]
+    assert paths == ["/api/accounts/47192/verify", "/api/accounts/47192/balance"]
+    assert _Billing.seen[0]["auth"] == "Bearer s3cret-token" and _Billing.seen[0]["body"] == {"pin": "1234"}
+    (rec,) = server.records(expect=1)
+    plays = [e["text"] for e in rec["events"] if e["kind"] == "play"]
+    assert "Thanks Dana. Your balance is 42.5 dollars, due on December 1." in plays
+    keyed = "".join(e["digit"] for e in rec["events"] if e["kind"] == "dtmf")
+    assert keyed.startswith("47192") and "1234" not in keyed and "<redacted>" in keyed
+    log = server.log()
+    assert "s3cret-token" not in log and "1234" not in log.replace("/1234", "")

@@ -7,6 +7,7 @@ prompt that asks for input has been played (or flushed by barge-in).
 
 from __future__ import annotations
 
+import datetime
 import re
 
 from voicebot.call.handler import Action, ArmTimer, Hangup, Play, RunTool, StartRecording, StopAudio, Transfer
@@ -16,8 +17,9 @@ from voicebot.dialplan.verbs.basic import Hangup as HangupVerb
 
 
 class DialplanLogic:
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, caller: str = "", called: str = "", call_id: str = "") -> None:
         self.plan = plan
+        self.call = (caller, called, call_id)  # variables `caller`, `called`, `call_id`
         self.it = ip.Interpreter(plan)
         self.digits: list[str] = []
         self.playing: dict[str, bool] = {}  # mark -> barge-in allowed, for audio still queued
@@ -45,12 +47,26 @@ class DialplanLogic:
     def transferring(self) -> bool:
         return self.it.state.waiting == "transfer"
 
+    @property
+    def sensitive(self) -> bool:
+        """The caller is keying or saying a PIN/card number: keep it out of logs and call records."""
+        return self.collect is not None and self.collect.sensitive and self.it.state.waiting == "input"
+
     def start(self, now: float) -> list[Action]:
-        return self._adapt(self.it.handle(ip.CallStarted(now)))
+        caller, called, call_id = self.call
+        today = datetime.date.today().isoformat()  # "tomorrow", "monday" are relative to it
+        started = ip.CallStarted(now, caller=caller, called=called, call_id=call_id, today=today)
+        return self._adapt(self.it.handle(started))
 
     def on_dtmf(self, digit: str, now: float) -> list[Action]:
         self.digits.append(digit)
-        return self._barge() + self._adapt(self.it.handle(ip.Dtmf(digit, now)))
+        step = self.it.state.step
+        actions = self._barge() + self._adapt(self.it.handle(ip.Dtmf(digit, now)))
+        st = self.it.state
+        if self.collect is not None and st.waiting == "input" and st.step == step and st.digits:
+            # Keys are being typed: the entry ends after this much silence (or at its terminator).
+            actions.append(ArmTimer(self.collect.digit_timeout_s))
+        return actions
 
     def on_speech_started(self, now: float) -> list[Action]:
         self.answering = True
@@ -88,8 +104,8 @@ class DialplanLogic:
             actions.append(ArmTimer(self.collect.timeout_s))
         return actions + self._adapt(self.it.handle(ip.PlaybackDone(mark, now)))
 
-    def on_transfer_result(self, queue: str, ok: bool, now: float) -> list[Action]:
-        return self._adapt(self.it.handle(ip.TransferResult(ok, now)))
+    def on_transfer_result(self, queue: str, ok: bool, now: float, reason: str = "") -> list[Action]:
+        return self._adapt(self.it.handle(ip.TransferResult(ok, now, reason)))
 
     def on_tool_result(self, ok: bool, data: object, now: float) -> list[Action]:
         return self._adapt(self.it.handle(ip.ToolResult(ok, data, now)))
@@ -119,7 +135,7 @@ class DialplanLogic:
                 if last_mark is None:
                     out.append(ArmTimer(a.timeout_s))
             elif isinstance(a, ip.TransferAction):
-                out.append(Transfer(a.queue, a.reason or "dialplan transfer"))
+                out.append(Transfer(a.queue, a.reason or "dialplan transfer", dict(a.headers)))
             elif isinstance(a, ip.HangupAction):
                 out.append(Hangup(a.disposition))
             elif isinstance(a, ip.ToolCall):

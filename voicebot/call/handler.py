@@ -36,6 +36,7 @@ class StopAudio:
 class Transfer:
     queue: str
     reason: str
+    headers: dict[str, str] = field(default_factory=dict)  # name -> value; sent as X-Voicebot-<name>
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,9 @@ class BuiltinHandler:
     def on_recording_done(self, path: str, seconds: float, now: float) -> list[Action]:
         return []  # nor records
 
-    def on_transfer_result(self, queue: str, ok: bool, now: float) -> list[Action]:
+    sensitive = False  # never collects PINs: key presses and transcripts may be logged
+
+    def on_transfer_result(self, queue: str, ok: bool, now: float, reason: str = "") -> list[Action]:
         if ok:
             return []  # the UA worker ends our leg once the transfer succeeded
         self.transferring = None

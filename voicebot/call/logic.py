@@ -16,7 +16,9 @@ log = get_logger(__name__)
 CallLogic = DialplanLogic | BuiltinHandler
 
 
-def make_logic(params: CallWorkerParams, dialplan: str, call_id: str = "") -> CallLogic:
+def make_logic(
+    params: CallWorkerParams, dialplan: str, call_id: str = "", caller: str = "", called: str = ""
+) -> CallLogic:
     if params.call_logic == "builtin" or not dialplan:
         return BuiltinHandler(params)
     try:
@@ -33,4 +35,4 @@ def make_logic(params: CallWorkerParams, dialplan: str, call_id: str = "") -> Ca
         log.error("dialplan.unusable", dialplan=dialplan, error=str(exc)[:500])
         return BuiltinHandler(params)
     log.info("dialplan.loaded", dialplan=plan.id, version=plan.version, hash=plan.content_hash)
-    return DialplanLogic(plan)
+    return DialplanLogic(plan, caller=caller, called=called, call_id=call_id)

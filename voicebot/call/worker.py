@@ -42,6 +42,7 @@ from voicebot.vad.endpointing import VadState
 
 log = logs.get_logger(__name__)
 AUDIO_CHUNK_S = 0.5
+REDACTED = "<redacted>"  # what logs and call records show of sensitive input (PINs, card numbers)
 T = TypeVar("T")
 
 
@@ -74,7 +75,7 @@ class CallSession:
         self.sock = sock
         self.params = params
         self.start = start
-        self.handler = make_logic(params, start.dialplan, start.call_id)
+        self.handler = make_logic(params, start.dialplan, start.call_id, start.caller, start.callee)
         self.timer: asyncio.Task[None] | None = None
         self.recording: Recording | None = None
         self.prompts = Prompts(params.prompt_dir, start.sample_rate, params.tts_backend, params.tts_fallback)
@@ -110,7 +111,11 @@ class CallSession:
                 self.event("flush")
             elif isinstance(action, Transfer):
                 self.event("transfer_request", queue=action.queue)
-                await self.send(proto.TransferRequest(queue=action.queue, reason=action.reason))
+                await self.send(
+                    proto.TransferRequest(
+                        queue=action.queue, reason=action.reason[:200], headers=action.headers
+                    )
+                )
             elif isinstance(action, Hangup):
                 self.event("hangup_request", reason=action.reason)
                 await self.send(proto.HangupRequest(reason=action.reason))
@@ -238,7 +243,8 @@ class CallSession:
             if result is None or turn != self.turn_id or self.turn_done:
                 continue
             self.guess = (len(audio), result)
-            self.event("asr_guess", audio_s=result.audio_s, decode_s=result.decode_s, text=result.text)
+            shown = REDACTED if self.handler.sensitive else result.text
+            self.event("asr_guess", audio_s=result.audio_s, decode_s=result.decode_s, text=shown)
             fresh = len(audio) == self.last_pause and self.latest is None
             still_silent = self.listener.endpointer.state is VadState.STOPPING
             if fresh and still_silent and self.handler.expects(result.text):
@@ -261,16 +267,17 @@ class CallSession:
 
     async def deliver(self, result: Transcript) -> None:
         gap_ms = round((time.monotonic() - self.speech_end) * 1000)
+        shown = REDACTED if self.handler.sensitive else result.text
         self.event(
             "transcript",
-            text=result.text,
+            text=shown,
             confidence=result.confidence,
             decode_s=result.decode_s,
             end_to_decision_ms=gap_ms,
         )
         log.info(
             "call.transcript",
-            text=result.text,
+            text=shown,
             confidence=result.confidence,
             decode_s=result.decode_s,
             end_to_decision_ms=gap_ms,
@@ -282,13 +289,15 @@ class CallSession:
         now = time.monotonic()
         if isinstance(msg, bytes):
             if len(self.caller_audio) < self.max_caller_audio:
-                self.caller_audio += msg
+                # the kept caller audio is silent while a PIN or card number is being said
+                self.caller_audio += bytes(len(msg)) if self.handler.sensitive else msg
             await self.listen(msg)
             await self.capture(msg)
             return True
         if isinstance(msg, proto.DtmfReceived):
-            log.info("call.dtmf", digit=msg.digit, method=msg.method)
-            self.event("dtmf", digit=msg.digit, method=msg.method)
+            digit = REDACTED if self.handler.sensitive else msg.digit
+            log.info("call.dtmf", digit=digit, method=msg.method)
+            self.event("dtmf", digit=digit, method=msg.method)
             self.disarm()
             if self.recording is not None and self.recording.started and msg.digit == "#":
                 await self.finish_recording()
@@ -300,8 +309,9 @@ class CallSession:
                 self.recording.started = True  # the tone / prompt is over: the message starts now
             await self.act(self.handler.on_played(msg.mark, now))
         elif isinstance(msg, proto.TransferResult):
-            self.event("transfer_result", queue=msg.queue, ok=msg.ok, status=msg.status)
-            await self.act(self.handler.on_transfer_result(msg.queue, msg.ok, now))
+            self.event("transfer_result", queue=msg.queue, ok=msg.ok, status=msg.status, reason=msg.reason)
+            why = "" if msg.ok else f"{msg.status} {msg.reason}".strip()  # variable transfer_reason
+            await self.act(self.handler.on_transfer_result(msg.queue, msg.ok, now, why))
         elif isinstance(msg, proto.CallEnded):
             self.event("call_ended", reason=msg.reason)
             return False

@@ -94,6 +94,10 @@ class TransferRequest(_Msg):
     type: Literal["transfer"] = "transfer"
     queue: str = Field(min_length=1, max_length=64)
     reason: str = Field("", max_length=200)
+    # context for the agent: name -> value, sent as X-Voicebot-<name> (the UA cleans the values)
+    headers: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,40}$")], str] = Field(
+        default_factory=dict, max_length=16
+    )
 
 
 class HangupRequest(_Msg):

@@ -7,6 +7,7 @@ never inside a callback and never after libDestroy (both crash 2.15.1).
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.parse
 import uuid
@@ -78,11 +79,25 @@ def new_call_id() -> str:
     return uuid.uuid4().hex
 
 
-def transfer_target(uri: str, call_id: str, reason: str) -> str:
-    """Refer-To with context headers embedded, so the transferee's new INVITE carries them."""
-    headers = urllib.parse.urlencode(
-        {"X-Voicebot-Call-ID": call_id, "X-Voicebot-Reason": reason[:100]}, quote_via=urllib.parse.quote
-    )
+HEADER_VALUE_MAX = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def header_value(text: str) -> str:
+    """A value safe to put in a SIP header: no control characters (CR/LF would inject headers at
+    the receiving side once the Refer-To is unescaped), bounded length."""
+    return _CONTROL.sub(" ", text).strip()[:HEADER_VALUE_MAX]
+
+
+def transfer_target(uri: str, call_id: str, reason: str, context: dict[str, str] | None = None) -> str:
+    """Refer-To with context headers embedded, so the transferee's new INVITE carries them:
+    X-Voicebot-Call-ID, X-Voicebot-Reason and X-Voicebot-<Name> for each ``context`` entry."""
+    pairs = {"X-Voicebot-Call-ID": call_id, "X-Voicebot-Reason": header_value(reason)}
+    for name, value in (context or {}).items():
+        key = f"X-Voicebot-{name}"
+        if key not in pairs:  # the bot's own headers cannot be overridden
+            pairs[key] = header_value(value)
+    headers = urllib.parse.urlencode(pairs, quote_via=urllib.parse.quote)
     sep = "&" if "?" in uri else "?"
     return f"<{uri}{sep}{headers}>"
 

@@ -224,7 +224,7 @@ class UAWorker:
             self._connect_media(leg)
         elif kind == "dtmf":
             digit, method, duration = data
-            leg.log.info("call.dtmf", digit=digit, method=method)
+            leg.log.debug("call.dtmf", method=method)  # the digit may be a PIN: never logged here
             leg.send(proto.DtmfReceived(digit=digit, method=method, duration_ms=duration))
         elif kind == "xfer":
             self._on_transfer_status(leg, *data)
@@ -267,7 +267,7 @@ class UAWorker:
         leg.transfer_deadline = time.monotonic() + TRANSFER_TIMEOUT_S
         op = pj.CallOpParam(True)
         try:
-            leg.pj_call.xfer(transfer_target(uri, leg.call_id, req.reason), op)
+            leg.pj_call.xfer(transfer_target(uri, leg.call_id, req.reason, req.headers), op)
             leg.log.info("call.transfer_started", queue=req.queue)
         except pj.Error as exc:
             leg.log.warning("call.transfer_failed", queue=req.queue, error=exc.info())

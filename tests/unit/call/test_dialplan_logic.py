@@ -47,3 +47,48 @@ def test_prompts_are_the_plans_static_texts() -> None:
     assert (
         "Hello, this is voicebot." in texts and "Goodbye." in texts and "Transferring you to sales." in texts
     )
+
+
+BILLING = parse(
+    (Path(__file__).resolve().parents[3] / "dialplans" / "billing.yaml").read_bytes(),
+    str(Path(__file__).resolve().parents[3] / "dialplans" / "billing.yaml"),
+)
+
+
+def test_call_details_become_variables() -> None:
+    logic = DialplanLogic(BILLING, caller="alice", called="100", call_id="c-1")
+    logic.start(0.0)
+    v = logic.it.state.variables
+    assert (v["caller"], v["called"], v["call_id"]) == ("alice", "100", "c-1")
+    assert len(v["today"]) == 10  # ISO date: "tomorrow" is understood relative to it
+
+
+def test_typing_keys_rearms_the_timer_with_the_inter_digit_gap_and_hides_the_pin() -> None:
+    logic = DialplanLogic(BILLING)
+    plays = logic.start(0.0)
+    for p in plays:
+        assert isinstance(p, Play)
+        logic.on_played(p.mark, 1.0)
+    assert logic.collect is not None and not logic.sensitive  # the account number is not secret
+    gap = ArmTimer(logic.collect.digit_timeout_s)
+    assert logic.on_dtmf("4", 2.0) == [gap]  # one key in: the entry ends after the gap, not 6 s
+    for d in "7192":
+        actions = logic.on_dtmf(d, 2.5)
+    (pin_prompt,) = [a for a in actions if isinstance(a, Play)]
+    assert "PIN" in pin_prompt.text
+    logic.on_played(pin_prompt.mark, 4.0)
+    assert logic.sensitive  # keys and words are now kept out of logs and call records
+    assert logic.on_dtmf("1", 5.0) == [gap]
+
+
+def test_transfer_carries_the_dialplans_context() -> None:
+    logic = DialplanLogic(BILLING)
+    logic.start(0.0)
+    (announce,) = [a for a in logic.on_transcript("an agent please", 0.9, 1.0) if isinstance(a, Play)]
+    (transfer,) = logic.on_played(announce.mark, 2.0)
+    assert transfer == Transfer("billing", "billing: caller asked", {"Account": "", "Verified": "no"})
+    (busy,) = [
+        a for a in logic.on_transfer_result("billing", False, 3.0, "486 Busy Here") if isinstance(a, Play)
+    ]
+    assert busy.text.startswith("Sorry, everyone is busy")
+    assert logic.it.state.variables["transfer_reason"] == "486 Busy Here"

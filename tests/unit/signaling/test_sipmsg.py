@@ -36,3 +36,22 @@ def test_garbage_never_raises() -> None:
     for raw in ["", "\r\n\r\n", "no colon here\nnor here", "\x00\x01"]:
         start, headers, _ = sipmsg.split_message(raw)
         assert sipmsg.called_number(start, headers) == ""
+
+
+def test_transfer_target_carries_context_and_cannot_be_used_to_inject_headers() -> None:
+    import urllib.parse
+
+    from voicebot.signaling.call import transfer_target
+
+    target = transfer_target(
+        "sip:billing@10.0.0.5",
+        "c1",
+        "asked\r\nX-Evil: 1",
+        {"Account": "47192", "Call-ID": "forged", "Note": "a" * 500 + "\n"},
+    )
+    assert target.startswith("<sip:billing@10.0.0.5?") and target.endswith(">")
+    query = urllib.parse.parse_qs(target[1:-1].split("?", 1)[1])
+    assert query["X-Voicebot-Call-ID"] == ["c1"]  # the bot's own header is not overridden
+    assert query["X-Voicebot-Reason"] == ["asked X-Evil: 1"]  # no CR/LF survives
+    assert query["X-Voicebot-Account"] == ["47192"]
+    assert query["X-Voicebot-Note"] == ["a" * 200]
