@@ -2,7 +2,7 @@
 # Install the Debian/Ubuntu packages voicebot needs, only those that are missing.
 # Used by `make install` (and so by `make run` and `make test`).
 set -euo pipefail
-pkgs=(python3 python3-venv sip-tester baresip kamailio kamailio-extra-modules kamailio-tls-modules tshark espeak-ng sox postgresql nftables)
+pkgs=(python3 python3-venv sip-tester baresip kamailio kamailio-extra-modules kamailio-tls-modules tshark espeak-ng sox postgresql nftables graphviz)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
