@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from voicebot.dialplan.yamlsafe import Diagnostic, YamlError
 from voicebot.errors import VoicebotError
 
 PLAN_FILE = "plan.yaml"  # the published dialplan inside its version folder
+KEEP_LAST_GOOD = 5  # last good versions of a routed file kept on disk
 
 
 class VersionError(VoicebotError):
@@ -149,18 +151,24 @@ class VersionStore:
 
 
 class PlanFile:
-    """A dialplan file that is reloaded when its content changes, validated first.
+    """A routed dialplan file, re-read and validated before it replaces the last good plan.
 
-    ``reload()`` keeps serving the last good plan when the new content does not parse or has checker
-    errors (and returns those diagnostics for the log). Calls hold the Plan they started with, so
-    a reload never changes a call in progress."""
+    ``reload()`` switches to the file's content only when it parses and checks clean (subflows
+    included); otherwise the last good plan stays and the diagnostics come back for the log. With
+    ``keep`` (a folder), the last good plan is also kept on disk, frozen with its subflows, so a
+    new process (each call's worker is one) still serves it when the file was broken before it
+    started. Calls hold the Plan they started with: a reload never changes a call in progress."""
 
     def __init__(
-        self, path: Path, known_queues: list[str] | None = None, allowed_bases: list[str] | None = None
+        self,
+        path: Path,
+        known_queues: list[str] | None = None,
+        allowed_bases: list[str] | None = None,
+        keep: Path | None = None,
     ) -> None:
         self.path, self.known_queues, self.allowed_bases = path, known_queues, allowed_bases
+        self.keep = keep
         self._plan: Plan | None = None
-        self._digest = ""
 
     @property
     def plan(self) -> Plan:
@@ -175,17 +183,44 @@ class PlanFile:
         """Re-read the file; switch to it only when it is clean of errors. Returns what was wrong."""
         try:
             raw = self.path.read_bytes()
-        except OSError as exc:
-            return [Diagnostic(str(self.path), 1, 1, "error", f"cannot read: {exc.strerror}")]
-        digest = hashlib.sha256(raw).hexdigest()
-        if digest == self._digest:
-            return []
-        try:
             plan = parse(raw, str(self.path))
+        except OSError as exc:
+            problems = [Diagnostic(str(self.path), 1, 1, "error", f"cannot read: {exc.strerror}")]
         except YamlError as exc:
-            return exc.diagnostics
-        errors = [d for d in check_plan(plan, self.known_queues, self.allowed_bases) if d.severity == "error"]
-        if errors:
-            return errors
-        self._plan, self._digest = plan, digest
-        return []
+            problems = exc.diagnostics
+        else:
+            checked = check_plan(plan, self.known_queues, self.allowed_bases)
+            problems = [d for d in checked if d.severity == "error"]
+            if not problems:
+                if self._plan is None or plan.content_hash != self._plan.content_hash:
+                    self._plan = plan
+                    self._remember(raw, plan)
+                return []
+        if self._plan is None:
+            self._plan = self._remembered()
+        return problems
+
+    def _remember(self, raw: bytes, plan: Plan) -> None:
+        if self.keep is None:
+            return
+        try:
+            VersionStore._store(self.path, raw, plan, self.keep / plan.content_hash)
+            fd, tmp = tempfile.mkstemp(dir=self.keep)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(plan.content_hash)
+            os.replace(tmp, self.keep / "current")
+            old = sorted((d for d in self.keep.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime)
+            for folder in old[:-KEEP_LAST_GOOD]:
+                shutil.rmtree(folder, ignore_errors=True)
+        except (OSError, VersionError):
+            pass  # remembering is best effort: this process serves the plan all the same
+
+    def _remembered(self) -> Plan | None:
+        if self.keep is None:
+            return None
+        try:
+            ref = (self.keep / "current").read_text().strip()
+            stored = self.keep / ref / PLAN_FILE
+            return parse(stored.read_bytes(), str(stored))
+        except (OSError, YamlError):
+            return None

@@ -31,3 +31,50 @@ def test_reload_keeps_the_last_good_version(write: Callable[[str, str], Path]) -
 def test_a_file_that_was_never_good_says_why(write: Callable[[str, str], Path]) -> None:
     with pytest.raises(VersionError, match="no good version yet"):
         _ = PlanFile(write("r.yaml", "id: r\n")).plan
+
+
+def test_a_new_process_serves_the_last_good_version_kept_on_disk(
+    write: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    """Each call's worker is a fresh process: it must not meet a file that was broken after the
+    last good load as a blank; it serves the version kept beside the store."""
+    keep = tmp_path / "keep"
+    path = write("r.yaml", GOOD.format(v=1))
+    assert PlanFile(path, keep=keep).plan.version == 1
+    write("r.yaml", "id: r\nversion: 2\nsteps:\n  a: {sya: hi}\n")
+    fresh = PlanFile(path, keep=keep)
+    problems = fresh.reload()
+    assert "unknown verb 'sya'" in str(problems[0]) and fresh.plan.version == 1
+    write("r.yaml", GOOD.format(v=3))
+    assert PlanFile(path, keep=keep).plan.version == 3
+
+
+def test_a_broken_subflow_keeps_the_last_good_version(
+    write: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    keep = tmp_path / "keep"
+    sub = "id: s\nversion: 1\nkind: subflow\nsteps:\n  ask: {say: Hi}\n  back: {return: {}}\n"
+    write("s.yaml", sub)
+    path = write("m.yaml", "id: m\nversion: 1\nsteps:\n  v: {subflow: s.yaml}\n  e: {hangup: {}}\n")
+    good = PlanFile(path, keep=keep).plan
+    write("s.yaml", sub.replace("return", "retrun"))
+    fresh = PlanFile(path, keep=keep)
+    assert fresh.reload() and fresh.plan.content_hash == good.content_hash
+
+
+def test_calls_get_the_last_good_version_of_their_routed_file(
+    write: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    from voicebot.call.dialplan_logic import DialplanLogic
+    from voicebot.call.handler import BuiltinHandler
+    from voicebot.call.logic import make_logic
+    from voicebot.call.params import CallWorkerParams
+
+    params = CallWorkerParams(dialplan_store=tmp_path / "store")
+    path = write("r.yaml", GOOD.format(v=1))
+    assert isinstance(make_logic(params, str(path), "c1"), DialplanLogic)
+    write("r.yaml", "id: r\nversion: 2\nsteps:\n  a: {goto: nowhere}\n")
+    logic = make_logic(params, str(path), "c2")
+    assert isinstance(logic, DialplanLogic) and logic.plan.version == 1
+    never = write("n.yaml", "id: n\nversion: 1\nsteps:\n  a: {goto: nowhere}\n")
+    assert isinstance(make_logic(params, str(never), "c3"), BuiltinHandler)
