@@ -160,6 +160,12 @@ class AsrSettings(BaseModel):
     threads: int = Field(1, ge=1, le=8)  # decoder threads per call (1: ~1.3 s per decode, 2: ~0.8 s)
 
 
+class MetricsSettings(BaseModel):
+    # Prometheus /metrics (turn stage times, greeting, calls); "" turns it off. Loopback by default:
+    # put a scraper or a reverse proxy in front rather than opening it to the network.
+    listen: str = Field("127.0.0.1:9464", pattern=r"^$|^[^\s]*:[0-9]{1,5}$")
+
+
 class LogSettings(BaseModel):
     level: str = "info"
     format: Literal["console", "json"] = "console"
@@ -192,6 +198,7 @@ class Settings(BaseSettings):
     tts: TtsSettings = Field(default_factory=TtsSettings)
     asr: AsrSettings = Field(default_factory=AsrSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     run_dir: Path = Path("var/run")
     dialplan_store: Path = Path("var/dialplans")  # published versions (voicebot dialplan publish)
     # Base URLs dialplan `tool` steps may call; none by default (a dialplan cannot reach the network).

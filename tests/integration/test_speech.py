@@ -36,3 +36,14 @@ def test_caller_asks_for_sales_and_is_transferred_there(voicebot, tmp_path: Path
     assert c["transferred_code"] == 200
     invites = [e for e in q["events"] if e["kind"] == "invite"]
     assert len(invites) == 1 and invites[0]["request_line"].startswith("INVITE sip:sales@")
+    # The turn's stage times are kept with the call and exported on /metrics.
+    turns = {e["turn"]: e for e in rec["events"] if e["kind"] == "turn"}
+    assert turns[0]["greeting_ms"] is not None and turns[0]["greeting_ms"] < 5000
+    reply = turns[1]
+    stages = [reply[f"{s}_ms"] for s in ("asr_final", "decision", "tts_first_audio", "reply_out")]
+    assert None not in stages and stages == sorted(stages), reply  # in order after the end of speech
+    assert reply["decided_by"] == "dialplan"
+    text = server.metrics()
+    assert 'voicebot_turn_stage_seconds_count{stage="reply_out"} 1.0' in text
+    assert "voicebot_greeting_first_audio_seconds_count 1.0" in text
+    assert 'voicebot_calls_total{ended_by="transfer"} 1.0' in text

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from support.net import wait_sip
+from support.net import free_port, wait_sip
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,6 +53,14 @@ class VoicebotServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def metrics(self) -> str:
+        """The Prometheus text the supervisor serves on /metrics."""
+        import urllib.request
+
+        url = f"http://{self.env['VOICEBOT_METRICS__LISTEN']}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return str(reply.read().decode())
 
     def wait_log(self, pattern: str, count: int = 1, timeout: float = 20.0) -> list[str]:
         deadline = time.monotonic() + timeout
@@ -106,6 +114,8 @@ def server_env(workdir: Path, port: int, rtp_start: int, **extra: str) -> dict[s
         # the telephony tests drive the built-in key handler; dialplan calls are tested on their own
         "VOICEBOT_CALL__LOGIC": "builtin",
         "VOICEBOT_ASR__MODEL_DIR": str(REPO / "var" / "models"),
+        # each server its own /metrics port (a fixed one would collide between tests)
+        "VOICEBOT_METRICS__LISTEN": f"127.0.0.1:{free_port()}",
     }
     env.update(extra)
     return env

@@ -48,6 +48,15 @@ class DialplanLogic:
         return self.it.state.waiting == "transfer"
 
     @property
+    def voice(self) -> str | None:
+        """The plan's TTS voice (settings.voice); None: the configured backend's default."""
+        return self.plan.settings.voice
+
+    def hints(self) -> list[str]:
+        """What the current step expects (menu words, choices): biases or constrains the recogniser."""
+        return list(self.collect.hints) if self.collect is not None else []
+
+    @property
     def sensitive(self) -> bool:
         """The caller is keying or saying a PIN/card number: keep it out of logs and call records."""
         return self.collect is not None and self.collect.sensitive and self.it.state.waiting == "input"

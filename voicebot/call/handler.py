@@ -161,6 +161,11 @@ class BuiltinHandler:
         return []  # nor records
 
     sensitive = False  # never collects PINs: key presses and transcripts may be logged
+    voice: str | None = None  # the configured TTS voice
+
+    def hints(self) -> list[str]:
+        """Words that mean something here: the speech keywords (queue names, goodbye)."""
+        return sorted({*self.params.speech_keywords, *_GOODBYES})
 
     def on_transfer_result(self, queue: str, ok: bool, now: float, reason: str = "") -> list[Action]:
         if ok:

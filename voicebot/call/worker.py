@@ -17,7 +17,7 @@ import socket
 import sys
 import time
 import wave
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,16 +28,19 @@ import structlog
 from voicebot import logs
 from voicebot.asr.base import AsrBackend, AsrError, Transcript
 from voicebot.asr.base import create as create_asr
+from voicebot.call.dialplan_logic import DialplanLogic
 from voicebot.call.handler import Action, ArmTimer, Hangup, Play, RunTool, StartRecording, StopAudio, Transfer
 from voicebot.call.listener import Listener, TurnEnded, TurnPaused, TurnStarted
 from voicebot.call.logic import make_logic
 from voicebot.call.params import CallWorkerParams
 from voicebot.call.tools import execute as execute_tool
+from voicebot.call.turns import TurnClock
 from voicebot.errors import ProtocolError
 from voicebot.ipc import proto
 from voicebot.media.audiofile import load_wav
 from voicebot.media.prompts import Prompts
 from voicebot.procutil import die_with_parent
+from voicebot.tts.base import TtsError
 from voicebot.vad.endpointing import VadState
 
 log = logs.get_logger(__name__)
@@ -78,7 +81,9 @@ class CallSession:
         self.handler = make_logic(params, start.dialplan, start.call_id, start.caller, start.callee)
         self.timer: asyncio.Task[None] | None = None
         self.recording: Recording | None = None
-        self.prompts = Prompts(params.prompt_dir, start.sample_rate, params.tts_backend, params.tts_fallback)
+        self.prompts = Prompts(
+            params.prompt_dir, start.sample_rate, params.tts_backend, params.tts_fallback, self.handler.voice
+        )
         self.caller_audio = bytearray()
         self.events: list[dict[str, Any]] = []
         self.t0 = time.monotonic()
@@ -95,6 +100,7 @@ class CallSession:
         self.speculator: asyncio.Task[None] | None = None
         self.speech_end = time.monotonic()
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.clock = TurnClock(answered=self.t0)
 
     def event(self, kind: str, **data: Any) -> None:
         self.events.append({"t": round(time.monotonic() - self.t0, 3), "kind": kind, **data})
@@ -171,20 +177,35 @@ class CallSession:
         await self.act(self.handler.on_no_input(time.monotonic()))
 
     async def play(self, action: Play) -> None:
+        """Queue a prompt's audio, sentence by sentence as the TTS makes it, then its mark. A turn's
+        first reply audio (and the greeting) is preceded by a ``turn:N`` mark: its wire time."""
         rate = self.start.sample_rate
-        pcm = b""
+        sent = 0
+        wav = b""
         if action.audio:
             try:
-                pcm = await asyncio.to_thread(load_wav, Path(action.audio), rate)
+                wav = await asyncio.to_thread(load_wav, Path(action.audio), rate)
             except ValueError as exc:  # checked at load time; the file may have changed since
                 log.error("prompt.audio_unusable", error=str(exc))
-        if not pcm and action.text:
-            pcm = await asyncio.to_thread(self.prompts.pcm, action.text)
+        chunks: Iterator[bytes] = iter([wav]) if wav else iter(())
+        if not wav and action.text:
+            chunks = self.prompts.stream(action.text)
         step = int(rate * AUDIO_CHUNK_S) * 2
-        for i in range(0, len(pcm), step):
-            await self.loop.sock_sendall(self.sock, proto.encode_audio(pcm[i : i + step]))
+        try:
+            while (pcm := await asyncio.to_thread(next, chunks, None)) is not None:
+                if sent == 0 and pcm:
+                    mark = self.clock.greeting_mark() or self.clock.reply_mark(time.monotonic())
+                    if mark is not None:
+                        await self.send(proto.Mark(mark=mark))
+                for i in range(0, len(pcm), step):
+                    await self.loop.sock_sendall(self.sock, proto.encode_audio(pcm[i : i + step]))
+                sent += len(pcm)
+        except TtsError as exc:
+            # Say nothing rather than stall: the mark below still moves the dialplan on.
+            log.error("tts.failed", error=str(exc))
+            self.event("tts_failed", error=str(exc)[:200])
         await self.send(proto.Mark(mark=action.mark))
-        self.event("play", mark=action.mark, text=action.text, ms=len(pcm) * 500 // rate)
+        self.event("play", mark=action.mark, text=action.text, ms=sent * 500 // rate)
 
     async def listen(self, pcm: bytes) -> None:
         """Caller audio -> turn events -> barge-in, speculative and final recognition.
@@ -227,7 +248,7 @@ class CallSession:
     async def transcribe(self, audio: bytes) -> Transcript | None:
         """One decode at a time, in the order asked (asyncio.Lock is FIFO), off the event loop."""
         assert self.asr is not None
-        hints = sorted(set(self.params.speech_keywords))
+        hints = self.handler.hints()
         async with self.asr_lock:
             try:
                 return await asyncio.to_thread(self.asr.transcribe, audio, self.start.sample_rate, hints)
@@ -282,7 +303,21 @@ class CallSession:
             decode_s=result.decode_s,
             end_to_decision_ms=gap_ms,
         )
-        await self.act(self.handler.on_transcript(result.text, result.confidence, time.monotonic()))
+        self.turn_record(self.clock.abandon())  # the previous turn never got a spoken reply
+        self.clock.transcribed(self.speech_end, time.monotonic())
+        actions = self.handler.on_transcript(result.text, result.confidence, time.monotonic())
+        self.clock.decided(
+            time.monotonic(), "dialplan" if isinstance(self.handler, DialplanLogic) else "builtin"
+        )
+        await self.act(actions)
+
+    def turn_record(self, record: dict[str, Any] | None) -> None:
+        """Keep a finished turn with the call, log it, and hand it to the UA worker's metrics."""
+        if record is None:
+            return
+        self.event("turn", **record)
+        log.info("call.turn", **record)
+        self.spawn(self.send(proto.TurnMetrics(**record)), "metrics")
 
     async def handle(self, msg: proto.Control | bytes) -> bool:
         """Dispatch one message; return False when the call is over."""
@@ -304,6 +339,9 @@ class CallSession:
                 return True
             await self.act(self.handler.on_dtmf(msg.digit, now))
         elif isinstance(msg, proto.PlayedMark):
+            if msg.mark.startswith("turn:"):
+                self.turn_record(self.clock.mark_played(msg.mark, now))
+                return True
             self.event("played", mark=msg.mark)
             if self.recording is not None and msg.mark == self.recording.after_mark:
                 self.recording.started = True  # the tone / prompt is over: the message starts now
@@ -380,6 +418,7 @@ async def serve(sock: socket.socket, params: CallWorkerParams, asr: AsrBackend |
     except (BrokenPipeError, ConnectionResetError):
         session.event("ua_gone")
     finally:
+        session.turn_record(session.clock.abandon())
         for task in list(session.tasks):
             task.cancel()
         session.save()

@@ -105,6 +105,19 @@ class HangupRequest(_Msg):
     reason: str = Field("normal", max_length=200)
 
 
+class TurnMetrics(_Msg):
+    """A finished turn's stage times (ms after the caller's speech ended), or the greeting's."""
+
+    type: Literal["turn_metrics"] = "turn_metrics"
+    turn: int = Field(ge=0)
+    decided_by: str = Field("", max_length=32)
+    greeting_ms: int | None = None
+    asr_final_ms: int | None = None
+    decision_ms: int | None = None
+    tts_first_audio_ms: int | None = None
+    reply_out_ms: int | None = None
+
+
 Control = Annotated[
     CallStart
     | DtmfReceived
@@ -115,7 +128,8 @@ Control = Annotated[
     | Mark
     | Flush
     | TransferRequest
-    | HangupRequest,
+    | HangupRequest
+    | TurnMetrics,
     Field(discriminator="type"),
 ]
 _control_adapter: TypeAdapter[Control] = TypeAdapter(Control)

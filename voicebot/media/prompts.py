@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from voicebot.logs import get_logger
-from voicebot.tts.base import TtsBackend, TtsError, create, synthesize
+from voicebot.tts.base import TtsBackend, TtsError, create
 from voicebot.tts.resample import to_call_pcm
 
 log = get_logger(__name__)
@@ -25,42 +26,65 @@ class Prompts:
     """Text -> s16le PCM at ``sample_rate``, through ``backend`` (then ``fallback``) and a disk cache."""
 
     def __init__(
-        self, cache_dir: Path, sample_rate: int, backend: str = "hibari", fallback: str | None = "espeak"
+        self,
+        cache_dir: Path,
+        sample_rate: int,
+        backend: str = "hibari",
+        fallback: str | None = "espeak",
+        voice: str | None = None,
     ) -> None:
         self.cache_dir = cache_dir
         self.sample_rate = sample_rate
+        self.voice = voice  # None: the backend's default voice
         self._names = [backend] + ([fallback] if fallback and fallback != backend else [])
         self._backend: TtsBackend | None = None
 
     def path(self, text: str) -> Path:
-        key = hashlib.sha256(f"v2|{self._names[0]}|{self.sample_rate}|{text}".encode()).hexdigest()[:24]
-        return self.cache_dir / f"{key}.s16"
+        voice = self.voice or ""
+        key = hashlib.sha256(f"v2|{self._names[0]}|{voice}|{self.sample_rate}|{text}".encode()).hexdigest()
+        return self.cache_dir / f"{key[:24]}.s16"
+
+    def cached(self, text: str) -> bool:
+        return self.path(text).is_file()
 
     def pcm(self, text: str) -> bytes:
+        return b"".join(self.stream(text))
+
+    def stream(self, text: str) -> Iterator[bytes]:
+        """Call-rate PCM, sentence by sentence as the backend makes it (the first sentence can play
+        while the next is synthesised); a cached text comes whole from disk. Raises TtsError."""
         path = self.path(text)
         if path.is_file():
-            return path.read_bytes()
+            yield path.read_bytes()
+            return
         backend = self.backend()
-        pcm = trim_leading_silence(
-            to_call_pcm(synthesize(backend, text), backend.sample_rate, self.sample_rate), self.sample_rate
-        )
+        parts: list[bytes] = []
+        for audio in backend.stream(text):
+            pcm = to_call_pcm(audio, backend.sample_rate, self.sample_rate)
+            if not parts:
+                pcm = trim_leading_silence(pcm, self.sample_rate)
+            parts.append(pcm)
+            yield pcm
+        self._save(path, b"".join(parts))
+
+    def _save(self, path: Path, pcm: bytes) -> None:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.cache_dir)
         with os.fdopen(fd, "wb") as fh:
             fh.write(pcm)
         os.replace(tmp, path)  # atomic: concurrent workers never read half a prompt
-        return pcm
 
     def backend(self) -> TtsBackend:
         if self._backend is None:
             errors = []
-            for name in self._names:
+            for i, name in enumerate(self._names):
+                options = {"voice": self.voice} if self.voice and i == 0 else {}
                 try:
-                    self._backend = create(name)
+                    self._backend = create(name, **options)
                     break
                 except TtsError as exc:
                     errors.append(str(exc))
-                    log.warning("tts.backend_unavailable", backend=name, error=str(exc))
+                    log.warning("tts.backend_unavailable", backend=name, voice=self.voice, error=str(exc))
             if self._backend is None:
                 raise TtsError("no TTS backend could start: " + "; ".join(errors))
         return self._backend

@@ -23,7 +23,7 @@ from typing import Any
 
 import pjsua2 as pj
 
-from voicebot import logs
+from voicebot import logs, metrics
 from voicebot.call.pool import CallWorkerPool
 from voicebot.errors import ProtocolError
 from voicebot.ipc import proto
@@ -351,6 +351,8 @@ class UAWorker:
                 leg.send(proto.PlayedMark(mark=mark))
         elif isinstance(msg, proto.TransferRequest):
             self._transfer(leg, msg)
+        elif isinstance(msg, proto.TurnMetrics):
+            metrics.observe_turn(msg.model_dump())
         elif isinstance(msg, proto.HangupRequest):
             leg.log.info("call.hangup_requested", why=msg.reason)
             leg.end_reason = f"bot hung up: {msg.reason}"
@@ -374,6 +376,7 @@ class UAWorker:
             return
         leg.ended = True
         reason = leg.end_reason or f"remote: {status}"
+        metrics.call_ended(ended_by(leg.end_reason))
         leg.send(proto.CallEnded(reason=reason))
         if leg.worker is not None:
             with contextlib.suppress(KeyError, ValueError):
@@ -503,6 +506,22 @@ class UAWorker:
         self.accounts.clear()
         self.ep.libDestroy()
         log.info("ua.stopped", index=self.p.index)
+
+
+def ended_by(end_reason: str | None) -> str:
+    """A call's end, as a metric label: who or what ended it."""
+    if end_reason is None:
+        return "caller"
+    for prefix, label in (
+        ("transferred", "transfer"),
+        ("bot hung up", "bot"),
+        ("no RTP", "rtp_timeout"),
+        ("drain", "shutdown"),
+        ("shutdown", "shutdown"),
+    ):
+        if end_reason.startswith(prefix):
+            return label
+    return "failure"
 
 
 def main(argv: list[str] | None = None) -> int:

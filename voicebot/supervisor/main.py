@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from voicebot import logs
+from voicebot import logs, metrics
 from voicebot.call.dialplan_logic import DialplanLogic
 from voicebot.call.handler import BuiltinHandler
 from voicebot.call.params import CallWorkerParams
@@ -63,9 +63,10 @@ class Supervisor:
         cw = call_worker_params(self.s)
         cw = cw.model_copy(update={"prompt_dir": self.run_dir / "prompts"})
         t0 = time.monotonic()
-        prompts = Prompts(cw.prompt_dir, cw.sample_rate, cw.tts_backend, cw.tts_fallback)
-        for text in self._static_prompts(cw):
-            prompts.pcm(text)
+        for voice, texts in self._static_prompts(cw).items():
+            prompts = Prompts(cw.prompt_dir, cw.sample_rate, cw.tts_backend, cw.tts_fallback, voice)
+            for text in texts:
+                prompts.pcm(text)
         log.info("prompts.warmed", ms=round((time.monotonic() - t0) * 1000))
         if cw.asr_backend == "faster-whisper":
             from voicebot.asr.whisper import assemble_model
@@ -78,15 +79,18 @@ class Supervisor:
                 ua.params_file.with_name(f"call-worker-{ua.params.index}.json"), cw.model_dump_json()
             )
 
-    def _static_prompts(self, cw: CallWorkerParams) -> list[str]:
-        """Every fixed text a call can start with: the built-in handler's and each routed dialplan's."""
-        texts = BuiltinHandler(cw).prompts()
+    def _static_prompts(self, cw: CallWorkerParams) -> dict[str | None, list[str]]:
+        """Every fixed text a call can say, by voice: the built-in handler's and each routed dialplan's
+        (in the dialplan's own voice, when its settings name one)."""
+        texts: dict[str | None, list[str]] = {None: BuiltinHandler(cw).prompts()}
         if cw.call_logic == "dialplan":
             for route in self.s.routes:
                 try:
-                    texts += DialplanLogic(parse(route.dialplan.read_bytes(), str(route.dialplan))).prompts()
+                    logic = DialplanLogic(parse(route.dialplan.read_bytes(), str(route.dialplan)))
                 except (OSError, YamlError) as exc:
                     log.error("dialplan.unusable", dialplan=str(route.dialplan), error=str(exc)[:500])
+                    continue
+                texts.setdefault(logic.voice, []).extend(logic.prompts())
         return texts
 
     async def start_ua(self, ua: UAProcess) -> None:
@@ -174,4 +178,13 @@ def run_supervisor(settings: Settings) -> int:
     logs.configure(settings.log.level, settings.log.format, settings.log.redact_pii, process="supervisor")
     sup = Supervisor(settings)
     sup.prepare()
-    return asyncio.run(sup.run())
+    server = None
+    if settings.metrics.listen:
+        # Before any worker starts: they inherit the directory their metric values go to.
+        metrics.use_dir(sup.run_dir / "metrics")
+        server = metrics.serve(settings.metrics.listen)
+    try:
+        return asyncio.run(sup.run())
+    finally:
+        if server is not None:
+            server.shutdown()

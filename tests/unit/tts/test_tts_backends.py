@@ -64,3 +64,15 @@ def test_prompts_start_with_the_first_word(tmp_path: Path) -> None:
     rest = np.frombuffer(pcm[320:1600], dtype="<i2")  # the next 80 ms carry the word
     assert np.abs(head).max() < 2000 < np.abs(rest).max()
     assert trim_leading_silence(b"\x00\x00" * 100, 8000) == b"\x00\x00" * 100  # all silence: unchanged
+
+
+def test_prompts_stream_sentence_by_sentence_then_cache_the_whole(tmp_path: Path) -> None:
+    from voicebot.media.prompts import Prompts
+
+    text = "Thanks for calling. Your balance is forty two dollars."
+    prompts = Prompts(tmp_path, 8000, backend="hibari")
+    parts = list(prompts.stream(text))
+    assert len(parts) >= 2 and all(parts)  # the first sentence is ready before the second
+    assert prompts.cached(text) and prompts.pcm(text) == b"".join(parts)
+    other_voice = Prompts(tmp_path, 8000, backend="hibari", voice="heart")
+    assert other_voice.path(text) != prompts.path(text)  # the cache key includes the voice
