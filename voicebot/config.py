@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from voicebot.edge.params import DEFAULT_SCANNER_USER_AGENTS
+from voicebot.llm.client import LlmConfig
 
 Transport = Literal["udp", "tcp", "tls"]
 Codec = Literal["PCMU", "PCMA", "G722"]
@@ -160,6 +161,9 @@ class AsrSettings(BaseModel):
     threads: int = Field(1, ge=1, le=8)  # decoder threads per call (1: ~1.3 s per decode, 2: ~0.8 s)
 
 
+LlmSettings = LlmConfig  # one model for the settings and the call workers' parameters
+
+
 class MetricsSettings(BaseModel):
     # Prometheus /metrics (turn stage times, greeting, calls); "" turns it off. Loopback by default:
     # put a scraper or a reverse proxy in front rather than opening it to the network.
@@ -199,6 +203,7 @@ class Settings(BaseSettings):
     asr: AsrSettings = Field(default_factory=AsrSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
     run_dir: Path = Path("var/run")
     dialplan_store: Path = Path("var/dialplans")  # published versions (voicebot dialplan publish)
     # Base URLs dialplan `tool` steps may call; none by default (a dialplan cannot reach the network).

@@ -10,7 +10,18 @@ from __future__ import annotations
 import datetime
 import re
 
-from voicebot.call.handler import Action, ArmTimer, Hangup, Play, RunTool, StartRecording, StopAudio, Transfer
+from voicebot.call.handler import (
+    Action,
+    ArmTimer,
+    CancelAgent,
+    Hangup,
+    Play,
+    RunAgent,
+    RunTool,
+    StartRecording,
+    StopAudio,
+    Transfer,
+)
 from voicebot.dialplan import interpreter as ip
 from voicebot.dialplan.plan import Plan
 from voicebot.dialplan.verbs.basic import Hangup as HangupVerb
@@ -26,6 +37,9 @@ class DialplanLogic:
         self.collect: ip.StartCollect | None = None
         self.collect_after: str | None = None  # arm the timer once this mark has played
         self.answering = False  # the caller is mid-turn: no no-input timer until we know what they said
+        self.agent: ip.AgentTurn | None = None  # the LLM turn being spoken
+        self.agent_said: list[str] = []
+        self.agent_marks = 0
 
     def prompts(self) -> list[str]:
         """Static texts of the plan (no {placeholders}): warmed into the prompt cache."""
@@ -70,7 +84,8 @@ class DialplanLogic:
     def on_dtmf(self, digit: str, now: float) -> list[Action]:
         self.digits.append(digit)
         step = self.it.state.step
-        actions = self._barge() + self._adapt(self.it.handle(ip.Dtmf(digit, now)))
+        actions = self._barge() + self._interrupt_agent(now)
+        actions += self._adapt(self.it.handle(ip.Dtmf(digit, now)))
         st = self.it.state
         if self.collect is not None and st.waiting == "input" and st.step == step and st.digits:
             # Keys are being typed: the entry ends after this much silence (or at its terminator).
@@ -79,7 +94,7 @@ class DialplanLogic:
 
     def on_speech_started(self, now: float) -> list[Action]:
         self.answering = True
-        return self._barge()
+        return self._barge() + self._interrupt_agent(now)
 
     def on_speech_ended(self, now: float, will_transcribe: bool) -> list[Action]:
         """Without a recogniser a spoken turn is no answer: wait for keys again, timer running."""
@@ -122,6 +137,33 @@ class DialplanLogic:
     def on_recording_done(self, path: str, seconds: float, now: float) -> list[Action]:
         return self._adapt(self.it.handle(ip.RecordingDone(path, seconds, now)))
 
+    # -- agent steps: the worker streams the LLM's reply sentence by sentence --------------------
+    def agent_sentence(self, text: str) -> Play:
+        """One sentence of the LLM's reply, to be spoken now (barge-in as the plan says)."""
+        assert self.agent is not None
+        self.agent_marks += 1
+        mark = f"agent#{self.agent_marks}"
+        self.playing[mark] = self.agent.barge_in
+        self.agent_said.append(text)
+        return Play(text, mark)
+
+    def on_agent_reply(self, ok: bool, now: float) -> list[Action]:
+        """The LLM's reply is over (or failed before a word): the plan goes on."""
+        if self.agent is None:
+            return []  # the caller interrupted it; the plan already moved on
+        return self._finish_agent(ok, now)
+
+    def _interrupt_agent(self, now: float) -> list[Action]:
+        """The caller speaks or presses a key during an LLM turn: stop it where it is (if allowed)."""
+        if self.agent is None or not self.agent.barge_in:
+            return []
+        return [CancelAgent(), *self._finish_agent(True, now)]
+
+    def _finish_agent(self, ok: bool, now: float) -> list[Action]:
+        said, last = " ".join(self.agent_said), f"agent#{self.agent_marks}" if self.agent_said else None
+        self.agent, self.agent_said = None, []
+        return self._adapt(self.it.handle(ip.AgentReply(said, ok, now)), last)
+
     def on_no_input(self, now: float) -> list[Action]:
         return self._adapt(self.it.handle(ip.NoInputTimeout(now)))
 
@@ -131,9 +173,12 @@ class DialplanLogic:
             return [StopAudio()]
         return []
 
-    def _adapt(self, actions: list[ip.Action]) -> list[Action]:
+    def _adapt(self, actions: list[ip.Action], last_mark: str | None = None) -> list[Action]:
+        """Interpreter actions -> worker actions. ``last_mark``: audio already queued that a new
+        collect's no-input timer must wait for."""
         out: list[Action] = []
-        last_mark: str | None = None
+        if last_mark is not None and last_mark not in self.playing:
+            last_mark = None  # it has already played
         for a in actions:
             if isinstance(a, ip.SayAction):
                 self.playing[a.mark] = a.barge_in
@@ -141,7 +186,7 @@ class DialplanLogic:
                 out.append(Play(a.text, a.mark, a.audio))
             elif isinstance(a, ip.StartCollect):
                 self.collect, self.collect_after = a, last_mark
-                if last_mark is None:
+                if last_mark is None and not self.answering:
                     out.append(ArmTimer(a.timeout_s))
             elif isinstance(a, ip.TransferAction):
                 out.append(Transfer(a.queue, a.reason or "dialplan transfer", dict(a.headers)))
@@ -151,4 +196,7 @@ class DialplanLogic:
                 out.append(RunTool(a))
             elif isinstance(a, ip.StartRecording):
                 out.append(StartRecording(a.max_s, a.after_mark))
+            elif isinstance(a, ip.AgentTurn):
+                self.agent = a
+                out.append(RunAgent(a))
         return out

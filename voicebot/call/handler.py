@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from voicebot.call.params import CallWorkerParams
-from voicebot.dialplan.interpreter import ToolCall
+from voicebot.dialplan.interpreter import AgentTurn, ToolCall
 
 _SPOKEN = {"*": "star", "#": "hash"}
 _GOODBYES = frozenset({"goodbye", "bye"})
@@ -52,6 +52,19 @@ class ArmTimer:
 
 
 @dataclass(frozen=True)
+class RunAgent:
+    """Stream the LLM's reply into the TTS; the logic gets agent_sentence() per sentence, then
+    on_agent_reply() with what was said."""
+
+    turn: AgentTurn
+
+
+@dataclass(frozen=True)
+class CancelAgent:
+    """The caller interrupted the LLM's reply: stop asking it (what was said so far stands)."""
+
+
+@dataclass(frozen=True)
 class RunTool:
     """Run a dialplan tool call (HTTP) off the event loop; the result goes to on_tool_result()."""
 
@@ -66,7 +79,7 @@ class StartRecording:
     after_mark: str
 
 
-Action = Play | StopAudio | Transfer | Hangup | ArmTimer | RunTool | StartRecording
+Action = Play | StopAudio | Transfer | Hangup | ArmTimer | RunTool | StartRecording | RunAgent | CancelAgent
 
 
 @dataclass

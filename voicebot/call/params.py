@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from voicebot.llm.client import LlmConfig
+
 
 class CallWorkerParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -18,6 +20,7 @@ class CallWorkerParams(BaseModel):
     call_logic: Literal["dialplan", "builtin"] = "dialplan"
     dialplan_store: Path | None = None
     tools_allow: list[str] = Field(default_factory=list)  # base URLs dialplan tools may call
+    llm: LlmConfig = Field(default_factory=LlmConfig)  # agent steps
     # spoken word -> queue name (the UA worker still maps the queue to a URI from the admin allowlist)
     speech_keywords: dict[str, str] = Field(default_factory=dict)
     asr_backend: str | None = None  # None: keys only

@@ -29,7 +29,18 @@ from voicebot import logs
 from voicebot.asr.base import AsrBackend, AsrError, Transcript
 from voicebot.asr.base import create as create_asr
 from voicebot.call.dialplan_logic import DialplanLogic
-from voicebot.call.handler import Action, ArmTimer, Hangup, Play, RunTool, StartRecording, StopAudio, Transfer
+from voicebot.call.handler import (
+    Action,
+    ArmTimer,
+    CancelAgent,
+    Hangup,
+    Play,
+    RunAgent,
+    RunTool,
+    StartRecording,
+    StopAudio,
+    Transfer,
+)
 from voicebot.call.listener import Listener, TurnEnded, TurnPaused, TurnStarted
 from voicebot.call.logic import make_logic
 from voicebot.call.params import CallWorkerParams
@@ -37,6 +48,8 @@ from voicebot.call.tools import execute as execute_tool
 from voicebot.call.turns import TurnClock
 from voicebot.errors import ProtocolError
 from voicebot.ipc import proto
+from voicebot.llm.client import LlmError
+from voicebot.llm.client import sentences as llm_sentences
 from voicebot.media.audiofile import load_wav
 from voicebot.media.prompts import Prompts
 from voicebot.procutil import die_with_parent
@@ -101,6 +114,10 @@ class CallSession:
         self.speech_end = time.monotonic()
         self.tasks: set[asyncio.Task[Any]] = set()
         self.clock = TurnClock(answered=self.t0)
+        self.agent_task: asyncio.Task[None] | None = None
+        # Only the plan's fixed texts go to the prompt cache: rendered ones may hold caller data,
+        # and LLM sentences are never the same twice.
+        self.cacheable = frozenset(self.handler.prompts())
 
     def event(self, kind: str, **data: Any) -> None:
         self.events.append({"t": round(time.monotonic() - self.t0, 3), "kind": kind, **data})
@@ -133,6 +150,31 @@ class CallSession:
             elif isinstance(action, ArmTimer):
                 self.disarm()
                 self.timer = self.spawn(self.no_input_after(action.seconds), "no-input")
+            elif isinstance(action, RunAgent):
+                self.agent_task = self.spawn(self.run_agent(action), "agent")
+            elif isinstance(action, CancelAgent):
+                if self.agent_task is not None:
+                    self.agent_task.cancel()
+                self.event("agent_interrupted")
+
+    async def run_agent(self, action: RunAgent) -> None:
+        """Ask the LLM and speak its reply sentence by sentence as it streams in."""
+        logic = self.handler
+        assert isinstance(logic, DialplanLogic)
+        turn, said, ok = action.turn, 0, True
+        self.event("agent_turn", messages=len(turn.messages))
+        try:
+            async for sentence in llm_sentences(self.params.llm, turn.instructions, turn.messages):
+                if said == 0:
+                    self.clock.decided(time.monotonic(), "llm")  # the first words are ready
+                said += 1
+                await self.play(logic.agent_sentence(sentence))
+        except LlmError as exc:
+            ok = False
+            log.warning("llm.failed", error=str(exc))
+            self.event("llm_failed", error=str(exc)[:200])
+        self.event("agent_reply", sentences=said, ok=ok)
+        await self.act(logic.on_agent_reply(ok, time.monotonic()))
 
     async def capture(self, pcm: bytes) -> None:
         """Voicemail: keep caller audio once the 'speak after the tone' prompt has played."""
@@ -189,7 +231,7 @@ class CallSession:
                 log.error("prompt.audio_unusable", error=str(exc))
         chunks: Iterator[bytes] = iter([wav]) if wav else iter(())
         if not wav and action.text:
-            chunks = self.prompts.stream(action.text)
+            chunks = self.prompts.stream(action.text, cache=action.text in self.cacheable)
         step = int(rate * AUDIO_CHUNK_S) * 2
         try:
             while (pcm := await asyncio.to_thread(next, chunks, None)) is not None:
@@ -306,6 +348,8 @@ class CallSession:
         self.turn_record(self.clock.abandon())  # the previous turn never got a spoken reply
         self.clock.transcribed(self.speech_end, time.monotonic())
         actions = self.handler.on_transcript(result.text, result.confidence, time.monotonic())
+        if any(isinstance(a, RunAgent) for a in actions):
+            return await self.act(actions)  # the decision is the LLM's first sentence
         self.clock.decided(
             time.monotonic(), "dialplan" if isinstance(self.handler, DialplanLogic) else "builtin"
         )

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 
 from voicebot.dialplan.check import sensitive_variables
 from voicebot.dialplan.driver import Driver, Turn
+from voicebot.dialplan.events import AgentTurn
 from voicebot.dialplan.plan import Plan
 
 
@@ -31,6 +32,9 @@ def show(
         a = turn.transfer_action
         context = f", context {a.headers}" if a.headers else ""
         out(f"     [transfer to queue {a.queue!r}, reason {a.reason!r}{context}]")
+    if turn.agent:
+        n = len(turn.agent.messages)
+        out(f"     [LLM turn ({n} message(s) so far): type its reply as >text, or > for a failure]")
     if turn.hangup:
         out(f"     [hang up: {turn.hangup}]")
     if changed:
@@ -56,19 +60,25 @@ def run_chat(
     out: Callable[[str], None],
     transfers_succeed: bool = True,
     today: str | None = None,
+    llm: Callable[[AgentTurn], str | None] | None = None,
 ) -> int:
-    """Talk to ``plan``: each line is what the caller says (``#12`` keys, ``!{json}`` a tool reply)."""
+    """Talk to ``plan``: each line is what the caller says (``#12`` keys, ``!{json}`` a tool reply,
+    ``>text`` the LLM's reply). With ``llm``, agent steps ask it instead (None: it failed)."""
     driver = Driver(plan, transfers_succeed, today if today is not None else dt.date.today().isoformat())
     out(f"{plan.id} v{plan.version} ({plan.content_hash}); type what the caller says, #digits for keys")
     hidden = frozenset(sensitive_variables(plan))
     changes = _Changes(driver.it.state.variables)
     out(f"     vars: {', '.join(f'{k}={v!r}' for k, v in driver.it.state.variables.items()) or 'none'}")
-    show(driver.start(), out, changes(), hidden)
+    turn = driver.start()
+    show(turn, out, changes(), hidden)
+    turn = _ask_llm(driver, turn, llm, out, changes, hidden)
     for raw in lines:
         if driver.ended:
             break
         line = raw.strip()
-        if line.startswith("!"):
+        if line.startswith(">"):
+            turn = driver.agent_reply(line[1:].strip(), bool(line[1:].strip()))
+        elif line.startswith("!"):
             try:
                 turn = driver.tool_result(bool(line[1:]), json.loads(line[1:]) if line[1:] else "failed")
             except json.JSONDecodeError as exc:
@@ -81,5 +91,22 @@ def run_chat(
         else:
             turn = driver.say(line)
         show(turn, out, changes(), hidden)
+        turn = _ask_llm(driver, turn, llm, out, changes, hidden)
     out(f"[call over: {driver.it.state.disposition or 'caller left'}]")
     return 0
+
+
+def _ask_llm(
+    driver: Driver,
+    turn: Turn,
+    llm: Callable[[AgentTurn], str | None] | None,
+    out: Callable[[str], None],
+    changes: _Changes,
+    hidden: frozenset[str],
+) -> Turn:
+    """While the plan waits for the LLM and one is configured, let it answer (and show that)."""
+    while llm is not None and turn.agent is not None and not driver.ended:
+        reply = llm(turn.agent)
+        turn = driver.agent_reply(reply or "", reply is not None)
+        show(turn, out, changes(), hidden)
+    return turn

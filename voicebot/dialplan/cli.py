@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import subprocess
@@ -11,7 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from voicebot.dialplan.events import AgentTurn
     from voicebot.dialplan.plan import Plan
+    from voicebot.llm.client import LlmConfig
 
 
 def _plans(paths: list[Path]) -> list[Path]:
@@ -160,7 +163,32 @@ def _chat(args: argparse.Namespace) -> int:
     plan = _load(args.path)
     if plan is None:
         return 1
-    return run_chat(plan, sys.stdin, print, transfers_succeed=not args.fail_transfers, today=args.today)
+    llm = None
+    if args.config is not None:
+        from voicebot.config import load_settings
+
+        config = load_settings(args.config).llm
+        if config.configured:
+            llm = functools.partial(_llm_reply, config)
+    return run_chat(
+        plan, sys.stdin, print, transfers_succeed=not args.fail_transfers, today=args.today, llm=llm
+    )
+
+
+def _llm_reply(config: LlmConfig, turn: AgentTurn) -> str | None:
+    """The LLM's whole reply to an agent turn (None when it failed: the plan's error path)."""
+    import asyncio
+
+    from voicebot.llm.client import LlmError, sentences
+
+    async def collect() -> str:
+        return " ".join([s async for s in sentences(config, turn.instructions, turn.messages)])
+
+    try:
+        return asyncio.run(collect())
+    except LlmError as exc:
+        print(f"     [LLM failed: {exc}]")
+        return None
 
 
 def _admin_options(p: argparse.ArgumentParser) -> None:
@@ -196,6 +224,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("path", type=Path)
     p.add_argument("--fail-transfers", action="store_true", help="simulate queues that do not answer")
     p.add_argument("--today", default=None, help="the date callers' 'tomorrow' is relative to (ISO)")
+    p.add_argument(
+        "--config", type=Path, default=None, help="a voicebot config: its `llm` answers agent steps"
+    )
     p.set_defaults(func=_chat)
 
 

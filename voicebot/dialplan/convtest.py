@@ -9,6 +9,8 @@ tests:
   - name: queue busy
     transfers_succeed: false         # also `today: 2026-12-01` for "tomorrow" in date answers
     conversation: [...]              # also: expect_hangup: completed, expect_variable: {pin: "4719"}
+                                     # agent steps: expect_agent: "order", agent_replies: "Hi!",
+                                     # agent_fails: down
 """
 
 from __future__ import annotations
@@ -80,6 +82,11 @@ def _run_one(plan: Plan, test: Any, index: int, file: str, where: Any) -> Outcom
                 fail(j, "the bot is not recording")
                 continue
             turn = driver.recording_done(float(value))
+        elif key in ("agent_replies", "agent_fails"):
+            if turn.agent is None:
+                fail(j, "no LLM turn is waiting for a reply")
+                continue
+            turn = driver.agent_reply(str(value) if key == "agent_replies" else "", key == "agent_replies")
         elif key in ("tool_returns", "tool_fails"):
             if turn.tool is None:
                 fail(j, "no tool call is waiting for a result")
@@ -123,13 +130,20 @@ def _expect(key: str, value: Any, turn: Turn, driver: Driver) -> str | None:
             return f"expected a call to {want!r}; got {have!r}"
         part = str(value.get("url_contains", ""))
         return None if part in call.url else f"expected the URL to contain {part!r}; it is {call.url!r}"
+    if key == "expect_agent":
+        # `expect_agent: true`, or text the LLM is given (in its instructions or the conversation)
+        if turn.agent is None:
+            return "expected an LLM turn; there was none"
+        given = " ".join([turn.agent.instructions, *(text for _, text in turn.agent.messages)]).lower()
+        return None if value is True or str(value).lower() in given else f"the LLM was not given {value!r}"
     if key == "expect_variable" and isinstance(value, dict):
         actual = driver.it.state.variables
         wrong = {k: actual.get(k) for k, v in value.items() if actual.get(k) != v}
         return None if not wrong else f"expected variables {value}; they are {wrong}"
     return (
         f"unknown conversation entry {key!r} (caller, keys, silence, tool_returns, tool_fails, "
-        "leave_message, expect_say, expect_transfer, expect_hangup, expect_variable, expect_tool)"
+        "agent_replies, agent_fails, leave_message, expect_say, expect_transfer, expect_hangup, "
+        "expect_variable, expect_tool, expect_agent)"
     )
 
 

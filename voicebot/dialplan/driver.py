@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from voicebot.dialplan.events import (
     Action,
+    AgentReply,
+    AgentTurn,
     CallStarted,
     Dtmf,
     Event,
@@ -41,6 +43,7 @@ class Turn:
     hangup: str | None = None
     tool: ToolCall | None = None  # waiting for tool_result()
     recording: bool = False  # waiting for recording_done()
+    agent: AgentTurn | None = None  # waiting for agent_reply()
 
 
 class Driver:
@@ -77,6 +80,12 @@ class Driver:
     def tool_result(self, ok: bool, data: object) -> Turn:
         return self._feed(ToolResult(ok, data, self.now))
 
+    def agent_reply(self, text: str, ok: bool = True) -> Turn:
+        """The LLM's reply to the waiting AgentTurn (spoken, so it counts as said)."""
+        turn = Turn(said=[text] if ok and text else [])
+        self._merge(turn, self._feed(AgentReply(text, ok, self.now)))
+        return turn
+
     def _feed(self, event: Event) -> Turn:
         self.now += 1.0
         turn = Turn()
@@ -99,6 +108,8 @@ class Driver:
                 turn.tool = action
             elif isinstance(action, StartRecording):
                 turn.recording = True
+            elif isinstance(action, AgentTurn):
+                turn.agent = action
         return turn
 
     @staticmethod
@@ -110,3 +121,4 @@ class Driver:
         into.hangup = more.hangup or into.hangup
         into.tool = more.tool or into.tool
         into.recording = more.recording or into.recording
+        into.agent = more.agent or into.agent

@@ -82,6 +82,16 @@ class CallerHungUp:
     now: float
 
 
+@dataclass(frozen=True)
+class AgentReply:
+    """The LLM's reply to the latest AgentTurn has been spoken (``text``: what was said; cut short
+    when the caller barged in), or (not ok) it could not answer."""
+
+    text: str
+    ok: bool
+    now: float
+
+
 Event = (
     CallStarted
     | SpeechPartial
@@ -93,6 +103,7 @@ Event = (
     | ToolResult
     | RecordingDone
     | CallerHungUp
+    | AgentReply
 )
 
 
@@ -156,4 +167,14 @@ class StartRecording:
     after_mark: str
 
 
-Action = SayAction | StartCollect | TransferAction | HangupAction | ToolCall | StartRecording
+@dataclass(frozen=True)
+class AgentTurn:
+    """Ask the LLM for the next reply and speak it as it streams; answer with AgentReply.
+    ``messages`` are (role, text) pairs, oldest first: the conversation of this agent step."""
+
+    instructions: str
+    messages: tuple[tuple[str, str], ...]
+    barge_in: bool = True
+
+
+Action = SayAction | StartCollect | TransferAction | HangupAction | ToolCall | StartRecording | AgentTurn

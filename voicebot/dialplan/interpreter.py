@@ -17,6 +17,8 @@ from voicebot.dialplan import conditions, understand, values
 from voicebot.dialplan.check import continuation
 from voicebot.dialplan.events import (
     Action,
+    AgentReply,
+    AgentTurn,
     CallerHungUp,
     CallStarted,
     Dtmf,
@@ -52,6 +54,8 @@ from voicebot.dialplan.verbs.transfer import Transfer
 
 __all__ = [  # events and actions are part of the interpreter's interface (voicebot.call uses them)
     "Action",
+    "AgentReply",
+    "AgentTurn",
     "CallStarted",
     "CallerHungUp",
     "Dtmf",
@@ -73,6 +77,8 @@ __all__ = [  # events and actions are part of the interpreter's interface (voice
     "TransferResult",
 ]
 
+MAX_AGENT_MESSAGES = 40  # the conversation an agent step sends to the LLM: the newest ones
+SILENT_CALLER = "(the caller said nothing)"
 MAX_STEPS_PER_EVENT = 200  # the checker rejects loops that never wait; this is the runtime backstop
 Prompted = Menu | Collect | Record | Tool
 
@@ -84,7 +90,7 @@ class State(BaseModel):
     plan_version: int
     plan_hash: str
     step: str | None = None
-    waiting: Literal["", "input", "playback", "transfer", "tool", "recording"] = ""
+    waiting: Literal["", "input", "playback", "transfer", "tool", "recording", "agent"] = ""
     after_playback: str = ""  # "hangup:<disposition>" or "transfer:<queue>"
     retries: int = 0
     digits: str = ""
@@ -93,6 +99,7 @@ class State(BaseModel):
     no_inputs: int = 0  # call-wide counts, for handlers.max_no_input / max_no_match
     no_matches: int = 0
     today: str = ""
+    agent_messages: list[tuple[str, str]] = Field(default_factory=list)  # (role, text) of this agent step
     ended: bool = False
     disposition: str = ""
 
@@ -128,13 +135,21 @@ class Interpreter:
             return self._tool_result(event.ok, event.data)
         if isinstance(event, RecordingDone):
             return self._recording_done(event.path, event.seconds)
+        if isinstance(event, AgentReply):
+            return self._agent_reply(event)
         if st.waiting != "input" or st.step is None:
             return []
         step = self.plan.steps[st.step]
         if isinstance(event, NoInputTimeout):
-            return self._timeout(step)
+            return (
+                self._agent_says(step, SILENT_CALLER) if isinstance(step.verb, Agent) else self._timeout(step)
+            )
         if self._asks_for_agent(step, event):
             return self._run(self.plan.handlers.agent)
+        if isinstance(step.verb, Agent):
+            return self._agent_says(
+                step, event.text if isinstance(event, SpeechFinal) else f"(pressed {event.digit})"
+            )
         if isinstance(event, Dtmf):
             return self._dtmf(step, event.digit)
         return self._speech(step, event.text, event.confidence)
@@ -210,12 +225,9 @@ class Interpreter:
         elif isinstance(verb, Tool):
             self._call_tool(verb, out)
         elif isinstance(verb, Agent):
-            # Run by the LLM agent (a later issue); until then, the plan's error path.
-            st.variables["agent_status"] = "unavailable"
-            target = verb.on_error or self.plan.handlers.error
-            if target is None:
-                self._end(out, "agent_unavailable")
-            return target
+            st.agent_messages = []
+            st.variables["agent_turns"] = 0
+            self._agent_turn(verb, out)
         elif isinstance(verb, Transfer):
             self._transfer(verb, out)
         elif isinstance(verb, Hangup):
@@ -225,6 +237,47 @@ class Interpreter:
             else:
                 self._end(out, verb.disposition)
         return continuation(self.plan, step)
+
+    # -- agent (LLM conversation) ---------------------------------------------------------------
+    def _agent_turn(self, verb: Agent, out: list[Action]) -> None:
+        st = self.state
+        st.waiting = "agent"
+        instructions = values.render(verb.instructions, st.variables)
+        history = tuple(st.agent_messages[-MAX_AGENT_MESSAGES:])
+        out.append(AgentTurn(instructions, history, self.plan.settings.barge_in))
+
+    def _agent_says(self, step: Step, text: str) -> list[Action]:
+        """The caller's turn in an agent conversation: on to the LLM with it."""
+        assert isinstance(step.verb, Agent)
+        self.state.agent_messages.append(("user", text))
+        out: list[Action] = []
+        self._agent_turn(step.verb, out)
+        return out
+
+    def _agent_reply(self, event: AgentReply) -> list[Action]:
+        st = self.state
+        if st.waiting != "agent" or st.step is None:
+            return []
+        step = self.plan.steps[st.step]
+        verb = step.verb
+        assert isinstance(verb, Agent)
+        st.waiting = ""
+        if not event.ok:
+            st.variables["agent_status"] = "unavailable"
+            target = verb.on_error or self.plan.handlers.error
+            return self._run(target) if target is not None else self._end([], "agent_unavailable")
+        if event.text:
+            st.agent_messages.append(("assistant", event.text))
+        st.variables["agent_turns"] = turns = int(st.variables.get("agent_turns", 0)) + 1
+        for status, over in (
+            ("done", verb.done_when is not None and conditions.evaluate(verb.done_when, st.variables)),
+            ("max_turns", turns >= verb.max_turns),
+        ):
+            if over:
+                st.variables["agent_status"] = status
+                return self._run(continuation(self.plan, step))
+        st.waiting = "input"
+        return [StartCollect("text", self.plan.settings.no_input_timeout_s)]
 
     def _say(self, text: str, barge_in: bool | None, audio: str | None = None) -> SayAction:
         self.state.marks += 1

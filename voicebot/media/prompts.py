@@ -50,9 +50,10 @@ class Prompts:
     def pcm(self, text: str) -> bytes:
         return b"".join(self.stream(text))
 
-    def stream(self, text: str) -> Iterator[bytes]:
+    def stream(self, text: str, cache: bool = True) -> Iterator[bytes]:
         """Call-rate PCM, sentence by sentence as the backend makes it (the first sentence can play
-        while the next is synthesised); a cached text comes whole from disk. Raises TtsError."""
+        while the next is synthesised); a cached text comes whole from disk. ``cache=False``: the
+        text (it may hold caller data) is not written to the cache. Raises TtsError."""
         path = self.path(text)
         if path.is_file():
             yield path.read_bytes()
@@ -65,7 +66,8 @@ class Prompts:
                 pcm = trim_leading_silence(pcm, self.sample_rate)
             parts.append(pcm)
             yield pcm
-        self._save(path, b"".join(parts))
+        if cache:
+            self._save(path, b"".join(parts))
 
     def _save(self, path: Path, pcm: bytes) -> None:
         self.cache_dir.mkdir(parents=True, exist_ok=True)

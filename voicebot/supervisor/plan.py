@@ -17,6 +17,7 @@ def call_worker_params(s: Settings) -> CallWorkerParams:
         call_logic=s.call.logic,
         dialplan_store=s.dialplan_store.resolve(),
         tools_allow=list(s.tools_allow),
+        llm=s.llm,
         asr_backend=None if s.asr.backend == "none" else s.asr.backend,
         model_dir=s.asr.model_dir.resolve(),
         asr_threads=s.asr.threads,

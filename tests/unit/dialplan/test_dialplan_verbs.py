@@ -9,6 +9,8 @@ import pytest
 
 from voicebot.dialplan.events import (
     Action,
+    AgentReply,
+    AgentTurn,
     CallerHungUp,
     HangupAction,
     RecordingDone,
@@ -181,9 +183,11 @@ def test_branch_set_and_goto(call_of: Callable[..., Any]) -> None:
     assert said(call.start()) == ["me"]
 
 
-def test_agent_is_validated_and_takes_the_error_path(call_of: Callable[..., Any]) -> None:
+def test_agent_without_an_llm_takes_its_error_path(call_of: Callable[..., Any]) -> None:
     call = call_of("  a: {agent: {instructions: Help., on_error: e}}\n  e: {hangup: no agent}\n")
-    assert said(call.start()) == ["no agent"]
+    (turn,) = call.start()
+    assert isinstance(turn, AgentTurn) and turn.instructions == "Help."
+    assert said(call.feed(AgentReply("", False, 1.0))) == ["no agent"]
     assert call.vars["agent_status"] == "unavailable"
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from voicebot.dialplan.interpreter import (
+    AgentReply,
+    AgentTurn,
     CallerHungUp,
     CallStarted,
     Dtmf,
@@ -147,16 +149,55 @@ def test_global_no_input_handler_when_the_step_has_none() -> None:
     assert it.handle(NoInputTimeout(7.0)) == [TransferAction("support", "caller asked for a person")]
 
 
-def test_agent_steps_take_the_error_path_until_the_llm_agent_exists() -> None:
-    plan = parse(
-        "id: a\nversion: 1\nqueues: [support]\nhandlers: {error: person}\nsteps:\n"
-        "  chat:\n    agent: {instructions: Help the caller with their order., max_turns: 4}\n"
-        "  bye:\n    hangup: Bye.\n"
-        "  person:\n    transfer: support\n",
-        "a.yaml",
-    )
+AGENT_PLAN = (
+    "id: a\nversion: 1\nqueues: [support]\nhandlers: {error: person, agent: person}\nsteps:\n"
+    "  chat:\n    agent: {instructions: 'Help {caller} with their order.', max_turns: 3,"
+    " done_when: 'agent_turns >= 2 and wants_more == false'}\n"
+    "  bye:\n    hangup: Bye.\n"
+    "  person:\n    transfer: support\n"
+)
+
+
+def test_agent_conversation_timeline() -> None:
+    """The LLM speaks first; caller turns, keys and silence go to it; max_turns ends the step."""
+    it = Interpreter(parse(AGENT_PLAN.replace(" and wants_more == false", " and False"), "a.yaml"))
+    (first,) = it.handle(CallStarted(0.0, caller="Ana"))
+    assert first == AgentTurn("Help Ana with their order.", (), True)
+    assert it.handle(SpeechFinal("hello?", 0.9, 0.5)) == []  # not listening while the LLM answers
+    (listen,) = it.handle(AgentReply("Hi Ana, how can I help?", True, 1.0))
+    assert listen == StartCollect("text", 6.0)
+    (second,) = it.handle(SpeechFinal("Where is my order?", 0.9, 2.0))
+    assert second.messages == (("assistant", "Hi Ana, how can I help?"), ("user", "Where is my order?"))
+    it.handle(AgentReply("It ships tomorrow.", True, 3.0))
+    (third,) = it.handle(NoInputTimeout(9.0))
+    assert third.messages[-1] == ("user", "(the caller said nothing)")
+    out = it.handle(AgentReply("Anything else?", True, 10.0))  # the third reply: max_turns
+    assert [a.text for a in out if isinstance(a, SayAction)] == ["Bye."]
+    assert it.state.variables["agent_status"] == "max_turns"
+    restored = Interpreter(it.plan, State.model_validate_json(it.state.model_dump_json()))
+    assert restored.state.agent_messages == it.state.agent_messages  # checkpointable mid-conversation
+
+
+def test_agent_done_when_keys_and_asking_for_a_person() -> None:
+    plan = parse(AGENT_PLAN.replace(" and wants_more == false", ""), "a.yaml")
     it = Interpreter(plan)
-    assert it.handle(CallStarted(0.0)) == [TransferAction("support", "")]
+    it.handle(CallStarted(0.0))
+    it.handle(AgentReply("Hello.", True, 1.0))
+    (turn,) = it.handle(Dtmf("5", 2.0))
+    assert turn.messages[-1] == ("user", "(pressed 5)")
+    out = it.handle(AgentReply("You pressed five.", True, 3.0))  # agent_turns >= 2: done
+    assert it.state.variables["agent_status"] == "done" and [a.text for a in out] == ["Bye."]
+    again = Interpreter(plan)
+    again.handle(CallStarted(0.0))
+    again.handle(AgentReply("Hello.", True, 1.0))
+    assert again.handle(SpeechFinal("I want a human", 0.9, 2.0)) == [TransferAction("support", "")]
+
+
+def test_an_llm_that_cannot_answer_takes_the_error_path() -> None:
+    it = Interpreter(parse(AGENT_PLAN, "a.yaml"))
+    it.handle(CallStarted(0.0))
+    assert it.handle(AgentReply("", False, 5.0)) == [TransferAction("support", "")]
+    assert it.state.variables["agent_status"] == "unavailable"
 
 
 def test_reprompts_escalate_and_answers_are_validated() -> None:

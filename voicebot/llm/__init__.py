@@ -1,0 +1,1 @@
+"""The LLM side of a call: replies streamed sentence by sentence into the TTS."""
