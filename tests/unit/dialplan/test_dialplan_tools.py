@@ -11,6 +11,7 @@ from voicebot.cli import main
 from voicebot.dialplan.chat import run_chat
 from voicebot.dialplan.check import check_paths
 from voicebot.dialplan.convtest import run_tests
+from voicebot.dialplan.events import AgentTurn
 from voicebot.dialplan.plan import parse
 
 REPO = Path(__file__).resolve().parents[3]
@@ -39,6 +40,23 @@ def test_chat_shows_prompts_actions_and_variables() -> None:
     assert "     [transfer to queue 'support', reason '']" in lines
     assert "     vars: transfer_status='ok', transfer_reason=''" in lines
     assert lines[-1] == "[call over: transferred]"
+
+
+def test_chat_answers_agent_steps_typed_or_by_the_llm() -> None:
+    plan = parse((REPO / "dialplans" / "assistant.yaml").read_bytes(), "assistant.yaml")
+    lines: list[str] = []
+    run_chat(plan, [">Hello, how can I help?", "when do you open?", ">"], lines.append)
+    assert "bot> Hello, how can I help?" in lines
+    assert "bot> Let me put you through to a colleague." in lines  # `>` alone: the LLM failed
+    asked: list[int] = []
+
+    def llm(turn: AgentTurn) -> str | None:  # stands in for the configured LLM (pure-logic test)
+        asked.append(len(turn.messages))
+        return f"Reply {len(asked)}."
+
+    lines = []
+    run_chat(plan, ["hi", "bye"], lines.append, llm=llm)
+    assert asked == [0, 2, 4] and "bot> Reply 3." in lines
 
 
 def test_chat_masks_sensitive_values(tmp_path: Path) -> None:
