@@ -14,6 +14,7 @@ from voicebot.call.handler import (
     Action,
     ArmTimer,
     CancelAgent,
+    EndOfTurn,
     Hangup,
     Play,
     RunAgent,
@@ -185,6 +186,8 @@ class DialplanLogic:
                 last_mark = a.mark
                 out.append(Play(a.text, a.mark, a.audio))
             elif isinstance(a, ip.StartCollect):
+                if self.collect is None or self.collect.end_of_turn_ms != a.end_of_turn_ms:
+                    out.append(EndOfTurn(a.end_of_turn_ms))
                 self.collect, self.collect_after = a, last_mark
                 if last_mark is None and not self.answering:
                     out.append(ArmTimer(a.timeout_s))

@@ -52,6 +52,13 @@ class ArmTimer:
 
 
 @dataclass(frozen=True)
+class EndOfTurn:
+    """The caller's silence that ends a spoken answer, from now on (the step's setting)."""
+
+    ms: int
+
+
+@dataclass(frozen=True)
 class RunAgent:
     """Stream the LLM's reply into the TTS; the logic gets agent_sentence() per sentence, then
     on_agent_reply() with what was said."""
@@ -79,7 +86,18 @@ class StartRecording:
     after_mark: str
 
 
-Action = Play | StopAudio | Transfer | Hangup | ArmTimer | RunTool | StartRecording | RunAgent | CancelAgent
+Action = (
+    Play
+    | StopAudio
+    | Transfer
+    | Hangup
+    | ArmTimer
+    | RunTool
+    | StartRecording
+    | RunAgent
+    | CancelAgent
+    | EndOfTurn
+)
 
 
 @dataclass

@@ -9,6 +9,7 @@ transcript is (nearly) ready; if the caller resumes, the speculation is dropped.
 from __future__ import annotations
 
 import collections
+import dataclasses
 from dataclasses import dataclass
 
 from voicebot.vad.classifier import SpeechClassifier
@@ -55,12 +56,19 @@ class Listener:
     ) -> None:
         self.vad = SpeechClassifier(sample_rate)
         self.endpointer = Endpointer(params or EndpointParams())
+        self.pause_ms = pause_ms
         self.pause_frames = max(1, pause_ms // 20)
         self.silent = 0  # silent frames in a row
         self.silent_paused = False  # a TurnPaused went out for the current silence
         self.preroll: collections.deque[bytes] = collections.deque(maxlen=preroll_frames)
         self.turn: list[bytes] | None = None
         self.frames = 0
+
+    def end_of_turn(self, ms: int) -> None:
+        """Set the silence that ends a turn (per dialplan step); the pause that starts a speculative
+        decode stays well inside it."""
+        self.endpointer.params = dataclasses.replace(self.endpointer.params, hangover_ms=ms)
+        self.pause_frames = max(1, min(self.pause_ms, ms - 200) // 20)
 
     def feed(self, pcm: bytes) -> list[ListenEvent]:
         at = self.frames * FRAME_S

@@ -33,6 +33,7 @@ from voicebot.call.handler import (
     Action,
     ArmTimer,
     CancelAgent,
+    EndOfTurn,
     Hangup,
     Play,
     RunAgent,
@@ -150,6 +151,8 @@ class CallSession:
             elif isinstance(action, ArmTimer):
                 self.disarm()
                 self.timer = self.spawn(self.no_input_after(action.seconds), "no-input")
+            elif isinstance(action, EndOfTurn):
+                self.listener.end_of_turn(action.ms)
             elif isinstance(action, RunAgent):
                 self.agent_task = self.spawn(self.run_agent(action), "agent")
             elif isinstance(action, CancelAgent):

@@ -130,6 +130,7 @@ class StartCollect:
     sensitive: bool = False
     digit_timeout_s: float = 3.0  # once keys are being typed: the gap that ends the entry
     min_confidence: float = 0.0
+    end_of_turn_ms: int = 700  # the caller's silence that ends a spoken answer
 
 
 @dataclass(frozen=True)

@@ -277,7 +277,8 @@ class Interpreter:
                 st.variables["agent_status"] = status
                 return self._run(continuation(self.plan, step))
         st.waiting = "input"
-        return [StartCollect("text", self.plan.settings.no_input_timeout_s)]
+        settings = self.plan.settings
+        return [StartCollect("text", settings.no_input_timeout_s, end_of_turn_ms=settings.end_of_turn_ms)]
 
     def _say(self, text: str, barge_in: bool | None, audio: str | None = None) -> SayAction:
         self.state.marks += 1
@@ -291,7 +292,14 @@ class Interpreter:
         self.state.waiting = "input"
         if isinstance(verb, Record | Tool):
             out.append(self._say(verb.consent if isinstance(verb, Record) else verb.confirm or "", None))
-            out.append(StartCollect("yes_no", settings.no_input_timeout_s, ("yes", "no")))
+            out.append(
+                StartCollect(
+                    "yes_no",
+                    settings.no_input_timeout_s,
+                    ("yes", "no"),
+                    end_of_turn_ms=settings.end_of_turn_ms,
+                )
+            )
             return
         retry = self.state.retries
         text = (
@@ -301,7 +309,15 @@ class Interpreter:
         timeout = verb.timeout_s or settings.no_input_timeout_s
         if isinstance(verb, Menu):
             hints = tuple(w for o in verb.options for w in o.words)
-            out.append(StartCollect("menu", timeout, hints, digit_timeout_s=settings.inter_digit_timeout_s))
+            out.append(
+                StartCollect(
+                    "menu",
+                    timeout,
+                    hints,
+                    digit_timeout_s=settings.inter_digit_timeout_s,
+                    end_of_turn_ms=verb.end_of_turn_ms or settings.end_of_turn_ms,
+                )
+            )
             return
         out.append(
             StartCollect(
@@ -313,6 +329,7 @@ class Interpreter:
                 verb.sensitive,
                 settings.inter_digit_timeout_s,
                 verb.min_confidence,
+                verb.end_of_turn_ms or settings.end_of_turn_ms,
             )
         )
 

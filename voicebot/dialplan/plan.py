@@ -48,6 +48,8 @@ class Settings(BaseModel):
     barge_in: bool = True
     no_input_timeout_s: float = Field(6.0, gt=0, le=60)
     inter_digit_timeout_s: float = Field(3.0, gt=0, le=30)  # keys: the gap that ends an entry
+    # the caller's silence that ends a spoken answer (shorter: snappier; longer: fewer cut-offs)
+    end_of_turn_ms: int = Field(700, ge=200, le=3000)
 
 
 class Handlers(BaseModel):

@@ -5,16 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from voicebot.call.dialplan_logic import DialplanLogic
-from voicebot.call.handler import ArmTimer, Play, StopAudio, Transfer
+from voicebot.call.handler import Action, ArmTimer, EndOfTurn, Play, StopAudio, Transfer
 from voicebot.dialplan.plan import parse
 
 EXAMPLE = parse((Path(__file__).resolve().parents[3] / "dialplans" / "example.yaml").read_bytes(), "example")
 
 
+def plays(actions: list[Action]) -> list[Play]:
+    return [a for a in actions if isinstance(a, Play)]
+
+
 def test_timer_arms_only_when_the_menu_prompt_has_played() -> None:
     logic = DialplanLogic(EXAMPLE)
-    greeting, menu = logic.start(0.0)
-    assert isinstance(greeting, Play) and isinstance(menu, Play)
+    started = logic.start(0.0)
+    assert EndOfTurn(700) in started  # the step's end-of-turn silence goes to the listener
+    greeting, menu = plays(started)
     assert logic.on_played(greeting.mark, 1.0) == []
     assert logic.on_played(menu.mark, 5.0) == [ArmTimer(6.0)]
     (reprompt,) = logic.on_no_input(11.0)
@@ -23,7 +28,7 @@ def test_timer_arms_only_when_the_menu_prompt_has_played() -> None:
 
 def test_speaking_over_the_menu_barges_in_and_keeps_the_timer_off() -> None:
     logic = DialplanLogic(EXAMPLE)
-    _, menu = logic.start(0.0)
+    _, menu = plays(logic.start(0.0))
     assert logic.on_speech_started(1.0) == [StopAudio()]
     assert logic.on_played(menu.mark, 1.0) == []  # flushed, caller answering: no timer
     assert logic.expects("sales please") and not logic.expects("the weather")
@@ -35,7 +40,7 @@ def test_speaking_over_the_menu_barges_in_and_keeps_the_timer_off() -> None:
 
 def test_without_asr_a_spoken_turn_rearms_the_timer() -> None:
     logic = DialplanLogic(EXAMPLE)
-    _, menu = logic.start(0.0)
+    _, menu = plays(logic.start(0.0))
     logic.on_speech_started(1.0)
     logic.on_played(menu.mark, 1.0)
     assert logic.on_speech_ended(3.0, will_transcribe=False) == [ArmTimer(6.0)]
@@ -65,9 +70,7 @@ def test_call_details_become_variables() -> None:
 
 def test_typing_keys_rearms_the_timer_with_the_inter_digit_gap_and_hides_the_pin() -> None:
     logic = DialplanLogic(BILLING)
-    plays = logic.start(0.0)
-    for p in plays:
-        assert isinstance(p, Play)
+    for p in plays(logic.start(0.0)):
         logic.on_played(p.mark, 1.0)
     assert logic.collect is not None and not logic.sensitive  # the account number is not secret
     gap = ArmTimer(logic.collect.digit_timeout_s)

@@ -10,11 +10,13 @@ from voicebot.call.listener import Listener, TurnEnded, TurnPaused, TurnResumed,
 AUDIO = Path(__file__).resolve().parents[2] / "data" / "audio"
 
 
-def feed_file(name: str, trailing_silence_s: float = 1.0) -> list[object]:
+def feed_file(name: str, trailing_silence_s: float = 1.0, end_of_turn_ms: int | None = None) -> list[object]:
     with wave.open(str(AUDIO / name)) as w:
         pcm = w.readframes(w.getnframes())
     pcm += b"\x00\x00" * int(8000 * trailing_silence_s)
     listener = Listener(8000)
+    if end_of_turn_ms is not None:
+        listener.end_of_turn(end_of_turn_ms)
     return [ev for i in range(0, len(pcm) - 319, 320) for ev in listener.feed(pcm[i : i + 320])]
 
 
@@ -36,3 +38,12 @@ def test_noise_gives_nothing() -> None:
 
 def test_odd_frames_are_skipped() -> None:
     assert Listener(8000).feed(b"\x01") == []
+
+
+def test_the_steps_end_of_turn_silence_decides_where_a_turn_ends() -> None:
+    """ "Hello? Hello? Can you hear me? I have been waiting..." pauses between its phrases: a short
+    end-of-turn silence (a yes/no step) splits it, the default keeps it one turn."""
+    short = feed_file("barge_in_long_8k_s16.wav", end_of_turn_ms=300)
+    default = feed_file("barge_in_long_8k_s16.wav")
+    assert sum(isinstance(e, TurnEnded) for e in default) == 1
+    assert sum(isinstance(e, TurnEnded) for e in short) == 4

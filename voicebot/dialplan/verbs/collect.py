@@ -41,6 +41,7 @@ class Collect(Verb):
     min_confidence: float = Field(0.0, ge=0, le=1)  # spoken answers below this count as no match
     validate_pattern: str | None = Field(None, alias="validate", max_length=200)  # regex the value must match
     timeout_s: float | None = Field(None, gt=0, le=60)  # None: settings.no_input_timeout_s
+    end_of_turn_ms: int | None = Field(None, ge=200, le=3000)  # None: settings.end_of_turn_ms
     retries: int = Field(2, ge=0, le=5)
     no_input: str | None = None
     no_match: str | None = None

@@ -34,6 +34,7 @@ class Menu(Verb):
     no_match: str | None = None
     no_input: str | None = None
     timeout_s: float | None = Field(None, gt=0, le=60)  # None: settings.no_input_timeout_s
+    end_of_turn_ms: int | None = Field(None, ge=200, le=3000)  # None: settings.end_of_turn_ms
     retries: int = Field(2, ge=0, le=5)
 
     def targets(self) -> list[str]:
