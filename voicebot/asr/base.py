@@ -2,14 +2,15 @@
 
 A backend transcribes one caller turn (VAD-segmented s16le PCM at the call rate). ``hints`` are the
 phrases the current step expects (menu options, queue names); backends use them to bias recognition
-where they can.
+where they can. Backends that can decode while the caller speaks also implement :class:`StreamingAsr`:
+one :class:`AsrStream` per turn, fed 20 ms frames, giving partial text as it changes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from voicebot.errors import ConfigError, VoicebotError
 
@@ -34,6 +35,26 @@ class AsrBackend(Protocol):
     def transcribe(self, pcm: bytes, sample_rate: int, hints: Sequence[str] = ()) -> Transcript: ...
 
 
+class AsrStream(Protocol):
+    """One caller turn decoded as it arrives. Calls block on the decoder: keep them off the event loop
+    that paces audio, and feed one stream from one thread at a time."""
+
+    def feed(self, pcm: bytes) -> str | None:
+        """Decode more s16le PCM (any length); return the turn's text so far if it changed, else None."""
+        ...
+
+    def finish(self) -> Transcript:
+        """Flush the decoder and return the whole turn; the stream is spent afterwards."""
+        ...
+
+
+@runtime_checkable
+class StreamingAsr(AsrBackend, Protocol):
+    """Optional: a backend that can also decode a turn incrementally (``isinstance(b, StreamingAsr)``)."""
+
+    def open(self, sample_rate: int, hints: Sequence[str] = ()) -> AsrStream: ...
+
+
 _REGISTRY: dict[str, Callable[..., AsrBackend]] = {}
 
 
@@ -46,7 +67,7 @@ def register(name: str) -> Callable[[Callable[..., AsrBackend]], Callable[..., A
 
 
 def create(name: str, **options: Any) -> AsrBackend:
-    from voicebot.asr import whisper  # noqa: F401  (registration side effect)
+    from voicebot.asr import vosk, whisper  # noqa: F401  (registration side effect)
 
     try:
         factory = _REGISTRY[name]

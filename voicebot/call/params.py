@@ -25,6 +25,7 @@ class CallWorkerParams(BaseModel):
     speech_keywords: dict[str, str] = Field(default_factory=dict)
     asr_backend: str | None = None  # None: keys only
     model_dir: Path = Path("var/models")
+    vosk_model: str = ""  # vosk: a model directory ("" = the bundled Korean model)
     asr_threads: int = 1
     prompt_dir: Path = Path("var/prompts")
     tts_backend: str = "hibari"

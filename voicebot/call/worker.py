@@ -473,6 +473,17 @@ async def serve(sock: socket.socket, params: CallWorkerParams, asr: AsrBackend |
     return 0
 
 
+def load_asr(params: CallWorkerParams) -> AsrBackend | None:
+    """The configured recogniser, loaded once per worker process (None: keys only)."""
+    if params.asr_backend == "vosk":
+        return create_asr("vosk", model_dir=params.vosk_model or None)
+    if params.asr_backend:
+        return create_asr(
+            params.asr_backend, model_dir=params.model_dir / "whisper-base", threads=params.asr_threads
+        )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="voicebot-call-worker")
     parser.add_argument("--fd", type=int, required=True)
@@ -484,13 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     params = CallWorkerParams.model_validate_json(args.params.read_text())
     logs.configure(params.log_level, params.log_format, params.redact_pii, process="call")
     # Load the recogniser before saying ready: the pool hides the load time from callers.
-    asr = (
-        create_asr(
-            params.asr_backend, model_dir=params.model_dir / "whisper-base", threads=params.asr_threads
-        )
-        if params.asr_backend
-        else None
-    )
+    asr = load_asr(params)
     sock = socket.socket(fileno=args.fd)
     sock.setblocking(False)
     try:

@@ -20,6 +20,7 @@ def call_worker_params(s: Settings) -> CallWorkerParams:
         llm=s.llm,
         asr_backend=None if s.asr.backend == "none" else s.asr.backend,
         model_dir=s.asr.model_dir.resolve(),
+        vosk_model=s.asr.vosk_model,
         asr_threads=s.asr.threads,
         prompt_dir=s.run_dir / "prompts",
         tts_backend=s.tts.backend,
