@@ -18,12 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import soxr
 
 from voicebot.asr.base import AsrError, Transcript, register
 
 _FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 WHISPER_RATE = 16000
+FULL_WINDOW_FRAMES = 3000  # Whisper's 30 s window, in 10 ms feature frames
+MIN_WINDOW_FRAMES = 1000
+NO_SPEECH_PROB = 0.6
 
 
 def _package_data(package: str) -> Path:
@@ -58,6 +62,18 @@ def assemble_model(target: Path) -> Path:
     return target
 
 
+def window_frames(frames: int, minimum: int = MIN_WINDOW_FRAMES) -> int:
+    """The encoder window for ``frames`` of speech (10 ms each): half as long again plus 2 s, in
+    2.5 s steps, at least ``minimum`` and at most Whisper's 30 s.
+
+    Whisper is trained on 30 s windows and faster-whisper always pads to them, but the encoder's cost
+    grows with the window (self-attention: faster than linearly). CTranslate2 accepts a shorter one; on
+    our 8 kHz phone test utterances a 10-15 s window gives the same text as 30 s at a fifth of the
+    cost (bench/asr_window.py); shorter than ~8 s, words start to go wrong."""
+    wanted = math.ceil((frames * 1.5 + 200) / 250) * 250
+    return max(minimum, min(FULL_WINDOW_FRAMES, wanted))
+
+
 @register("faster-whisper")
 class WhisperAsr:
     name = "faster-whisper"
@@ -68,38 +84,66 @@ class WhisperAsr:
         threads: int = 1,
         beam_size: int = 1,
         language: str = "en",
+        min_window_s: float = 10.0,
     ) -> None:
         from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
 
         path = assemble_model(model_dir)
         self._model: Any = WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=threads)
         self._beam = beam_size
-        self._language = language
+        self._min_window = min(FULL_WINDOW_FRAMES, max(100, int(min_window_s * 100)))
+        self._tokenizer: Any = Tokenizer(
+            self._model.hf_tokenizer, self._model.model.is_multilingual, task="transcribe", language=language
+        )
+        self._suppress = list(get_suppressed_tokens(self._tokenizer, (-1,)))
 
     def transcribe(self, pcm: bytes, sample_rate: int, hints: Sequence[str] = ()) -> Transcript:
         t0 = time.perf_counter()
-        audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+        audio = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
         if sample_rate != WHISPER_RATE:
             audio = soxr.resample(audio, sample_rate, WHISPER_RATE, quality="HQ")
-        prompt = ("Options: " + ", ".join(hints) + ".") if hints else None
+        audio_s = audio.size / WHISPER_RATE
+        if audio.size < WHISPER_RATE // 10:
+            return Transcript("", 0.0, round(audio_s, 3), round(time.perf_counter() - t0, 3))
         try:
-            segments, _ = self._model.transcribe(
-                audio,
-                language=self._language,
-                beam_size=self._beam,
-                initial_prompt=prompt,
-                vad_filter=False,
-                condition_on_previous_text=False,
-                without_timestamps=True,
-            )
-            segs = list(segments)
+            text, logprob, no_speech = self._decode(audio, hints)
         except Exception as exc:
             raise AsrError(f"whisper failed: {exc}") from exc
-        text = " ".join(s.text.strip() for s in segs).strip()
-        logprob = float(np.mean([s.avg_logprob for s in segs])) if segs else -10.0
+        if no_speech > NO_SPEECH_PROB and logprob < -1.0:
+            text = ""  # Whisper's own silence rule: "probably no speech" and an unsure guess
         return Transcript(
             text=text,
-            confidence=round(math.exp(min(0.0, logprob)), 3),
-            audio_s=round(audio.size / WHISPER_RATE, 3),
+            confidence=round(math.exp(min(0.0, logprob)), 3) if text else 0.0,
+            audio_s=round(audio_s, 3),
             decode_s=round(time.perf_counter() - t0, 3),
         )
+
+    def _decode(self, audio: npt.NDArray[np.float32], hints: Sequence[str]) -> tuple[str, float, float]:
+        import ctranslate2  # type: ignore[import-untyped]
+
+        features = self._model.feature_extractor(audio)[:, :FULL_WINDOW_FRAMES]
+        window = np.zeros((features.shape[0], window_frames(features.shape[1], self._min_window)), np.float32)
+        window[:, : features.shape[1]] = features
+        encoded = self._model.model.encode(ctranslate2.StorageView.from_array(window[None]), to_cpu=False)
+        tok = self._tokenizer
+        prompt: list[int] = []
+        if hints:  # the step's options, as if said just before: biases the decoder towards them
+            prompt = [tok.sot_prev, *tok.encode(" Options: " + ", ".join(hints) + ".")[:100]]
+        prompt += [*tok.sot_sequence, tok.no_timestamps]
+        # About 3 tokens per second of speech; the cap stops the repetition loops Whisper can fall into.
+        max_new = min(200, int(audio.size / WHISPER_RATE * 8) + 16)
+        result = self._model.model.generate(
+            encoded,
+            [prompt],
+            beam_size=self._beam,
+            max_length=len(prompt) + max_new,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=self._suppress,
+        )[0]
+        tokens = [t for t in result.sequences_ids[0] if t < tok.eot]
+        logprob = result.scores[0] * len(tokens) / (len(tokens) + 1) if tokens else -10.0
+        return tok.decode(tokens).strip(), float(logprob), float(result.no_speech_prob)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from voicebot.asr.base import create
-from voicebot.asr.whisper import assemble_model
+from voicebot.asr.whisper import WhisperAsr, assemble_model, window_frames
 from voicebot.errors import ConfigError
 
 AUDIO = Path(__file__).resolve().parents[2] / "data" / "audio"
@@ -50,3 +50,24 @@ def test_model_is_assembled_once(tmp_path: Path) -> None:
 def test_unknown_backend() -> None:
     with pytest.raises(ConfigError, match="faster-whisper"):
         create("vosk-typo")
+
+
+def test_the_encoder_window_follows_the_speech() -> None:
+    assert window_frames(331) == 1000  # 3.3 s of speech: a 10 s window, not 30 s
+    assert window_frames(900) == 1750
+    assert window_frames(2500) == window_frames(9999) == 3000
+    assert window_frames(331, minimum=1500) == 1500
+
+
+def test_a_short_window_hears_the_same_words_as_the_full_one(asr, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+    """The speed-up must not cost words (bench/asr_window.py measures it on all test utterances)."""
+    pcm, rate = pcm_of("barge_in_long_8k_s16.wav")
+    full = WhisperAsr(tmp_path_factory.mktemp("m") / "whisper-base", min_window_s=30).transcribe(pcm, rate)
+    short = asr.transcribe(pcm, rate)
+
+    def words(t: str) -> list[str]:
+        return [
+            w.strip(",.?!").replace("i've", "i have") for w in t.lower().replace("i've", "i have").split()
+        ]
+
+    assert words(short.text) == words(full.text)
