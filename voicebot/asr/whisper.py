@@ -26,8 +26,11 @@ from voicebot.asr.base import AsrError, Transcript, register
 _FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 WHISPER_RATE = 16000
 FULL_WINDOW_FRAMES = 3000  # Whisper's 30 s window, in 10 ms feature frames
-MIN_WINDOW_FRAMES = 1000
+MIN_WINDOW_FRAMES = 2500  # the default, 25 s: the words of 30 s at two thirds of the cost
 NO_SPEECH_PROB = 0.6
+# A turn's audio (speech + 0.3 s before + the pause after) with fewer words than this per second was
+# probably cut short by the decoder ("I" for a whole request): it is decoded again in the full window.
+SUSPICIOUSLY_FEW_WORDS_PER_S = 0.5
 
 
 def _package_data(package: str) -> Path:
@@ -66,10 +69,14 @@ def window_frames(frames: int, minimum: int = MIN_WINDOW_FRAMES) -> int:
     """The encoder window for ``frames`` of speech (10 ms each): half as long again plus 2 s, in
     2.5 s steps, at least ``minimum`` and at most Whisper's 30 s.
 
-    Whisper is trained on 30 s windows and faster-whisper always pads to them, but the encoder's cost
-    grows with the window (self-attention: faster than linearly). CTranslate2 accepts a shorter one; on
-    our 8 kHz phone test utterances a 10-15 s window gives the same text as 30 s at a fifth of the
-    cost (bench/asr_window.py); shorter than ~8 s, words start to go wrong."""
+    Whisper is trained on 30 s windows (faster-whisper always pads to them) and the encoder's cost
+    grows faster than linearly with the window; CTranslate2 accepts a shorter one. Measured on one
+    recorded call turn cut at 32 alignments: the request was understood 32/32 times at 30 s and 25 s
+    (decode p50 1.06 s / 0.89 s), 30/32 at 20 s (0.55 s), 28/32 at 15 s, 21/32 at 12 s (0.31 s): in
+    short windows Whisper can stop early ("I would like to talk"). On the shared test utterances at
+    60 alignments (bench/asr_window.py) every window from 12 s to 30 s gave the same word error rate.
+    So the default is 25 s and ``asr.whisper_window_s`` trades words for speed; a result far too
+    short for its audio is decoded again in the full window."""
     wanted = math.ceil((frames * 1.5 + 200) / 250) * 250
     return max(minimum, min(FULL_WINDOW_FRAMES, wanted))
 
@@ -84,7 +91,7 @@ class WhisperAsr:
         threads: int = 1,
         beam_size: int = 1,
         language: str = "en",
-        min_window_s: float = 10.0,
+        min_window_s: float = 25.0,
     ) -> None:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
@@ -108,7 +115,12 @@ class WhisperAsr:
         if audio.size < WHISPER_RATE // 10:
             return Transcript("", 0.0, round(audio_s, 3), round(time.perf_counter() - t0, 3))
         try:
-            text, logprob, no_speech = self._decode(audio, hints)
+            text, logprob, no_speech = self._decode(audio, hints, self._min_window)
+            if (
+                len(text.split()) < audio_s * SUSPICIOUSLY_FEW_WORDS_PER_S
+                and self._min_window < FULL_WINDOW_FRAMES
+            ):
+                text, logprob, no_speech = self._decode(audio, hints, FULL_WINDOW_FRAMES)
         except Exception as exc:
             raise AsrError(f"whisper failed: {exc}") from exc
         if no_speech > NO_SPEECH_PROB and logprob < -1.0:
@@ -120,16 +132,21 @@ class WhisperAsr:
             decode_s=round(time.perf_counter() - t0, 3),
         )
 
-    def _decode(self, audio: npt.NDArray[np.float32], hints: Sequence[str]) -> tuple[str, float, float]:
+    def _decode(
+        self, audio: npt.NDArray[np.float32], hints: Sequence[str], min_window: int
+    ) -> tuple[str, float, float]:
         import ctranslate2  # type: ignore[import-untyped]
 
         features = self._model.feature_extractor(audio)[:, :FULL_WINDOW_FRAMES]
-        window = np.zeros((features.shape[0], window_frames(features.shape[1], self._min_window)), np.float32)
+        window = np.zeros((features.shape[0], window_frames(features.shape[1], min_window)), np.float32)
         window[:, : features.shape[1]] = features
         encoded = self._model.model.encode(ctranslate2.StorageView.from_array(window[None]), to_cpu=False)
         tok = self._tokenizer
         prompt: list[int] = []
-        if hints:  # the step's options, as if said just before: biases the decoder towards them
+        # The step's options, as if said just before, bias the decoder towards them; in a short window
+        # that prompt makes Whisper stop early ("I would like to talk to someone" for "... in sales,
+        # please", 8 of 8 test calls), so only the full window gets it.
+        if hints and window.shape[1] >= FULL_WINDOW_FRAMES:
             prompt = [tok.sot_prev, *tok.encode(" Options: " + ", ".join(hints) + ".")[:100]]
         prompt += [*tok.sot_sequence, tok.no_timestamps]
         # About 3 tokens per second of speech; the cap stops the repetition loops Whisper can fall into.

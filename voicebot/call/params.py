@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,9 +27,11 @@ class CallWorkerParams(BaseModel):
     model_dir: Path = Path("var/models")
     vosk_model: str = ""  # vosk: a model directory ("" = the bundled Korean model)
     asr_threads: int = 1
+    whisper_window_s: float = 25.0
     prompt_dir: Path = Path("var/prompts")
     tts_backend: str = "hibari"
     tts_fallback: str | None = "espeak"
+    tts_options: dict[str, dict[str, Any]] = Field(default_factory=dict)  # backend -> constructor options
     record_dir: Path | None = None
     sample_rate: int = 8000
     max_call_s: float = 3600.0

@@ -96,7 +96,12 @@ class CallSession:
         self.timer: asyncio.Task[None] | None = None
         self.recording: Recording | None = None
         self.prompts = Prompts(
-            params.prompt_dir, start.sample_rate, params.tts_backend, params.tts_fallback, self.handler.voice
+            params.prompt_dir,
+            start.sample_rate,
+            params.tts_backend,
+            params.tts_fallback,
+            self.handler.voice,
+            params.tts_options,
         )
         self.caller_audio = bytearray()
         self.events: list[dict[str, Any]] = []
@@ -268,7 +273,8 @@ class CallSession:
                 self.disarm()  # the caller is answering
                 actions = self.handler.on_speech_started(time.monotonic())
                 if actions:
-                    self.event("barge_in", audio_t=round(ev.at + 0.2, 3))
+                    opened = self.listener.endpointer.params.start_ms / 1000
+                    self.event("barge_in", audio_t=round(ev.at + opened, 3))
                 await self.act(actions)
             elif isinstance(ev, TurnPaused):
                 self.speech_end = time.monotonic() - self.listener.pause_frames * 0.02
@@ -479,7 +485,10 @@ def load_asr(params: CallWorkerParams) -> AsrBackend | None:
         return create_asr("vosk", model_dir=params.vosk_model or None)
     if params.asr_backend:
         return create_asr(
-            params.asr_backend, model_dir=params.model_dir / "whisper-base", threads=params.asr_threads
+            params.asr_backend,
+            model_dir=params.model_dir / "whisper-base",
+            threads=params.asr_threads,
+            min_window_s=params.whisper_window_s,
         )
     return None
 

@@ -12,6 +12,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,10 +33,12 @@ class Prompts:
         backend: str = "hibari",
         fallback: str | None = "espeak",
         voice: str | None = None,
+        options: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.cache_dir = cache_dir
         self.sample_rate = sample_rate
         self.voice = voice  # None: the backend's default voice
+        self.options = options or {}  # backend name -> constructor options (model paths, speakers)
         self._names = [backend] + ([fallback] if fallback and fallback != backend else [])
         self._backend: TtsBackend | None = None
 
@@ -80,7 +83,9 @@ class Prompts:
         if self._backend is None:
             errors = []
             for i, name in enumerate(self._names):
-                options = {"voice": self.voice} if self.voice and i == 0 else {}
+                options = dict(self.options.get(name, {}))
+                if self.voice and i == 0:
+                    options["voice"] = self.voice  # the dialplan's voice wins for the main backend
                 try:
                     self._backend = create(name, **options)
                     break

@@ -64,7 +64,9 @@ class Supervisor:
         cw = cw.model_copy(update={"prompt_dir": self.run_dir / "prompts"})
         t0 = time.monotonic()
         for voice, texts in self._static_prompts(cw).items():
-            prompts = Prompts(cw.prompt_dir, cw.sample_rate, cw.tts_backend, cw.tts_fallback, voice)
+            prompts = Prompts(
+                cw.prompt_dir, cw.sample_rate, cw.tts_backend, cw.tts_fallback, voice, cw.tts_options
+            )
             for text in texts:
                 prompts.pcm(text)
         log.info("prompts.warmed", ms=round((time.monotonic() - t0) * 1000))

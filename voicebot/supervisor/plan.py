@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from voicebot.call.params import CallWorkerParams
 from voicebot.config import Settings
 from voicebot.signaling.params import TrunkParams, UAParams
@@ -22,9 +24,15 @@ def call_worker_params(s: Settings) -> CallWorkerParams:
         model_dir=s.asr.model_dir.resolve(),
         vosk_model=s.asr.vosk_model,
         asr_threads=s.asr.threads,
+        whisper_window_s=s.asr.whisper_window_s,
         prompt_dir=s.run_dir / "prompts",
         tts_backend=s.tts.backend,
         tts_fallback=s.tts.fallback,
+        tts_options={
+            name: {k: str(v) if isinstance(v, Path) else v for k, v in s.tts.options(name).items()}
+            for name in {s.tts.backend, s.tts.fallback}
+            if name
+        },
         record_dir=s.call.record_dir,
         sample_rate=8000,
         max_call_s=s.call.max_call_s,

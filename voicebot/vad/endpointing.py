@@ -22,8 +22,8 @@ class VadState(Enum):
 class EndpointParams:
     """Per-step tunables (a dialplan collect step may override them)."""
 
-    start_ms: int = 200  # speech needed (within start_window_ms) before a turn opens
-    start_window_ms: int = 300
+    start_ms: int = 120  # speech needed (within start_window_ms) before a turn opens (and barges in)
+    start_window_ms: int = 200
     hangover_ms: int = 700  # silence that ends a turn
     max_turn_ms: int = 30000  # a turn is cut after this long (noise that fools the VAD)
 

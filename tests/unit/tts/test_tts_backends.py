@@ -52,7 +52,7 @@ def test_prompt_cache_synthesises_once(tmp_path: Path) -> None:
 
 
 def test_unknown_backend_names_the_choices() -> None:
-    with pytest.raises(ConfigError, match="available: espeak, hibari"):
+    with pytest.raises(ConfigError, match="available: coqui, espeak, hibari, piper"):
         create("coqui-but-misspelt")
 
 
