@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import wave
 from pathlib import Path
@@ -101,6 +102,47 @@ def analyse(recording: Path, onset: float, end: float, play_at: float) -> dict[s
     return out
 
 
+def rss_mb_by_kind() -> dict[str, list[float]]:
+    """Resident memory (MB) of every voicebot process on this machine, by kind."""
+    out: dict[str, list[float]] = {"call_worker": [], "ua_worker": [], "supervisor": []}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            status = (proc / "status").read_text()
+        except OSError:
+            continue
+        kind = (
+            "call_worker" if "voicebot.call.worker" in cmd
+            else "ua_worker" if "voicebot.signaling.ua_worker" in cmd
+            else "supervisor" if "voicebot.cli run" in cmd
+            else None
+        )  # fmt: skip
+        if kind is None:
+            continue
+        rss = next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")), "0")
+        out[kind].append(int(rss) / 1024)
+    return out
+
+
+class MemoryWatch(threading.Thread):
+    """Samples voicebot's memory every 0.5 s: the peak total, and each call worker's peak."""
+
+    def __init__(self) -> None:
+        super().__init__(name="memory-watch", daemon=True)
+        self.stop = threading.Event()
+        self.peak_total = 0.0
+        self.worker_peak = 0.0
+        self.idle_worker: list[float] = []
+
+    def run(self) -> None:
+        while not self.stop.wait(0.5):
+            kinds = rss_mb_by_kind()
+            self.peak_total = max(self.peak_total, sum(sum(v) for v in kinds.values()))
+            self.worker_peak = max([self.worker_peak, *kinds["call_worker"]])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calls", type=int, default=4, help="concurrent calls per round (<= 4 per UA worker)")
@@ -141,6 +183,9 @@ def main() -> int:
         while (work / "voicebot.log").read_text(errors="replace").count("ua.ready") < k:
             time.sleep(0.2)
         time.sleep(6 if k > 1 else 0.5)
+        idle = rss_mb_by_kind()  # the pool is warm: models loaded, no call yet
+        watch = MemoryWatch()
+        watch.start()
         queue = queue_peer(work, queue_port, "--hold", "0.5", "--duration", str(40 * args.rounds))
         for r in range(args.rounds):
             callers: list[tuple[PjsuaPeer, Path]] = []
@@ -169,6 +214,7 @@ def main() -> int:
                 transferred += int(res.get("transferred_code") == 200)
                 results.append(analyse(rec, onset, end, play_at))
         queue.kill()
+        watch.stop.set()
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=90)
@@ -186,6 +232,13 @@ def main() -> int:
             "n": len(vals),
             **{f"p{q}": round(pct(vals, q)) if vals else None for q in (50, 95, 99)},
         }
+    summary["memory_mb"] = {
+        "idle_call_worker": round(max(idle["call_worker"], default=0)),
+        "call_worker_peak": round(watch.worker_peak),
+        "ua_worker": round(max(idle["ua_worker"], default=0)),
+        "peak_total": round(watch.peak_total),
+        "peak_total_per_call": round(watch.peak_total / args.calls),
+    }
     summary["work_dir"] = str(work)
     for key, value in summary.items():
         print(f"{key:>14}: {value}")

@@ -124,7 +124,8 @@ class DialplanLogic:
     def on_played(self, mark: str, now: float) -> list[Action]:
         self.playing.pop(mark, None)
         actions: list[Action] = []
-        if mark == self.collect_after and self.collect is not None and not self.answering:
+        waiting = self.it.state.waiting == "input"
+        if mark == self.collect_after and self.collect is not None and waiting and not self.answering:
             self.collect_after = None
             actions.append(ArmTimer(self.collect.timeout_s))
         return actions + self._adapt(self.it.handle(ip.PlaybackDone(mark, now)))
@@ -200,6 +201,6 @@ class DialplanLogic:
             elif isinstance(a, ip.StartRecording):
                 out.append(StartRecording(a.max_s, a.after_mark))
             elif isinstance(a, ip.AgentTurn):
-                self.agent = a
+                self.agent, self.collect, self.collect_after = a, None, None
                 out.append(RunAgent(a))
         return out

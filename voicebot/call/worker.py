@@ -159,6 +159,7 @@ class CallSession:
             elif isinstance(action, EndOfTurn):
                 self.listener.end_of_turn(action.ms)
             elif isinstance(action, RunAgent):
+                self.disarm()  # the bot has the turn: silence now is not the caller's
                 self.agent_task = self.spawn(self.run_agent(action), "agent")
             elif isinstance(action, CancelAgent):
                 if self.agent_task is not None:

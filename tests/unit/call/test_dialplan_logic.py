@@ -5,7 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from voicebot.call.dialplan_logic import DialplanLogic
-from voicebot.call.handler import Action, ArmTimer, EndOfTurn, Play, StopAudio, Transfer
+from voicebot.call.handler import (
+    Action,
+    ArmTimer,
+    CancelAgent,
+    EndOfTurn,
+    Play,
+    RunAgent,
+    StopAudio,
+    Transfer,
+)
 from voicebot.dialplan.plan import parse
 
 EXAMPLE = parse((Path(__file__).resolve().parents[3] / "dialplans" / "example.yaml").read_bytes(), "example")
@@ -95,3 +104,33 @@ def test_transfer_carries_the_dialplans_context() -> None:
     ]
     assert busy.text.startswith("Sorry, everyone is busy")
     assert logic.it.state.variables["transfer_reason"] == "486 Busy Here"
+
+
+ASSISTANT = parse(
+    (Path(__file__).resolve().parents[3] / "dialplans" / "assistant.yaml").read_bytes(), "assistant.yaml"
+)
+
+
+def test_an_llm_reply_is_heard_before_the_no_input_timer_runs_and_keys_interrupt_it() -> None:
+    logic = DialplanLogic(ASSISTANT)
+    started = logic.start(0.0)
+    (welcome,) = plays(started)
+    (run,) = [a for a in started if isinstance(a, RunAgent)]
+    assert "Corner Hardware" in run.turn.instructions and run.turn.messages == ()
+    first, second = logic.agent_sentence("Hello there."), logic.agent_sentence("How can I help?")
+    assert not any(isinstance(a, ArmTimer) for a in logic.on_agent_reply(True, 1.0))  # still playing
+    logic.on_played(welcome.mark, 1.5)
+    assert logic.on_played(first.mark, 2.0) == []
+    assert logic.on_played(second.mark, 3.0) == [ArmTimer(6.0)]  # heard in full: now the caller's turn
+    # The caller presses a key while the next reply is being spoken.
+    logic.on_dtmf("5", 4.0)
+    logic.agent_sentence("Let me check.")
+    out = logic.on_dtmf("1", 5.0)
+    assert out[:2] == [StopAudio(), CancelAgent()]
+    (again,) = [a for a in out if isinstance(a, RunAgent)]
+    assert again.turn.messages[-3:] == (
+        ("user", "(pressed 5)"),
+        ("assistant", "Let me check."),
+        ("user", "(pressed 1)"),
+    )
+    assert logic.on_played("agent#3", 5.1) == []  # a flushed mark of the old reply arms nothing

@@ -1,0 +1,67 @@
+"""LLM conversations on real calls: a real llama-server (SmolLM2) answers the `agent` step of
+dialplans/assistant.yaml, its reply streams into the TTS sentence by sentence, keys interrupt it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from support.llm_server import MODEL_NAME
+from support.net import free_port
+from support.peers import REPO, call_bot, queue_peer
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_llm_speaks_on_a_real_call_and_a_key_interrupts_it(
+    voicebot, llm_server: str, tmp_path: Path
+) -> None:
+    server = voicebot(
+        VOICEBOT_CALL__LOGIC="dialplan",
+        VOICEBOT_ROUTES=json.dumps([{"match": "*", "dialplan": str(REPO / "dialplans" / "assistant.yaml")}]),
+        VOICEBOT_LLM__MODEL=f"openai/{MODEL_NAME}",
+        VOICEBOT_LLM__API_BASE=llm_server,
+        VOICEBOT_LLM__MAX_TOKENS="60",
+    )
+    # The welcome is ~2 s; the LLM's greeting follows. Key 5 at 4 s lands in (or just after) it.
+    caller = call_bot(
+        tmp_path, server.port, "--dtmf", "5@4", "--record", str(tmp_path / "heard.wav"), "--duration", "25"
+    )
+    c = caller.result(timeout=60)
+    assert c["recording_rms"] > 300
+    (rec,) = server.records(expect=1)
+    events = rec["events"]
+    replies = [e for e in events if e["kind"] == "agent_reply"]
+    assert replies and all(r["ok"] for r in replies), events
+    spoken = [e for e in events if e["kind"] == "play" and e["mark"].startswith("agent#")]
+    assert spoken and all(e["ms"] > 0 for e in spoken), "LLM sentences were synthesised and queued"
+    turns = [e for e in events if e["kind"] == "agent_turn"]
+    assert len(turns) >= 2 and turns[1]["messages"] >= 2  # the key press went to the LLM as a turn
+    assert any(e["kind"] == "agent_interrupted" for e in events) or replies[0]["sentences"] >= 1
+    # The no-input timer runs only once the LLM's reply has been heard in full.
+    for i, e in enumerate(events):
+        if e["kind"] == "no_input":
+            queued = {p["mark"] for p in events[:i] if p["kind"] == "play"}
+            played = {p["mark"] for p in events[:i] if p["kind"] == "played"}
+            assert queued <= played, f"no-input fired at {e['t']} s while {sorted(queued - played)} played"
+
+
+def test_an_unreachable_llm_sends_the_caller_to_a_person(voicebot, tmp_path: Path) -> None:
+    queue_port = free_port()
+    server = voicebot(
+        VOICEBOT_CALL__LOGIC="dialplan",
+        VOICEBOT_ROUTES=json.dumps([{"match": "*", "dialplan": str(REPO / "dialplans" / "assistant.yaml")}]),
+        VOICEBOT_QUEUES=json.dumps({"support": f"sip:support@127.0.0.1:{queue_port}"}),
+        VOICEBOT_LLM__MODEL=f"openai/{MODEL_NAME}",
+        VOICEBOT_LLM__API_BASE=f"http://127.0.0.1:{free_port()}/v1",  # nothing listens there
+        VOICEBOT_LLM__FIRST_TOKEN_TIMEOUT_S="2",
+    )
+    queue = queue_peer(tmp_path, queue_port, "--hold", "1", "--duration", "30", "--max-calls", "1")
+    caller = call_bot(tmp_path, server.port, "--duration", "25")
+    c, _ = caller.result(timeout=60), queue.result(timeout=60)
+    assert c["transferred_code"] == 200
+    (rec,) = server.records(expect=1)
+    failed = [e for e in rec["events"] if e["kind"] == "llm_failed"]
+    assert failed and "did not answer" in failed[0]["error"]
+    assert [e["queue"] for e in rec["events"] if e["kind"] == "transfer_request"] == ["support"]
