@@ -47,3 +47,39 @@ def test_caller_asks_for_sales_and_is_transferred_there(voicebot, tmp_path: Path
     assert 'voicebot_turn_stage_seconds_count{stage="reply_out"} 1.0' in text
     assert "voicebot_greeting_first_audio_seconds_count 1.0" in text
     assert 'voicebot_calls_total{ended_by="transfer"} 1.0' in text
+
+
+def test_pink_noise_opens_no_turn_and_silence_takes_the_no_input_path(voicebot, tmp_path: Path) -> None:
+    """-45 dBFS pink noise for the whole call: no turn, no barge-in; the menu's no-input reprompts
+    play and the call ends with the plan's goodbye."""
+    from support.peers import REPO
+
+    server = voicebot(VOICEBOT_CALL__LOGIC="dialplan")
+    noise = REPO / "tests" / "data" / "audio" / "comfort_noise_15s_8k.wav"
+    caller = call_bot(tmp_path, server.port, "--play", str(noise), "--play-at", "0.1", "--duration", "40")
+    c = caller.result(timeout=60)
+    assert c["disconnected_by_remote"]  # the bot said goodbye and hung up
+    (rec,) = server.records(expect=1)
+    kinds = [e["kind"] for e in rec["events"]]
+    assert "speech_started" not in kinds and "barge_in" not in kinds and "flush" not in kinds
+    assert kinds.count("no_input") >= 2
+    plays = [e["text"] for e in rec["events"] if e["kind"] == "play"]
+    assert plays[2].startswith("Sorry, I did not catch that") and plays[-1] == "Goodbye."
+    assert rec["caller_audio_rms"] > 10  # the noise reached the worker (digital silence: 0)
+
+
+def test_a_caller_hanging_up_mid_prompt_frees_the_worker(voicebot, tmp_path: Path) -> None:
+    server = voicebot(VOICEBOT_CALL__LOGIC="dialplan", VOICEBOT_WORKERS__CALL_POOL_SIZE="1")
+    first = call_bot(tmp_path, server.port, "--duration", "3", name="early")  # leaves during the menu
+    assert first.result(timeout=30)["confirmed"]
+    (rec,) = server.records(expect=1)
+    ended = next(e for e in rec["events"] if e["kind"] == "call_ended")
+    played = {e["mark"] for e in rec["events"] if e["kind"] == "played"}
+    assert "main_menu#2" not in played and ended["t"] < 5  # mid-prompt, and the worker noticed at once
+    server.wait_log(r"call\.worker_done", count=1, timeout=10)
+    # The pool (one spare) refills: the next caller is answered and hears the greeting.
+    second = call_bot(
+        tmp_path, server.port, "--record", str(tmp_path / "second.wav"), "--duration", "4", name="next"
+    )
+    r = second.result(timeout=30)
+    assert r["confirmed"] and r["recording_rms"] > 300
