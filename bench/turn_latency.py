@@ -12,6 +12,10 @@ From each caller's recording:
 * barge-in stop: caller speech onset -> bot audio stops;
 * turn gap: end of caller speech -> first audible reply ("Transferring you to sales.").
 
+Also, from the call records (the system's own turn metrics, ms after the VAD's end of speech): ASR
+final, decision, TTS first audio and reply on the wire; and memory (RSS) of the call workers, idle
+and at peak, and of everything per concurrent call.
+
 Prints p50/p95/p99 of each and how many calls reached the sales queue. Targets (issue 4, 4 calls):
 greeting <= 150 ms p95, turn gap <= 900 ms p95, barge-in stop <= 200 ms p95.
 """
@@ -232,6 +236,20 @@ def main() -> int:
             "n": len(vals),
             **{f"p{q}": round(pct(vals, q)) if vals else None for q in (50, 95, 99)},
         }
+    # The system's own view of each turn (call records): ms after the end of the caller's speech.
+    stages: dict[str, list[float]] = {}
+    for record in (work / "records").glob("*.json"):
+        for ev in json.loads(record.read_text())["events"]:
+            if ev["kind"] == "turn" and ev["turn"] > 0:
+                for key, value in ev.items():
+                    if key.endswith("_ms") and value is not None:
+                        stages.setdefault(key, []).append(value)
+    for key in ("asr_final_ms", "decision_ms", "tts_first_audio_ms", "reply_out_ms"):
+        vals = stages.get(key, [])
+        summary[f"stage {key}"] = {
+            "n": len(vals),
+            **{f"p{q}": round(pct(vals, q)) if vals else None for q in (50, 95, 99)},
+        }
     summary["memory_mb"] = {
         "idle_call_worker": round(max(idle["call_worker"], default=0)),
         "call_worker_peak": round(watch.worker_peak),
@@ -241,7 +259,7 @@ def main() -> int:
     }
     summary["work_dir"] = str(work)
     for key, value in summary.items():
-        print(f"{key:>14}: {value}")
+        print(f"{key:>24}: {value}")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1))
     return 0
