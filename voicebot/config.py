@@ -199,6 +199,13 @@ class AsrSettings(BaseModel):
 LlmSettings = LlmConfig  # one model for the settings and the call workers' parameters
 
 
+class DatabaseSettings(BaseModel):
+    # Calls, their turns and events, and the job queue. SQLite by default (embedded); PostgreSQL in
+    # production: postgresql+asyncpg://user@host/db (a password in the URL stays out of the logs).
+    url: str = "sqlite+aiosqlite:///var/voicebot.db"
+    migrate_on_start: bool = True  # `voicebot run` brings the schema to the newest migration first
+
+
 class MetricsSettings(BaseModel):
     # Prometheus /metrics (turn stage times, greeting, calls); "" turns it off. Loopback by default:
     # put a scraper or a reverse proxy in front rather than opening it to the network.
@@ -238,6 +245,7 @@ class Settings(BaseSettings):
     asr: AsrSettings = Field(default_factory=AsrSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     run_dir: Path = Path("var/run")
     dialplan_store: Path = Path("var/dialplans")  # published versions (voicebot dialplan publish)

@@ -33,6 +33,7 @@ class CallWorkerParams(BaseModel):
     tts_fallback: str | None = "espeak"
     tts_options: dict[str, dict[str, Any]] = Field(default_factory=dict)  # backend -> constructor options
     record_dir: Path | None = None
+    database_url: str = ""  # where finished calls are kept ("" = nowhere)
     sample_rate: int = 8000
     max_call_s: float = 3600.0
     log_level: str = "info"

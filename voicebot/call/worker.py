@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import json
 import os
 import signal
@@ -45,6 +46,7 @@ from voicebot.call.handler import (
 from voicebot.call.listener import Listener, TurnEnded, TurnPaused, TurnStarted
 from voicebot.call.logic import make_logic
 from voicebot.call.params import CallWorkerParams
+from voicebot.call.persist import save_call
 from voicebot.call.tools import execute as execute_tool
 from voicebot.call.turns import TurnClock
 from voicebot.errors import ProtocolError
@@ -120,6 +122,7 @@ class CallSession:
         self.speech_end = time.monotonic()
         self.tasks: set[asyncio.Task[Any]] = set()
         self.clock = TurnClock(answered=self.t0)
+        self.started_at = datetime.datetime.now(datetime.UTC)
         self.agent_task: asyncio.Task[None] | None = None
         # Only the plan's fixed texts go to the prompt cache: rendered ones may hold caller data,
         # and LLM sentences are never the same twice.
@@ -476,6 +479,8 @@ async def serve(sock: socket.socket, params: CallWorkerParams, asr: AsrBackend |
         for task in list(session.tasks):
             task.cancel()
         session.save()
+        if params.database_url:
+            await save_call(params.database_url, first, session.started_at, session.events, params.redact_pii)
         log.info("call.worker_done", digits=len(session.handler.digits))
     return 0
 

@@ -20,6 +20,7 @@ from voicebot.call.dialplan_logic import DialplanLogic
 from voicebot.call.handler import BuiltinHandler
 from voicebot.call.params import CallWorkerParams
 from voicebot.config import Settings
+from voicebot.db import migrate
 from voicebot.dialplan.plan import parse
 from voicebot.dialplan.yamlsafe import YamlError
 from voicebot.edge.runner import KamailioEdge
@@ -61,6 +62,12 @@ class Supervisor:
 
     def prepare(self) -> None:
         cw = call_worker_params(self.s)
+        if cw.database_url and self.s.database.migrate_on_start:
+            try:
+                migrate.upgrade(cw.database_url)
+                log.info("database.ready")
+            except Exception as exc:  # calls are answered without the database; they say so when they end
+                log.error("database.unavailable", error=f"{type(exc).__name__}: {str(exc)[:300]}")
         cw = cw.model_copy(update={"prompt_dir": self.run_dir / "prompts"})
         t0 = time.monotonic()
         for voice, texts in self._static_prompts(cw).items():

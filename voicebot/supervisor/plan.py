@@ -11,6 +11,16 @@ from voicebot.signaling.params import TrunkParams, UAParams
 EDGE_SOURCES = ["127.0.0.0/8", "::1/128"]
 
 
+def absolute_sqlite(url: str) -> str:
+    """A relative SQLite path resolved against the current directory (workers may run elsewhere)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        return parsed.set(database=str(Path(parsed.database).resolve())).render_as_string(hide_password=False)
+    return url
+
+
 def call_worker_params(s: Settings) -> CallWorkerParams:
     return CallWorkerParams(
         greeting=s.call.greeting,
@@ -34,6 +44,7 @@ def call_worker_params(s: Settings) -> CallWorkerParams:
             if name
         },
         record_dir=s.call.record_dir,
+        database_url=absolute_sqlite(s.database.url),
         sample_rate=8000,
         max_call_s=s.call.max_call_s,
         log_level=s.log.level,

@@ -1,0 +1,105 @@
+"""Keep a finished call in the database: the call row, its turns and its key events.
+
+Runs in the call worker after the call is over (never on the live path), bounded in time: a database
+that is down or slow costs a warning in the log, never the worker. Transcripts of sensitive input are
+already redacted in the events; ``redact_pii`` also drops the caller's number and every transcript.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+from voicebot.db.engine import DatabaseParams, create_engine, sessionmaker
+from voicebot.db.repository import CallRepository
+from voicebot.ipc import proto
+from voicebot.logs import get_logger
+
+log = get_logger(__name__)
+KEPT_EVENTS = frozenset(
+    {
+        "turn",
+        "transcript",
+        "dtmf",
+        "transfer_request",
+        "transfer_result",
+        "hangup_request",
+        "tool_result",
+        "agent_reply",
+        "llm_failed",
+        "tts_failed",
+        "asr_failed",
+        "recording",
+        "no_input",
+        "barge_in",
+        "call_ended",
+    }
+)
+PII_FIELDS = ("text",)
+TIMEOUT_S = 10.0
+
+
+def disposition(events: list[dict[str, Any]]) -> tuple[str, str | None, str]:
+    """(disposition, transfer queue, end reason) from a call's events."""
+    ended = next((e.get("reason", "") for e in reversed(events) if e["kind"] == "call_ended"), "")
+    done = [e for e in events if e["kind"] == "transfer_result" and e.get("ok")]
+    if done:
+        return "transferred", done[-1]["queue"], ended
+    if any(e["kind"] == "hangup_request" for e in events):
+        return "bot_hung_up", None, ended
+    if ended.startswith("remote"):
+        return "caller_hung_up", None, ended
+    return "ended", None, ended or "worker ended"
+
+
+async def save_call(
+    url: str,
+    start: proto.CallStart,
+    started_at: dt.datetime,
+    events: list[dict[str, Any]],
+    redact_pii: bool = False,
+) -> bool:
+    """Write the call and its kept events (times: ``started_at`` + each event's offset ``t``)."""
+    try:
+        async with asyncio.timeout(TIMEOUT_S):
+            await _save(url, start, started_at, events, redact_pii)
+        return True
+    except Exception as exc:  # the database is not the call's business: log and go on
+        log.warning("call.not_persisted", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+        return False
+
+
+async def _save(
+    url: str, start: proto.CallStart, started_at: dt.datetime, events: list[dict[str, Any]], redact_pii: bool
+) -> None:
+    engine = create_engine(DatabaseParams(url=url, pool_size=1))
+    try:
+        async with sessionmaker(engine)() as session, session.begin():
+            calls = CallRepository(session)
+            await calls.create(
+                start.call_id,
+                start.sip_call_id,
+                start.trunk,
+                caller="" if redact_pii else start.caller,
+                callee=start.callee,
+                dialplan=start.dialplan,
+                ua_worker=start.ua_worker,
+                started_at=started_at,
+                answered_at=started_at,
+            )
+            for ev in events:
+                if ev["kind"] not in KEPT_EVENTS:
+                    continue
+                data = {k: v for k, v in ev.items() if k not in ("t", "kind")}
+                if redact_pii:
+                    data = {k: ("<redacted>" if k in PII_FIELDS else v) for k, v in data.items()}
+                at = started_at + dt.timedelta(seconds=float(ev.get("t", 0.0)))
+                await calls.add_event(start.call_id, ev["kind"], data, at)
+            kind, queue, reason = disposition(events)
+            last = float(events[-1]["t"]) if events else 0.0
+            await calls.ended(
+                start.call_id, started_at + dt.timedelta(seconds=last), kind, reason[:500], queue
+            )
+    finally:
+        await engine.dispose()
