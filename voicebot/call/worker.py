@@ -513,6 +513,19 @@ def main(argv: list[str] | None = None) -> int:
     asr = load_asr(params)
     if params.llm.configured:
         load_litellm()  # seconds of import: paid here, not by the caller's first agent turn
+        # LLM sentences are never cached: load and warm the TTS now, not at the first reply.
+        prompts = Prompts(
+            params.prompt_dir,
+            params.sample_rate,
+            params.tts_backend,
+            params.tts_fallback,
+            None,
+            params.tts_options,
+        )
+        try:
+            prompts.warm()
+        except TtsError as exc:
+            log.warning("tts.warm_failed", error=str(exc))
     sock = socket.socket(fileno=args.fd)
     sock.setblocking(False)
     try:

@@ -23,6 +23,9 @@ from voicebot.tts.resample import to_call_pcm
 log = get_logger(__name__)
 
 
+_LOADED: dict[tuple[str, str], TtsBackend] = {}
+
+
 class Prompts:
     """Text -> s16le PCM at ``sample_rate``, through ``backend`` (then ``fallback``) and a disk cache."""
 
@@ -72,6 +75,12 @@ class Prompts:
         if cache:
             self._save(path, b"".join(parts))
 
+    def warm(self) -> None:
+        """Load the backend and synthesise once, uncached (hibari's first synthesis costs ~0.4 s
+        more than the next ones): for workers whose calls will speak texts nobody cached."""
+        for _ in self.backend().stream("Hello."):
+            pass
+
     def _save(self, path: Path, pcm: bytes) -> None:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.cache_dir)
@@ -86,8 +95,11 @@ class Prompts:
                 options = dict(self.options.get(name, {}))
                 if self.voice and i == 0:
                     options["voice"] = self.voice  # the dialplan's voice wins for the main backend
+                key = (name, repr(sorted(options.items())))
                 try:
-                    self._backend = create(name, **options)
+                    if key not in _LOADED:  # one load per process and voice: models are big
+                        _LOADED[key] = create(name, **options)
+                    self._backend = _LOADED[key]
                     break
                 except TtsError as exc:
                     errors.append(str(exc))

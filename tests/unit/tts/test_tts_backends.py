@@ -76,3 +76,13 @@ def test_prompts_stream_sentence_by_sentence_then_cache_the_whole(tmp_path: Path
     assert prompts.cached(text) and prompts.pcm(text) == b"".join(parts)
     other_voice = Prompts(tmp_path, 8000, backend="hibari", voice="heart")
     assert other_voice.path(text) != prompts.path(text)  # the cache key includes the voice
+
+
+def test_a_backend_loads_once_per_process_and_voice(tmp_path: Path) -> None:
+    from voicebot.media.prompts import Prompts
+
+    a, b = Prompts(tmp_path, 8000, backend="hibari"), Prompts(tmp_path / "x", 8000, backend="hibari")
+    a.warm()
+    assert a.backend() is b.backend()  # a call worker pays the model load once, before its call
+    assert Prompts(tmp_path, 8000, backend="hibari", voice="heart").backend() is not a.backend()
+    assert not list(tmp_path.glob("*.s16"))  # warming caches nothing
