@@ -510,7 +510,7 @@ class UAWorker:
 
 def ended_by(end_reason: str | None) -> str:
     """A call's end, as a metric label: who or what ended it."""
-    if end_reason is None:
+    if not end_reason:  # nothing on our side ended it: the caller (or their network) did
         return "caller"
     for prefix, label in (
         ("transferred", "transfer"),
