@@ -85,10 +85,19 @@ def main() -> None:
     ap.add_argument("--leads-ms", type=int, nargs="+", default=[0, 60, 120, 180, 240, 300])
     ap.add_argument("--tails-ms", type=int, nargs="+", default=[400, 700])
     ap.add_argument("--model-dir", type=Path, default=REPO / "var" / "models" / "whisper-base")
+    ap.add_argument(
+        "--audio", type=Path, help="one recording instead (e.g. a caller WAV kept by turn_latency)"
+    )
+    ap.add_argument("--ref", default="", help="what is said in --audio")
     args = ap.parse_args()
     folder = next(d for d in AUDIO_DIRS if (d / "TRANSCRIPTS.tsv").is_file())
+    items = utterances(folder)
+    if args.audio:
+        folder = args.audio
+        with wave.open(str(args.audio)) as w:
+            items = [(args.audio.name, args.ref, w.readframes(w.getnframes()), w.getframerate())]
     cuts: list[tuple[str, bytes, int]] = []
-    for _name, ref, pcm, rate in utterances(folder):
+    for _name, ref, pcm, rate in items:
         bounds = speech_bounds(pcm, rate)
         if bounds is None:
             continue

@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from voicebot.call.turns import STAGES
 from voicebot.logs import get_logger
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ log = get_logger(__name__)
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Seconds after the caller stopped speaking: fine steps around the 0.2 s barge-in and 0.9 s turn targets.
 TURN_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 0.9, 1.2, 1.5, 2.0, 3.0, 5.0, 10.0)
-STAGES = ("asr_final", "decision", "tts_first_audio", "reply_out")
 
 
 def use_dir(path: Path) -> None:

@@ -144,9 +144,7 @@ class CallSession:
             elif isinstance(action, Transfer):
                 self.event("transfer_request", queue=action.queue)
                 await self.send(
-                    proto.TransferRequest(
-                        queue=action.queue, reason=action.reason[:200], headers=action.headers
-                    )
+                    proto.TransferRequest(queue=action.queue, reason=action.reason, headers=action.headers)
                 )
             elif isinstance(action, Hangup):
                 self.event("hangup_request", reason=action.reason)
@@ -368,13 +366,15 @@ class CallSession:
         )
         await self.act(actions)
 
-    def turn_record(self, record: dict[str, Any] | None) -> None:
-        """Keep a finished turn with the call, log it, and hand it to the UA worker's metrics."""
+    def turn_record(self, record: dict[str, Any] | None, export: bool = True) -> None:
+        """Keep a finished turn with the call, log it, and (``export``) hand it to the UA worker's
+        metrics."""
         if record is None:
             return
         self.event("turn", **record)
         log.info("call.turn", **record)
-        self.spawn(self.send(proto.TurnMetrics(**record)), "metrics")
+        if export:
+            self.spawn(self.send(proto.TurnMetrics(**record)), "metrics")
 
     async def handle(self, msg: proto.Control | bytes) -> bool:
         """Dispatch one message; return False when the call is over."""
@@ -475,7 +475,7 @@ async def serve(sock: socket.socket, params: CallWorkerParams, asr: AsrBackend |
     except (BrokenPipeError, ConnectionResetError):
         session.event("ua_gone")
     finally:
-        session.turn_record(session.clock.abandon())
+        session.turn_record(session.clock.abandon(), export=False)  # the call is over: no UA to tell
         for task in list(session.tasks):
             task.cancel()
         session.save()

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from voicebot.errors import ProtocolError
 
 AUDIO = b"A"
 CONTROL = b"C"
 MAX_MESSAGE = 64 * 1024
+HEADER_VALUE_MAX = 200  # transfer context header values (the UA also strips control characters)
 
 
 class _Msg(BaseModel):
@@ -98,6 +99,22 @@ class TransferRequest(_Msg):
     headers: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,40}$")], str] = Field(
         default_factory=dict, max_length=16
     )
+
+    @field_validator("reason", mode="before")
+    @classmethod
+    def _short_reason(cls, v: object) -> object:
+        return v[:200] if isinstance(v, str) else v  # a rendered reason may be long: it is context
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _short_values(cls, v: object) -> object:
+        # Values are rendered from dialplan variables (tool results, caller input): bounded here so a
+        # long one can never make the message too big for the socket.
+        return (
+            {k: x[:HEADER_VALUE_MAX] if isinstance(x, str) else x for k, x in v.items()}
+            if isinstance(v, dict)
+            else v
+        )
 
 
 class HangupRequest(_Msg):

@@ -50,9 +50,6 @@ class Prompts:
         key = hashlib.sha256(f"v2|{self._names[0]}|{voice}|{self.sample_rate}|{text}".encode()).hexdigest()
         return self.cache_dir / f"{key[:24]}.s16"
 
-    def cached(self, text: str) -> bool:
-        return self.path(text).is_file()
-
     def pcm(self, text: str) -> bytes:
         return b"".join(self.stream(text))
 

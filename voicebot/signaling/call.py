@@ -79,7 +79,7 @@ def new_call_id() -> str:
     return uuid.uuid4().hex
 
 
-HEADER_VALUE_MAX = 200
+HEADER_VALUE_MAX = proto.HEADER_VALUE_MAX
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 

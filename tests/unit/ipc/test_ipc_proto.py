@@ -33,3 +33,9 @@ def test_audio_round_trip() -> None:
 def test_bad_messages_raise_protocol_error(data: bytes, why: str) -> None:
     with pytest.raises(ProtocolError, match=why):
         proto.decode(data)
+
+
+def test_transfer_context_is_bounded_whatever_the_dialplan_rendered() -> None:
+    msg = proto.TransferRequest(queue="billing", reason="r" * 5000, headers={"Note": "x" * 100_000})
+    assert len(msg.reason) == 200 and len(msg.headers["Note"]) == proto.HEADER_VALUE_MAX
+    assert len(proto.encode_control(msg)) < proto.MAX_MESSAGE
