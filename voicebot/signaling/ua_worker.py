@@ -186,7 +186,9 @@ class UAWorker:
         leg.port.create(f"call-{leg.call_id[:8]}")
         self.selector.register(worker.sock, selectors.EVENT_READ, ("call", leg.call_id))
         assert leg.pj_call is not None
-        answer(leg.pj_call, 200)
+        # CallStart goes out first: answering can connect the media at once (pjsua calls back inside
+        # answer()), and from then on the media thread writes caller audio to the same socket; a
+        # worker whose first message is audio gives up on the call (seen at 4 concurrent calls).
         leg.answered_at = time.monotonic()
         leg.send(
             proto.CallStart(
@@ -200,6 +202,7 @@ class UAWorker:
                 ua_worker=self.p.index,
             )
         )
+        answer(leg.pj_call, 200)
         leg.log.info(
             "call.answered",
             worker_pid=worker.pid,
