@@ -43,10 +43,11 @@ from voicebot.call.handler import (
     StopAudio,
     Transfer,
 )
-from voicebot.call.listener import Listener, TurnEnded, TurnPaused, TurnStarted
+from voicebot.call.listener import Listener, TurnEnded, TurnPaused, TurnResumed, TurnStarted
 from voicebot.call.logic import make_logic
 from voicebot.call.params import CallWorkerParams
 from voicebot.call.persist import save_call
+from voicebot.call.speculation import Speculation
 from voicebot.call.tools import execute as execute_tool
 from voicebot.call.turns import TurnClock
 from voicebot.errors import ProtocolError
@@ -113,11 +114,8 @@ class CallSession:
         self.listener = Listener(start.sample_rate)
         self.asr = asr
         self.asr_lock = asyncio.Lock()
-        self.turn_id = 0
-        self.turn_done = False
-        self.last_pause = 0  # bytes of turn audio at the newest pause
+        self.spec = Speculation()
         self.latest: tuple[int, bytes] | None = None  # (turn, audio) waiting for the decoder
-        self.guess: tuple[int, Transcript] | None = None  # (bytes decoded, transcript) of this turn
         self.speculator: asyncio.Task[None] | None = None
         self.speech_end = time.monotonic()
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -262,15 +260,14 @@ class CallSession:
     async def listen(self, pcm: bytes) -> None:
         """Caller audio -> turn events -> barge-in, speculative and final recognition.
 
-        Whisper does not stream and costs about the same per decode whatever the length, so the
-        whole turn so far is decoded when the caller pauses (240 ms), one decode at a time, always
-        on the newest pause. If no speech followed that pause, its transcript is the turn's: ready
-        soon after the caller stopped, and acted on at once when it is already a complete answer.
+        Whisper does not stream, so the whole turn so far is decoded when the caller pauses
+        (Listener.pause_ms), one decode at a time, always on the newest pause. If no speech followed
+        that pause, its transcript is the turn's (voicebot/call/speculation.py): ready soon after
+        the caller stopped, and acted on at once when it is already a complete answer.
         """
         for ev in self.listener.feed(pcm):
             if isinstance(ev, TurnStarted):
-                self.turn_id += 1
-                self.turn_done, self.guess, self.last_pause = False, None, 0
+                self.spec.started()
                 self.event("speech_started", audio_t=round(ev.at, 3))
                 self.disarm()  # the caller is answering
                 actions = self.handler.on_speech_started(time.monotonic())
@@ -280,16 +277,18 @@ class CallSession:
                 await self.act(actions)
             elif isinstance(ev, TurnPaused):
                 self.speech_end = time.monotonic() - self.listener.pause_frames * 0.02
-                self.last_pause = len(ev.audio)
+                self.spec.paused(len(ev.audio))
                 if self.asr is not None:
-                    self.latest = (self.turn_id, ev.audio)
+                    self.latest = (self.spec.turn, ev.audio)
                     if self.speculator is None or self.speculator.done():
                         self.speculator = self.spawn(self.speculate(), "asr-spec")
+            elif isinstance(ev, TurnResumed):
+                self.spec.resumed()  # a decode cut at that pause no longer covers the turn
             elif isinstance(ev, TurnEnded):
                 self.event("speech_ended", audio_t=round(ev.at, 3), duration_s=ev.duration_s)
                 await self.act(self.handler.on_speech_ended(time.monotonic(), self.asr is not None))
-                if self.asr is not None and not self.turn_done:
-                    self.spawn(self.finish_turn(self.turn_id, ev.audio), "asr-final")
+                if self.asr is not None and self.spec.current(self.spec.turn):
+                    self.spawn(self.finish_turn(self.spec.turn, ev.audio), "asr-final")
 
     def spawn(self, coro: Coroutine[Any, Any, T], kind: str) -> asyncio.Task[T]:
         """A named task owned by this session (cancelled when the call ends)."""
@@ -314,29 +313,26 @@ class CallSession:
         while self.latest is not None:
             (turn, audio), self.latest = self.latest, None
             result = await self.transcribe(audio)
-            if result is None or turn != self.turn_id or self.turn_done:
+            if result is None or not self.spec.current(turn):
                 continue
-            self.guess = (len(audio), result)
+            whole = self.spec.guessed(turn, len(audio), result)
             shown = REDACTED if self.handler.sensitive else result.text
-            self.event("asr_guess", audio_s=result.audio_s, decode_s=result.decode_s, text=shown)
-            fresh = len(audio) == self.last_pause and self.latest is None
+            self.event("asr_guess", audio_s=result.audio_s, decode_s=result.decode_s, text=shown, whole=whole)
+            # Act before the turn has officially ended when the caller is still silent after a
+            # decode of everything they said and it already answers the step ("sales").
             still_silent = self.listener.endpointer.state is VadState.STOPPING
-            if fresh and still_silent and self.handler.expects(result.text):
-                self.turn_done = True
+            complete = whole and self.latest is None and still_silent and self.handler.expects(result.text)
+            if complete and self.spec.take(turn):
                 self.event("early_endpoint")
                 await self.deliver(result)
 
     async def finish_turn(self, turn: int, audio: bytes) -> None:
         if self.speculator is not None:
             await asyncio.gather(self.speculator, return_exceptions=True)
-        if turn != self.turn_id or self.turn_done:
+        if not self.spec.current(turn):
             return
-        # Only silence followed the newest pause, so a guess made on it covers the whole turn.
-        result = (
-            self.guess[1] if self.guess and self.guess[0] == self.last_pause else await self.transcribe(audio)
-        )
-        if result is not None and not self.turn_done:
-            self.turn_done = True
+        result = self.spec.final() or await self.transcribe(audio)
+        if result is not None and self.spec.take(turn):
             await self.deliver(result)
 
     async def deliver(self, result: Transcript) -> None:
