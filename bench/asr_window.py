@@ -89,6 +89,7 @@ def main() -> None:
         "--audio", type=Path, help="one recording instead (e.g. a caller WAV kept by turn_latency)"
     )
     ap.add_argument("--ref", default="", help="what is said in --audio")
+    ap.add_argument("--hints", nargs="*", default=[], help="the step's options, as a call would pass them")
     args = ap.parse_args()
     folder = next(d for d in AUDIO_DIRS if (d / "TRANSCRIPTS.tsv").is_file())
     items = utterances(folder)
@@ -114,7 +115,7 @@ def main() -> None:
         times: list[float] = []
         errors = total = short = 0
         for ref, pcm, rate in cuts:
-            result = asr.transcribe(pcm, rate)
+            result = asr.transcribe(pcm, rate, args.hints)
             times.append(result.decode_s)
             e, n = wer(words(ref), words(result.text))
             errors, total = errors + e, total + n

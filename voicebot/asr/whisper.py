@@ -26,7 +26,8 @@ from voicebot.asr.base import AsrError, Transcript, register
 _FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 WHISPER_RATE = 16000
 FULL_WINDOW_FRAMES = 3000  # Whisper's 30 s window, in 10 ms feature frames
-MIN_WINDOW_FRAMES = 2500  # the default, 25 s: the words of 30 s at two thirds of the cost
+HOP = WHISPER_RATE // 100  # samples per feature frame
+MIN_WINDOW_FRAMES = 500  # the default, 5 s: grown to the audio + 2 s for longer turns
 NO_SPEECH_PROB = 0.6
 # A turn's audio (speech + 0.3 s before + the pause after) with fewer words than this per second was
 # probably cut short by the decoder ("I" for a whole request): it is decoded again in the full window.
@@ -66,18 +67,20 @@ def assemble_model(target: Path) -> Path:
 
 
 def window_frames(frames: int, minimum: int = MIN_WINDOW_FRAMES) -> int:
-    """The encoder window for ``frames`` of speech (10 ms each): half as long again plus 2 s, in
-    2.5 s steps, at least ``minimum`` and at most Whisper's 30 s.
+    """The encoder window for ``frames`` of audio (10 ms each): 2 s longer, in 2.5 s steps, at least
+    ``minimum`` and at most Whisper's 30 s.
 
     Whisper is trained on 30 s windows (faster-whisper always pads to them) and the encoder's cost
-    grows faster than linearly with the window; CTranslate2 accepts a shorter one. Measured on one
-    recorded call turn cut at 32 alignments: the request was understood 32/32 times at 30 s and 25 s
-    (decode p50 1.06 s / 0.89 s), 30/32 at 20 s (0.55 s), 28/32 at 15 s, 21/32 at 12 s (0.31 s): in
-    short windows Whisper can stop early ("I would like to talk"). On the shared test utterances at
-    60 alignments (bench/asr_window.py) every window from 12 s to 30 s gave the same word error rate.
-    So the default is 25 s and ``asr.whisper_window_s`` trades words for speed; a result far too
-    short for its audio is decoded again in the full window."""
-    wanted = math.ceil((frames * 1.5 + 200) / 250) * 250
+    grows faster than linearly with the window; CTranslate2 accepts a shorter one. What makes a short
+    window safe is what fills it after the speech: silence, as Whisper was trained on (the audio is
+    padded before its log-mel features are computed), not the zero features faster-whisper pads with,
+    which read as a steady sound and made Whisper stop early in short windows ("I would like to talk"
+    for "... to someone in sales, please": 11 of 32 cuts of one call turn at 12 s). With silence, on
+    that turn (32 cuts) every window from 5 s to 30 s gave all the words: 0.10 s to decode in 5 s
+    (speech + 2 s) vs. 0.79 s in 25 s; on the shared test utterances (60 cuts) the word error rate
+    was 17.4 % in short windows vs. 24.6 % in 25-30 s (bench/asr_window.py, docs/speech.md). Less
+    than ~2 s of silence after the speech and Whisper starts repeating itself."""
+    wanted = math.ceil((frames + 200) / 250) * 250
     return max(minimum, min(FULL_WINDOW_FRAMES, wanted))
 
 
@@ -91,7 +94,7 @@ class WhisperAsr:
         threads: int = 1,
         beam_size: int = 1,
         language: str = "en",
-        min_window_s: float = 25.0,
+        min_window_s: float = 5.0,
     ) -> None:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
@@ -137,16 +140,15 @@ class WhisperAsr:
     ) -> tuple[str, float, float]:
         import ctranslate2  # type: ignore[import-untyped]
 
-        features = self._model.feature_extractor(audio)[:, :FULL_WINDOW_FRAMES]
-        window = np.zeros((features.shape[0], window_frames(features.shape[1], min_window)), np.float32)
-        window[:, : features.shape[1]] = features
+        frames = window_frames(audio.size // HOP, min_window)
+        padded = np.zeros(frames * HOP, np.float32)  # silence after the speech fills the window
+        padded[: min(audio.size, padded.size)] = audio[: padded.size]
+        window = np.ascontiguousarray(self._model.feature_extractor(padded)[:, :frames])
         encoded = self._model.model.encode(ctranslate2.StorageView.from_array(window[None]), to_cpu=False)
         tok = self._tokenizer
         prompt: list[int] = []
-        # The step's options, as if said just before, bias the decoder towards them; in a short window
-        # that prompt makes Whisper stop early ("I would like to talk to someone" for "... in sales,
-        # please", 8 of 8 test calls), so only the full window gets it.
-        if hints and window.shape[1] >= FULL_WINDOW_FRAMES:
+        # The step's options, as if said just before, bias the decoder towards them.
+        if hints:
             prompt = [tok.sot_prev, *tok.encode(" Options: " + ", ".join(hints) + ".")[:100]]
         prompt += [*tok.sot_sequence, tok.no_timestamps]
         # About 3 tokens per second of speech; the cap stops the repetition loops Whisper can fall into.

@@ -27,7 +27,7 @@ class CallWorkerParams(BaseModel):
     model_dir: Path = Path("var/models")
     vosk_model: str = ""  # vosk: a model directory ("" = the bundled Korean model)
     asr_threads: int = 1
-    whisper_window_s: float = 25.0
+    whisper_window_s: float = 5.0
     prompt_dir: Path = Path("var/prompts")
     tts_backend: str = "hibari"
     tts_fallback: str | None = "espeak"
