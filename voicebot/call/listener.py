@@ -52,7 +52,7 @@ class Listener:
         sample_rate: int,
         params: EndpointParams | None = None,
         preroll_frames: int = 15,
-        pause_ms: int = 400,
+        pause_ms: int = 300,
     ) -> None:
         self.vad = SpeechClassifier(sample_rate)
         self.endpointer = Endpointer(params or EndpointParams())
