@@ -10,7 +10,8 @@ From each caller's recording:
 
 * greeting first audio: answer -> first audible bot audio;
 * barge-in stop: caller speech onset -> bot audio stops;
-* turn gap: end of caller speech -> first audible reply ("Transferring you to sales.").
+* turn gap: end of caller speech -> first audible reply ("Transferring you to sales.");
+* gaps in the bot's audio: 20 ms frames of silence the UA workers sent inside a prompt (call.ended).
 
 Also, from the call records (the system's own turn metrics, ms after the VAD's end of speech): ASR
 final, decision, TTS first audio and reply on the wire; and memory (RSS) of the call workers, idle
@@ -26,6 +27,7 @@ import argparse
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -250,6 +252,14 @@ def main() -> int:
             "n": len(vals),
             **{f"p{q}": round(pct(vals, q)) if vals else None for q in (50, 95, 99)},
         }
+    # Gaps in the bot's audio: silent frames sent inside a prompt (the UA worker counts them per call).
+    ended = [
+        line
+        for line in (work / "voicebot.log").read_text(errors="replace").splitlines()
+        if "call.ended" in line
+    ]
+    gaps = [int(m.group(1)) for line in ended if (m := re.search(r"\bunderruns=(\d+)", line))]
+    summary["playout_gaps"] = {"calls": len(gaps), "with_gaps": sum(g > 0 for g in gaps), "frames": sum(gaps)}
     summary["memory_mb"] = {
         "idle_call_worker": round(max(idle["call_worker"], default=0)),
         "call_worker_peak": round(watch.worker_peak),

@@ -64,6 +64,16 @@ def _calls() -> Counter:
     return Counter("voicebot_calls", "Calls that ended, by how", ["ended_by"])
 
 
+@cache
+def _gaps() -> Counter:
+    from prometheus_client import Counter
+
+    return Counter(
+        "voicebot_playout_gap_frames",
+        "20 ms frames of silence sent in the middle of a prompt (bot audio not ready in time)",
+    )
+
+
 def observe_turn(record: dict[str, Any]) -> None:
     """One turn record from :mod:`voicebot.call.turns` (milliseconds; missing stages skipped)."""
     if record.get("greeting_ms") is not None:
@@ -77,6 +87,10 @@ def observe_turn(record: dict[str, Any]) -> None:
 
 def call_ended(ended_by: str) -> None:
     _calls().labels(ended_by=ended_by).inc()
+
+
+def playout_gaps(frames: int) -> None:
+    _gaps().inc(frames)
 
 
 def serve(listen: str) -> Any:

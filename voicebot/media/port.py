@@ -25,6 +25,9 @@ class PortStats:
     frames_in: int = 0
     frames_out: int = 0
     frames_silence: int = 0
+    # Silent frames sent in the middle of a prompt (its audio had started and its end mark had not
+    # been reached): gaps the caller hears, e.g. speech synthesis slower than playout.
+    underruns: int = 0
     dropped_to_worker: int = 0
     marks: collections.deque[str] = field(default_factory=collections.deque)
 
@@ -38,6 +41,8 @@ class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]
         self._frame_len = sample_rate // 50 * 2
         self._silence = bytes(self._frame_len)
         self._playout: collections.deque[bytes | str] = collections.deque()
+        self._in_prompt = False  # media thread only
+        self._cut = False  # set by flush() on the main thread
         self.stats = PortStats()
         fmt = pj.MediaFormatAudio()
         fmt.init(pj.PJMEDIA_FORMAT_PCM, sample_rate, 1, 20000, 16)
@@ -57,11 +62,13 @@ class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]
             self._playout.append(chunk)
 
     def enqueue_mark(self, mark: str) -> None:
+        """A mark ends the audio queued before it (one prompt, or the bot's turn so far)."""
         self._playout.append(mark)
 
     def flush(self) -> list[str]:
         """Drop queued audio (barge-in); return the marks that were dropped with it."""
         dropped = [item for item in self._playout if isinstance(item, str)]
+        self._cut = True  # the prompt was cut off (barge-in), not starved
         self._playout.clear()
         return dropped
 
@@ -86,12 +93,18 @@ class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]
         while playout:
             item = playout.popleft()
             if isinstance(item, str):
+                self._in_prompt = False
                 self.stats.marks.append(item)
                 continue
             write_frame(frame, item)
             frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
             self.stats.frames_out += 1
+            self._in_prompt = True
             return
         write_frame(frame, self._silence)
         frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
         self.stats.frames_silence += 1
+        if self._cut:
+            self._cut = self._in_prompt = False
+        elif self._in_prompt:
+            self.stats.underruns += 1

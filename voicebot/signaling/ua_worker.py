@@ -392,7 +392,10 @@ class UAWorker:
             reason=reason,
             duration_s=round(duration, 2),
             frames_out=leg.port.stats.frames_out if leg.port else 0,
+            underruns=leg.port.stats.underruns if leg.port else 0,
         )
+        if leg.port is not None:
+            metrics.playout_gaps(leg.port.stats.underruns)
         self.graveyard += [leg.port, leg.pj_call]
         leg.port = None
         if leg.pj_call is not None:

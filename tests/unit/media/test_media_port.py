@@ -45,3 +45,27 @@ def test_playout_rechunks_pads_reports_marks_and_flushes() -> None:
     assert proto.decode(b.recv(1000)) == b"\x05\x00" * 160
     a.close()
     b.close()
+
+
+def test_silence_inside_a_prompt_counts_as_a_gap_and_between_prompts_or_after_barge_in_does_not() -> None:
+    a, _b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    port = CallAudioPort(a, 8000)
+
+    def tick(n: int = 1) -> None:
+        for _ in range(n):
+            port.onFrameRequested(pj.MediaFrame())
+
+    port.enqueue_audio(b"\x11" * 640)  # the first sentence of a prompt
+    tick(2)
+    tick(3)  # the next sentence is late: three frames of silence the caller hears
+    assert port.stats.underruns == 3
+    port.enqueue_audio(b"\x11" * 320)
+    port.enqueue_mark("prompt")  # the prompt's end
+    tick(5)  # silence after the prompt: waiting for the caller, not a gap
+    assert port.stats.underruns == 3 and list(port.stats.marks) == ["prompt"]
+    port.enqueue_audio(b"\x22" * 3200)
+    tick(2)
+    port.flush()  # barge-in cuts the prompt off
+    tick(4)
+    assert port.stats.underruns == 3 and port.stats.frames_out == 5
+    a.close()
