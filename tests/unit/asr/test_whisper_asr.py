@@ -76,3 +76,33 @@ def test_a_short_window_hears_the_same_words_as_the_full_one(asr, tmp_path_facto
         ]
 
     assert words(short.text) == words(full.text)
+
+
+def test_a_decode_with_far_too_few_words_is_repeated_in_the_full_window(asr, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The guard against an early stop: "I" for 8.9 s of speech is decoded again in Whisper's 30 s
+    window, and that answer is the one returned (the model's decoding is replaced by a script here:
+    no real input makes Whisper stop that early since the window is filled with silence)."""
+    from voicebot.asr import whisper
+
+    pcm, rate = pcm_of("barge_in_long_8k_s16.wav")
+    windows: list[int] = []
+
+    def scripted(audio, hints, min_window):  # type: ignore[no-untyped-def]
+        windows.append(min_window)
+        if min_window < whisper.FULL_WINDOW_FRAMES:
+            return "I", -0.2, 0.01
+        return "I want to cancel my subscription today", -0.1, 0.01
+
+    monkeypatch.setattr(asr, "_decode", scripted)
+    result = asr.transcribe(pcm, rate)
+    assert windows == [whisper.MIN_WINDOW_FRAMES, whisper.FULL_WINDOW_FRAMES]
+    assert result.text == "I want to cancel my subscription today"
+    windows.clear()
+
+    def wordy(audio, hints, min_window):  # type: ignore[no-untyped-def]
+        windows.append(min_window)
+        return "Hello, " * 8, -0.1, 0.0
+
+    monkeypatch.setattr(asr, "_decode", wordy)
+    assert asr.transcribe(pcm, rate).text.startswith("Hello")
+    assert windows == [whisper.MIN_WINDOW_FRAMES]  # enough words: decoded once
