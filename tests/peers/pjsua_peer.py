@@ -139,7 +139,6 @@ def make_endpoint(port: int, transport: str, cert: str | None, key: str | None) 
     cfg.uaConfig.threadCnt = 0
     cfg.uaConfig.mainThreadOnly = True
     cfg.uaConfig.userAgent = "voicebot-test-peer"
-    cfg.uaConfig.maxCalls = 32  # a queue takes many calls at once (pjsua answers 486 past its default 4)
     cfg.logConfig.level = 1
     cfg.logConfig.consoleLevel = 1
     cfg.medConfig.clockRate = 8000
