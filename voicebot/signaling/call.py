@@ -13,7 +13,7 @@ import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pjsua2 as pj
 import structlog
@@ -27,6 +27,10 @@ log = get_logger(__name__)
 TRANSFER_TIMEOUT_S = 30.0
 
 _DTMF_METHODS = {pj.PJSUA_DTMF_METHOD_RFC2833: "rfc4733", pj.PJSUA_DTMF_METHOD_SIP_INFO: "sip_info"}
+
+
+# Who or what ended a call: the label of voicebot_calls_total{ended_by}.
+EndCause = Literal["caller", "transfer", "bot", "rtp_timeout", "shutdown", "failure"]
 
 
 @dataclass
@@ -51,11 +55,16 @@ class CallLeg:
     last_rx_packets: int = -1
     last_rx_change: float = field(default_factory=time.monotonic)
     ended: bool = False
-    end_reason: str = ""
+    end_reason: str = ""  # why our side ended the call, for people (logs, the worker)
+    ended_by: EndCause = "caller"  # the same, as a metric label; "caller" until our side ends it
     log: Any = None
 
     def __post_init__(self) -> None:
         self.log = log.bind(call_id=self.call_id, sip_call_id=self.sip_call_id, trunk=self.trunk)
+
+    def ending(self, cause: EndCause, reason: str) -> None:
+        """Our side is ending the call (the SIP hang-up follows)."""
+        self.ended_by, self.end_reason = cause, reason
 
     def send(self, msg: proto._Msg) -> None:
         """Send a control message to the call's worker; a dead worker is noticed by the main loop."""

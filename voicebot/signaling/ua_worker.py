@@ -290,7 +290,7 @@ class UAWorker:
         leg.send(proto.TransferResult(queue=queue, ok=ok, status=code, reason=reason))
         leg.log.info("call.transferred" if ok else "call.transfer_failed", queue=queue, code=code)
         if ok and leg.pj_call is not None:
-            leg.end_reason = f"transferred to {queue}"
+            leg.ending("transfer", f"transferred to {queue}")
             hangup(leg.pj_call)
 
     # --- IPC from call workers -----------------------------------------------------------------
@@ -358,7 +358,7 @@ class UAWorker:
             metrics.observe_turn(msg.model_dump())
         elif isinstance(msg, proto.HangupRequest):
             leg.log.info("call.hangup_requested", why=msg.reason)
-            leg.end_reason = f"bot hung up: {msg.reason}"
+            leg.ending("bot", f"bot hung up: {msg.reason}")
             if leg.pj_call is not None:
                 hangup(leg.pj_call)
         else:
@@ -366,7 +366,7 @@ class UAWorker:
 
     def _fail_call(self, leg: CallLeg, why: str) -> None:
         """The bot side of a call broke: end the caller's leg honestly rather than leave silence."""
-        leg.end_reason = why
+        leg.ending("failure", why)
         if leg.pj_call is not None:
             if leg.answered_at is None:
                 answer(leg.pj_call, 500, "Server Internal Error")
@@ -379,7 +379,7 @@ class UAWorker:
             return
         leg.ended = True
         reason = leg.end_reason or f"remote: {status}"
-        metrics.call_ended(ended_by(leg.end_reason))
+        metrics.call_ended(leg.ended_by)
         leg.send(proto.CallEnded(reason=reason))
         if leg.worker is not None:
             with contextlib.suppress(KeyError, ValueError):
@@ -422,7 +422,7 @@ class UAWorker:
         if leg.answered_at is None:
             if now > leg.answer_deadline:
                 leg.log.warning("call.no_worker", why="no call worker became free in time")
-                leg.end_reason = "no call worker"
+                leg.ending("failure", "no call worker")
                 answer(leg.pj_call, 503, "Service Unavailable", {"Retry-After": "5"})
             return
         if leg.transfer_queue is not None and now > leg.transfer_deadline:
@@ -432,7 +432,7 @@ class UAWorker:
             leg.last_rx_packets, leg.last_rx_change = rx, now
         elif leg.media_connected and now - leg.last_rx_change > self.p.rtp_timeout_s:
             leg.log.warning("call.rtp_timeout", silent_s=round(now - leg.last_rx_change, 1))
-            leg.end_reason = "no RTP from caller"
+            leg.ending("rtp_timeout", "no RTP from caller")
             hangup(leg.pj_call)
 
     def _marks(self) -> None:
@@ -485,7 +485,7 @@ class UAWorker:
 
     def _hangup_all(self, why: str) -> None:
         for leg in list(self.calls.values()):
-            leg.end_reason = why
+            leg.ending("shutdown", why)
             if leg.pj_call is not None:
                 if leg.answered_at is None:
                     answer(leg.pj_call, 503, "Service Unavailable")
@@ -512,22 +512,6 @@ class UAWorker:
         self.accounts.clear()
         self.ep.libDestroy()
         log.info("ua.stopped", index=self.p.index)
-
-
-def ended_by(end_reason: str | None) -> str:
-    """A call's end, as a metric label: who or what ended it."""
-    if not end_reason:  # nothing on our side ended it: the caller (or their network) did
-        return "caller"
-    for prefix, label in (
-        ("transferred", "transfer"),
-        ("bot hung up", "bot"),
-        ("no RTP", "rtp_timeout"),
-        ("drain", "shutdown"),
-        ("shutdown", "shutdown"),
-    ):
-        if end_reason.startswith(prefix):
-            return label
-    return "failure"
 
 
 def main(argv: list[str] | None = None) -> int:
