@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,39 @@ def test_caller_asks_for_sales_and_is_transferred_there(voicebot, tmp_path: Path
     assert 'voicebot_turn_stage_seconds_count{stage="reply_out"} 1.0' in text
     assert "voicebot_greeting_first_audio_seconds_count 1.0" in text
     assert 'voicebot_calls_total{ended_by="transfer"} 1.0' in text
+    assert re.search(r"call\.ended .*underruns=0", server.log()), "no gap in the bot's audio"
+
+
+def test_a_menu_step_waits_its_own_end_of_turn_silence(voicebot, tmp_path: Path) -> None:
+    """The menu sets end_of_turn_ms: 1500 (the default is 700): the caller's turn is only over after
+    1.5 s of silence, measured in the caller's audio; an early decision on a complete answer is still
+    taken ("support" is decided before the turn officially ends)."""
+    from support.peers import REPO
+
+    plan = tmp_path / "patient.yaml"
+    text = (REPO / "dialplans" / "example.yaml").read_text()
+    plan.write_text(text.replace("    menu:\n", "    menu:\n      end_of_turn_ms: 1500\n", 1))
+    queue_port = free_port()
+    server = voicebot(
+        VOICEBOT_ASR__BACKEND="faster-whisper",
+        VOICEBOT_CALL__LOGIC="dialplan",
+        VOICEBOT_ROUTES=json.dumps([{"match": "*", "dialplan": str(plan)}]),
+        VOICEBOT_QUEUES=json.dumps(
+            {"sales": f"sip:sales@127.0.0.1:{queue_port}", "support": f"sip:support@127.0.0.1:{queue_port}"}
+        ),
+    )
+    utterance = tmp_path / "ask_support.wav"
+    spoken_wav(utterance, "Support, please.")
+    queue = queue_peer(tmp_path, queue_port, "--hold", "1", "--duration", "40", "--max-calls", "1")
+    caller = call_bot(tmp_path, server.port, "--play", str(utterance), "--play-at", "6.5", "--duration", "30")
+    c, _q = caller.result(timeout=60), queue.result(timeout=60)
+    assert c["refer_to"] is not None and c["refer_to"].startswith(f"<sip:support@127.0.0.1:{queue_port}")
+    (rec,) = server.records(expect=1)
+    ended = next(e for e in rec["events"] if e["kind"] == "speech_ended")
+    # Wall time can only run behind the caller's audio time, never ahead: at least the step's silence.
+    assert ended["t"] - ended["audio_t"] >= 1.45, ended
+    decided = next(e for e in rec["events"] if e["kind"] == "transcript")
+    assert "support" in decided["text"].lower() and decided["t"] < ended["t"]
 
 
 def test_pink_noise_opens_no_turn_and_silence_takes_the_no_input_path(voicebot, tmp_path: Path) -> None:
