@@ -179,6 +179,7 @@ class DialplanLogic:
         """Interpreter actions -> worker actions. ``last_mark``: audio already queued that a new
         collect's no-input timer must wait for."""
         out: list[Action] = []
+        arm: ip.StartCollect | None = None  # a collect whose no-input timer starts now
         if last_mark is not None and last_mark not in self.playing:
             last_mark = None  # it has already played
         for a in actions:
@@ -190,8 +191,7 @@ class DialplanLogic:
                 if self.collect is None or self.collect.end_of_turn_ms != a.end_of_turn_ms:
                     out.append(EndOfTurn(a.end_of_turn_ms))
                 self.collect, self.collect_after = a, last_mark
-                if last_mark is None and not self.answering:
-                    out.append(ArmTimer(a.timeout_s))
+                arm = a if last_mark is None and not self.answering else None
             elif isinstance(a, ip.TransferAction):
                 out.append(Transfer(a.queue, a.reason or "dialplan transfer", dict(a.headers)))
             elif isinstance(a, ip.HangupAction):
@@ -203,4 +203,7 @@ class DialplanLogic:
             elif isinstance(a, ip.AgentTurn):
                 self.agent, self.collect, self.collect_after = a, None, None
                 out.append(RunAgent(a))
+        # Only the batch's last collect, if nothing later in the batch (an LLM turn) replaced it.
+        if arm is not None and arm is self.collect:
+            out.append(ArmTimer(arm.timeout_s))
         return out

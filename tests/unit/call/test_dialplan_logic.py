@@ -134,3 +134,15 @@ def test_an_llm_reply_is_heard_before_the_no_input_timer_runs_and_keys_interrupt
         ("user", "(pressed 1)"),
     )
     assert logic.on_played("agent#3", 5.1) == []  # a flushed mark of the old reply arms nothing
+
+
+def test_a_collect_replaced_by_an_llm_turn_in_the_same_batch_arms_no_timer() -> None:
+    """The interpreter can open a collect and hand the turn to the LLM in one batch: the timer is the
+    caller's, and the caller's turn only comes after the LLM has spoken."""
+    from voicebot.dialplan import events as ip
+
+    logic = DialplanLogic(ASSISTANT)
+    collect = ip.StartCollect(kind="text", timeout_s=6.0)
+    assert logic._adapt([collect]) == [EndOfTurn(700), ArmTimer(6.0)]  # alone: the caller's turn now
+    out = logic._adapt([collect, ip.AgentTurn(instructions="Help.", messages=())])
+    assert not any(isinstance(a, ArmTimer) for a in out) and logic.collect is None
