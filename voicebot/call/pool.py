@@ -21,6 +21,9 @@ from voicebot.logs import get_logger
 
 log = get_logger(__name__)
 READY_TIMEOUT_S = 20.0
+# Workers that die before they are ready (a model path that does not exist, a broken install) would
+# otherwise be restarted as fast as they die: back off, doubling up to this, until one gets ready.
+MAX_START_BACKOFF_S = 30.0
 
 
 @dataclass
@@ -51,6 +54,8 @@ class CallWorkerPool:
         self.starting: list[CallWorkerProc] = []
         self.busy: dict[str, CallWorkerProc] = {}
         self._retiring: list[tuple[CallWorkerProc, float]] = []
+        self.failed_starts = 0  # workers in a row that died or hung before they were ready
+        self.next_start = 0.0  # monotonic time before which no worker is started (back-off)
         self.closed = False
 
     def spawn(self) -> CallWorkerProc:
@@ -85,6 +90,8 @@ class CallWorkerPool:
         replacement is started when a call ends rather than while calls are being set up.
         """
         new: list[CallWorkerProc] = []
+        if time.monotonic() < self.next_start:
+            return new
         want = min(self.size, self.max_busy - len(self.busy))
         while not self.closed and len(self.idle) + len(self.starting) < want:
             new.append(self.spawn())
@@ -95,6 +102,7 @@ class CallWorkerPool:
             self.starting.remove(worker)
             worker.ready = True
             self.idle.append(worker)
+            self.failed_starts, self.next_start = 0, 0.0
 
     def acquire(self, call_id: str) -> CallWorkerProc | None:
         while self.idle:
@@ -146,6 +154,17 @@ class CallWorkerPool:
         for worker in dead + stuck:
             log.warning("call_worker.lost", pid=worker.pid, rc=worker.proc.returncode)
             self.discard(worker)
+        failed = [w for w in dead + stuck if not w.ready]
+        if failed:
+            self.failed_starts += len(failed)
+            delay = min(MAX_START_BACKOFF_S, 0.5 * 2 ** min(self.failed_starts - 1, 10))
+            self.next_start = now + delay
+            log.error(
+                "call_worker.start_failed",
+                failed_in_a_row=self.failed_starts,
+                retry_in_s=delay,
+                why="call workers exit before they are ready: see their error above",
+            )
         return dead + stuck
 
     def close(self, timeout: float = 3.0) -> None:
