@@ -103,19 +103,28 @@ _MODELS: dict[Path, VoskModel] = {}
 _LOAD_LOCK = threading.Lock()
 
 
+def resolve_model_dir(configured: Path | str | None) -> Path:
+    """The model directory to load: the configured one, if it looks like a Vosk model, else the
+    bundled Korean model. Cheap (no loading): the supervisor checks it before any worker starts."""
+    if not configured:
+        return bundled_model_dir()
+    path = Path(configured).expanduser().resolve()
+    if not path.is_dir():
+        raise _fatal(f"Vosk model directory {path} does not exist: fix asr.vosk_model")
+    if not ((path / "am" / "final.mdl").is_file() or (path / "final.mdl").is_file()):
+        raise _fatal(
+            f"{path} is not a Vosk model (no am/final.mdl): point asr.vosk_model at the unpacked "
+            "model directory, the one that holds am/, conf/ and graph/"
+        )
+    return path
+
+
 def load_model(path: Path) -> VoskModel:
     """Load the model in ``path`` once per process (later calls return the same object)."""
-    path = path.expanduser().resolve()
+    path = resolve_model_dir(path)
     with _LOAD_LOCK:
         if path in _MODELS:
             return _MODELS[path]
-        if not path.is_dir():
-            raise _fatal(f"Vosk model directory {path} does not exist: fix asr.vosk_model")
-        if not ((path / "am" / "final.mdl").is_file() or (path / "final.mdl").is_file()):
-            raise _fatal(
-                f"{path} is not a Vosk model (no am/final.mdl): point asr.vosk_model at the unpacked "
-                "model directory, the one that holds am/, conf/ and graph/"
-            )
         import vosk
 
         vosk.SetLogLevel(-1)  # Kaldi logs every loaded file to stderr otherwise
@@ -253,7 +262,7 @@ class VoskAsr:
     name = "vosk"
 
     def __init__(self, model_dir: Path | str | None = None) -> None:
-        self.model = load_model(Path(model_dir) if model_dir else bundled_model_dir())
+        self.model = load_model(resolve_model_dir(model_dir))
 
     def open(self, sample_rate: int, hints: Sequence[str] = ()) -> VoskStream:
         if not MIN_RATE <= sample_rate <= MAX_RATE:

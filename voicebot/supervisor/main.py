@@ -81,6 +81,10 @@ class Supervisor:
             from voicebot.asr.whisper import assemble_model
 
             assemble_model(cw.model_dir / "whisper-base")  # once, before workers race to do it
+        elif cw.asr_backend == "vosk":
+            from voicebot.asr.vosk import resolve_model_dir
+
+            resolve_model_dir(cw.vosk_model)  # a wrong path is a startup error, not crashing workers
         for ua in self.uas:
             ua.params = ua.params.model_copy(update={"call_worker": cw, "run_dir": self.run_dir})
             write_private(ua.params_file, ua.params.model_dump_json())
