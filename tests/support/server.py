@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from support.net import free_port, wait_sip
+from support.procs import stop
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -83,13 +83,7 @@ class VoicebotServer:
     def stop(self, timeout: float = 60.0) -> int:
         if self.proc is None:
             return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
+        rc = stop(self.proc, timeout)
         self.log_fh.close()
         return rc
 
