@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from voicebot.llm.client import LlmConfig
+from voicebot.media.prompts import Prompts
 
 
 class CallWorkerParams(BaseModel):
@@ -39,3 +40,14 @@ class CallWorkerParams(BaseModel):
     log_level: str = "info"
     log_format: str = "console"
     redact_pii: bool = False
+
+    def prompts(self, voice: str | None = None, sample_rate: int | None = None) -> Prompts:
+        """The configured speech synthesis and prompt cache, in ``voice`` (None: the backend's)."""
+        return Prompts(
+            self.prompt_dir,
+            sample_rate or self.sample_rate,
+            self.tts_backend,
+            self.tts_fallback,
+            voice,
+            self.tts_options,
+        )

@@ -55,7 +55,6 @@ from voicebot.ipc import proto
 from voicebot.llm.client import LlmError, load_litellm
 from voicebot.llm.client import sentences as llm_sentences
 from voicebot.media.audiofile import load_wav
-from voicebot.media.prompts import Prompts
 from voicebot.procutil import die_with_parent
 from voicebot.tts.base import TtsError
 from voicebot.vad.endpointing import VadState
@@ -98,14 +97,7 @@ class CallSession:
         self.handler = make_logic(params, start.dialplan, start.call_id, start.caller, start.callee)
         self.timer: asyncio.Task[None] | None = None
         self.recording: Recording | None = None
-        self.prompts = Prompts(
-            params.prompt_dir,
-            start.sample_rate,
-            params.tts_backend,
-            params.tts_fallback,
-            self.handler.voice,
-            params.tts_options,
-        )
+        self.prompts = params.prompts(self.handler.voice, start.sample_rate)
         self.caller_audio = bytearray()
         self.events: list[dict[str, Any]] = []
         self.t0 = time.monotonic()
@@ -510,16 +502,8 @@ def main(argv: list[str] | None = None) -> int:
     if params.llm.configured:
         load_litellm()  # seconds of import: paid here, not by the caller's first agent turn
         # LLM sentences are never cached: load and warm the TTS now, not at the first reply.
-        prompts = Prompts(
-            params.prompt_dir,
-            params.sample_rate,
-            params.tts_backend,
-            params.tts_fallback,
-            None,
-            params.tts_options,
-        )
         try:
-            prompts.warm()
+            params.prompts().warm()
         except TtsError as exc:
             log.warning("tts.warm_failed", error=str(exc))
     sock = socket.socket(fileno=args.fd)

@@ -22,6 +22,7 @@ AUDIO = b"A"
 CONTROL = b"C"
 MAX_MESSAGE = 64 * 1024
 HEADER_VALUE_MAX = 200  # transfer context header values (the UA also strips control characters)
+REASON_MAX = 200  # a transfer's reason: context for the agent, rendered from the plan
 
 
 class _Msg(BaseModel):
@@ -103,7 +104,7 @@ class TransferRequest(_Msg):
     @field_validator("reason", mode="before")
     @classmethod
     def _short_reason(cls, v: object) -> object:
-        return v[:200] if isinstance(v, str) else v  # a rendered reason may be long: it is context
+        return v[:REASON_MAX] if isinstance(v, str) else v
 
     @field_validator("headers", mode="before")
     @classmethod

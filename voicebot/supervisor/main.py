@@ -24,7 +24,6 @@ from voicebot.db import migrate
 from voicebot.dialplan.plan import parse
 from voicebot.dialplan.yamlsafe import YamlError
 from voicebot.edge.runner import KamailioEdge
-from voicebot.media.prompts import Prompts
 from voicebot.signaling.params import UAParams
 from voicebot.supervisor.edge_plan import edge_params
 from voicebot.supervisor.plan import call_worker_params, ua_params
@@ -71,9 +70,7 @@ class Supervisor:
         cw = cw.model_copy(update={"prompt_dir": self.run_dir / "prompts"})
         t0 = time.monotonic()
         for voice, texts in self._static_prompts(cw).items():
-            prompts = Prompts(
-                cw.prompt_dir, cw.sample_rate, cw.tts_backend, cw.tts_fallback, voice, cw.tts_options
-            )
+            prompts = cw.prompts(voice)
             for text in texts:
                 prompts.pcm(text)
         log.info("prompts.warmed", ms=round((time.monotonic() - t0) * 1000))
