@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import fnmatch
+import os
 import selectors
 import signal
 import sys
@@ -27,6 +29,7 @@ from voicebot import logs, metrics
 from voicebot.call.pool import CallWorkerPool
 from voicebot.errors import ProtocolError
 from voicebot.ipc import proto
+from voicebot.ipc.heartbeat import HeartbeatWriter
 from voicebot.media.port import CallAudioPort
 from voicebot.procutil import die_with_parent
 from voicebot.signaling import sipmsg
@@ -71,8 +74,9 @@ class TrunkAccount(pj.Account):  # type: ignore[misc]
 class UAWorker:
     """Owns the endpoint, accounts, calls and the per-call worker pool of one UA worker process."""
 
-    def __init__(self, params: UAParams, params_file: Path) -> None:
+    def __init__(self, params: UAParams, params_file: Path, heartbeat: HeartbeatWriter | None = None) -> None:
         self.p = params
+        self.heartbeat = heartbeat or HeartbeatWriter(None)
         self.calls: dict[str, CallLeg] = {}  # by voicebot call id
         self.rejected: list[VoiceCall] = []  # kept until DISCONNECTED, then dropped
         self.graveyard: list[Any] = []  # pjsua2 objects to drop outside callbacks
@@ -297,10 +301,24 @@ class UAWorker:
     def _poll_ipc(self) -> None:
         for key, _ in self.selector.select(0):
             kind, ref = key.data
-            if kind == "call":
-                self._read_worker(ref, key.fileobj)
-            else:
+            if kind != "call":
                 self._read_starting(key.fileobj)
+                continue
+            try:
+                self._read_worker(ref, key.fileobj)
+            except Exception:
+                # One call's broken message or state must not take the loop (and every other call
+                # of this process) down with it: that call ends, the rest go on.
+                log.exception("ua.call_error", call_id=ref)
+                self._unregister(key.fileobj)
+                leg = self.calls.get(ref)
+                if leg is not None and not leg.ended:
+                    self._fail_call(leg, "internal error")
+
+    def _unregister(self, sock: Any) -> None:
+        """Stop watching a call worker's socket; it may already be gone (closed when its call ended)."""
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(sock)
 
     def _read_starting(self, sock: Any) -> None:
         worker = next((w for w in self.pool.starting if w.sock is sock), None)
@@ -309,7 +327,7 @@ class UAWorker:
             msg = proto.decode(data) if data else None
         except (OSError, ProtocolError):
             msg = None
-        self.selector.unregister(sock)
+        self._unregister(sock)
         if worker is None:
             return
         if isinstance(msg, proto.WorkerReady):
@@ -321,6 +339,10 @@ class UAWorker:
     def _read_worker(self, call_id: str, sock: Any) -> None:
         leg = self.calls.get(call_id)
         for _ in range(64):  # bounded: one chatty worker must not starve SIP
+            # A message just applied may have ended the call (a bot hang-up is carried out at once,
+            # and pjsua2 reports DISCONNECTED inside hangup()): the socket is closed then.
+            if sock.fileno() < 0 or (leg is not None and leg.ended):
+                return
             try:
                 data = sock.recv(proto.MAX_MESSAGE + 1)
             except BlockingIOError:
@@ -328,7 +350,7 @@ class UAWorker:
             except OSError:
                 data = b""
             if not data:
-                self.selector.unregister(sock)
+                self._unregister(sock)
                 if leg is not None and not leg.ended:
                     leg.log.error("call.worker_died")
                     self._fail_call(leg, "call worker died")
@@ -382,8 +404,7 @@ class UAWorker:
         metrics.call_ended(leg.ended_by)
         leg.send(proto.CallEnded(reason=reason))
         if leg.worker is not None:
-            with contextlib.suppress(KeyError, ValueError):
-                self.selector.unregister(leg.worker.sock)
+            self._unregister(leg.worker.sock)
         self.pool.release(leg.call_id)
         self.calls.pop(leg.call_id, None)
         duration = time.monotonic() - (leg.answered_at or leg.invited_at)
@@ -447,12 +468,14 @@ class UAWorker:
         if not self.draining:
             self.draining = True
             self.drain_deadline = time.monotonic() + self.p.drain_timeout_s
+            self.heartbeat.ready(False, time.monotonic())
             log.info("ua.draining", active_calls=len(self.calls), timeout_s=self.p.drain_timeout_s)
 
     def _wait_for_pool(self, timeout: float) -> None:
         """Pre-start the call workers before we listen: the first calls must not wait for a spawn."""
         deadline = time.monotonic() + timeout
         while len(self.pool.idle) < self.pool.size and time.monotonic() < deadline and not self.draining:
+            self.heartbeat.beat(time.monotonic())
             self.ep.libHandleEvents(10)
             self._poll_ipc()
             self._housekeeping(time.monotonic())
@@ -466,12 +489,14 @@ class UAWorker:
             self._create_account(t) for t in self.p.trunks if t.registrar
         ]
         log.info("ua.ready", index=self.p.index, port=self.p.port, pool=len(self.pool.idle))
+        self.heartbeat.ready(not self.draining, time.monotonic())
         next_housekeeping = 0.0
         while True:
             self.ep.libHandleEvents(5)
             self._poll_ipc()
             self._marks()
             now = time.monotonic()
+            self.heartbeat.beat(now)
             if now >= next_housekeeping:
                 self._housekeeping(now)
                 next_housekeeping = now + HOUSEKEEPING_S
@@ -497,6 +522,7 @@ class UAWorker:
         self._hangup_all("shutdown")
         deadline = time.monotonic() + 5.0
         while (self.calls or self.rejected) and time.monotonic() < deadline:
+            self.heartbeat.beat(time.monotonic())
             self.ep.libHandleEvents(20)
         for acc in self.accounts:
             acc.shutdown()
@@ -504,6 +530,7 @@ class UAWorker:
         # flight segfaults 2.15.1.
         settle = time.monotonic() + 1.0
         while time.monotonic() < settle:
+            self.heartbeat.beat(time.monotonic())
             self.ep.libHandleEvents(20)
         self.pool.close()
         self.graveyard.clear()
@@ -517,17 +544,26 @@ class UAWorker:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="voicebot-ua-worker")
     parser.add_argument("--params", type=Path, required=True)
+    parser.add_argument("--heartbeat-fd", type=int, default=None)
     args = parser.parse_args(argv)
     die_with_parent(signal.SIGTERM)  # supervisor gone: drain and exit rather than linger
+    faulthandler.enable()  # a crash inside pjsua2 leaves the Python stack that led to it in the log
     # pjmedia's clock thread needs the GIL for every 20 ms frame callback; the default 5 ms switch
     # interval would let the main loop's Python work delay it by up to 5 ms each time.
     sys.setswitchinterval(0.0005)
     params = UAParams.model_validate_json(args.params.read_text())
     logs.configure(params.log_level, params.log_format, params.redact_pii, process=f"ua{params.index}")
-    ua = UAWorker(params, args.params)
+    ua = UAWorker(params, args.params, HeartbeatWriter(args.heartbeat_fd))
     signal.signal(signal.SIGTERM, ua.request_drain)
     signal.signal(signal.SIGINT, ua.request_drain)
-    ua.run()
+    try:
+        ua.run()
+    except Exception:
+        # pjsua2's own threads would keep a process whose loop died alive and deaf; exit instead so
+        # that the supervisor restarts it (its calls' RTP stops; the edge stops sending it INVITEs).
+        log.exception("ua.crashed", index=params.index)
+        sys.stderr.flush()
+        os._exit(70)
     return 0
 
 
