@@ -110,6 +110,11 @@ class WorkerSettings(BaseModel):
     call_pool_size: int = Field(4, ge=1, le=4)  # pre-started per-call workers per UA worker
     drain_timeout_s: float = Field(30.0, ge=0)
     restart_backoff_s: float = Field(0.5, ge=0)
+    # A UA worker writes a heartbeat from the loop that serves its calls (every 0.2 s); silent for
+    # longer than this (its loop died or hangs, or it was stopped), it is killed and restarted.
+    heartbeat_timeout_s: float = Field(3.0, ge=0.5, le=60)
+    # Time a starting UA worker has to send its first heartbeat (imports, pjsua2 start-up).
+    start_timeout_s: float = Field(60.0, ge=5, le=600)
 
 
 class EdgeSettings(BaseModel):

@@ -140,7 +140,14 @@ request_route {
 
     if (is_method("OPTIONS")) {
         # Out-of-dialog OPTIONS is a keepalive aimed at the edge (trunk monitors, our own runner).
+        # A PBX that probes before it routes must see 503 whenever a call could not be taken now:
+        # while draining, and while no UA worker is active (starting, all dead or unresponsive).
         append_to_reply("Allow: @@ALLOW@@\r\n");
+        if ($shv(draining) == 1 || !ds_is_active("1")) {
+            append_to_reply("Retry-After: @@RETRY_AFTER@@\r\n");
+            sl_send_reply("503", "Service Unavailable");
+            exit;
+        }
         sl_send_reply("200", "OK");
         exit;
     }

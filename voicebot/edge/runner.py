@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from voicebot.edge import sip_probe
-from voicebot.edge.kamailio_cfg import render_config, render_dispatcher_list
+from voicebot.edge.kamailio_cfg import backend_uri, render_config, render_dispatcher_list
 from voicebot.edge.params import EdgeParams, validate
 from voicebot.errors import EdgeError
 from voicebot.logs import get_logger
@@ -122,6 +122,13 @@ class KamailioEdge:
             os.killpg(proc.pid, signal.SIGKILL)
         log.info("edge.stopped", pid=proc.pid, returncode=proc.returncode)
 
+    async def set_backend(self, index: int, active: bool) -> None:
+        """Mark UA worker ``index`` active or inactive in the dispatcher at once (probing stays on:
+        an inactive worker that answers OPTIONS again comes back by itself)."""
+        uri = backend_uri(self.params.backends[index])
+        await self._kamcmd("dispatcher.set_state", "ap" if active else "ip", "1", uri)
+        log.info("edge.backend_state", backend=uri, active=active)
+
     async def backend_states(self) -> dict[str, str]:
         """Dispatcher state per backend URI, e.g. {"sip:127.0.0.1:5071": "AP"} (A active, I inactive,
         T trying, D disabled; P probed)."""
@@ -177,7 +184,7 @@ class KamailioEdge:
             if self._proc.returncode is not None:
                 raise EdgeError(f"kamailio exited with {self._proc.returncode} at start:\n{self._log_tail()}")
             status = await sip_probe.options_ping(p.local_host, p.port, timeout=0.3, local_host=p.local_host)
-            if status == 200:
+            if status in (200, 503):  # 503: up, but no UA worker is ready yet (or it drains)
                 return
             await asyncio.sleep(0.1)
         raise EdgeError(f"kamailio did not answer OPTIONS within {p.start_timeout_s} s:\n{self._log_tail()}")

@@ -24,6 +24,8 @@ from voicebot.db import migrate
 from voicebot.dialplan.plan import parse
 from voicebot.dialplan.yamlsafe import YamlError
 from voicebot.edge.runner import KamailioEdge
+from voicebot.errors import EdgeError
+from voicebot.ipc.heartbeat import HeartbeatMonitor
 from voicebot.signaling.params import UAParams
 from voicebot.supervisor.edge_plan import edge_params
 from voicebot.supervisor.plan import call_worker_params, ua_params
@@ -38,6 +40,8 @@ class UAProcess:
     proc: asyncio.subprocess.Process | None = None
     restarts: int = 0
     started_at: float = 0.0
+    heartbeat: HeartbeatMonitor | None = None
+    heartbeat_fd: int | None = None  # our end of the pipe the worker writes its heartbeat to
 
 
 def write_private(path: Path, text: str) -> None:
@@ -58,6 +62,7 @@ class Supervisor:
         self.edge: KamailioEdge | None = None
         self.stopping = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
+        self.edge_tasks: set[asyncio.Task[None]] = set()  # backend state changes sent to the edge
 
     def prepare(self) -> None:
         cw = call_worker_params(self.s)
@@ -104,22 +109,104 @@ class Supervisor:
         return texts
 
     async def start_ua(self, ua: UAProcess) -> None:
-        ua.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "voicebot.signaling.ua_worker",
-            "--params",
-            str(ua.params_file),
-            stdin=asyncio.subprocess.DEVNULL,
-        )
+        read_fd, write_fd = os.pipe()
+        try:
+            ua.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "voicebot.signaling.ua_worker",
+                "--params",
+                str(ua.params_file),
+                "--heartbeat-fd",
+                str(write_fd),
+                stdin=asyncio.subprocess.DEVNULL,
+                pass_fds=(write_fd,),
+            )
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
         ua.started_at = time.monotonic()
+        ua.heartbeat = HeartbeatMonitor(
+            started_at=ua.started_at,
+            timeout_s=self.s.workers.heartbeat_timeout_s,
+            start_timeout_s=self.s.workers.start_timeout_s,
+        )
+        ua.heartbeat_fd = read_fd
+        os.set_blocking(read_fd, False)
+        asyncio.get_running_loop().add_reader(read_fd, self._on_heartbeat, ua)
         log.info("ua.started", index=ua.params.index, pid=ua.proc.pid, port=ua.params.port)
+
+    def _on_heartbeat(self, ua: UAProcess) -> None:
+        if ua.heartbeat_fd is None or ua.heartbeat is None:
+            return
+        try:
+            data = os.read(ua.heartbeat_fd, 512)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:  # the worker closed its end: it exited (watch_ua takes it from here)
+            self._close_heartbeat(ua)
+            return
+        changed = ua.heartbeat.feed(data, time.monotonic())
+        if changed is not None:
+            log.info("ua.readiness", index=ua.params.index, ready=changed)
+            self._tell_edge(ua.params.index, changed)
+
+    def _close_heartbeat(self, ua: UAProcess) -> None:
+        if ua.heartbeat_fd is not None:
+            asyncio.get_running_loop().remove_reader(ua.heartbeat_fd)
+            os.close(ua.heartbeat_fd)
+            ua.heartbeat_fd = None
+
+    def _tell_edge(self, index: int, ready: bool) -> None:
+        """Make the edge send INVITEs to a UA worker only while it says it can take calls (its own
+        OPTIONS probes agree within a probe interval; this is at once)."""
+        if self.edge is not None:
+            task = asyncio.create_task(self._set_backend(index, ready), name=f"edge-backend-{index}")
+            self.edge_tasks.add(task)
+            task.add_done_callback(self.edge_tasks.discard)
+
+    async def _set_backend(self, index: int, ready: bool) -> None:
+        assert self.edge is not None
+        try:
+            await self.edge.set_backend(index, ready)
+        except EdgeError as exc:
+            log.warning("edge.backend_state_failed", index=index, ready=ready, error=str(exc)[:300])
+
+    async def watch_liveness(self) -> None:
+        """Kill a UA worker that stopped serving (its loop died or hangs, or it was SIGSTOPped): it is
+        alive to the kernel, dead to its callers. watch_ua restarts it."""
+        while not self.stopping.is_set():
+            now = time.monotonic()
+            for ua in self.uas:
+                hb, proc = ua.heartbeat, ua.proc
+                if hb is None or proc is None or proc.returncode is not None or not hb.overdue(now):
+                    continue
+                log.error(
+                    "ua.unresponsive",
+                    index=ua.params.index,
+                    pid=proc.pid,
+                    silent_s=round(hb.silent_for(now), 2),
+                    why="no heartbeat: killing it so that it is restarted",
+                )
+                ua.heartbeat = None  # judged once; the restart brings a new monitor
+                self._tell_edge(ua.params.index, False)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+            await asyncio.sleep(0.25)
 
     async def watch_ua(self, ua: UAProcess) -> None:
         """Restart the UA worker whenever it exits, unless we are stopping."""
         while True:
             assert ua.proc is not None
             rc = await ua.proc.wait()
+            self._close_heartbeat(ua)
+            if ua.heartbeat is not None and ua.heartbeat.ready:
+                self._tell_edge(ua.params.index, False)
+            ua.heartbeat = None
             if self.stopping.is_set():
                 log.info("ua.exited", index=ua.params.index, rc=rc)
                 return
@@ -136,6 +223,10 @@ class Supervisor:
         edge = KamailioEdge(edge_params(self.s, self.run_dir / "edge", [ua.params for ua in self.uas]))
         await edge.start()
         self.edge = edge
+        # Every backend starts inactive; those that said "ready" before the edge was up go live now.
+        for ua in self.uas:
+            if ua.heartbeat is not None and ua.heartbeat.ready:
+                self._tell_edge(ua.params.index, True)
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -146,6 +237,7 @@ class Supervisor:
         self.tasks = [
             asyncio.create_task(self.watch_ua(ua), name=f"watch-ua-{ua.params.index}") for ua in self.uas
         ]
+        self.tasks.append(asyncio.create_task(self.watch_liveness(), name="watch-ua-liveness"))
         if self.s.uses_edge:
             try:
                 await self.start_edge()
@@ -178,7 +270,9 @@ class Supervisor:
                 await ua.proc.wait()
         for task in self.tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*self.tasks, *self.edge_tasks, return_exceptions=True)
+        for ua in self.uas:
+            self._close_heartbeat(ua)
         if edge is not None:
             await edge.stop()
         log.info("voicebot.stopped")

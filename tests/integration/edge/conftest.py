@@ -41,11 +41,15 @@ async def start_edge(short_tmp: Path, backends: list[SippUas]) -> AsyncIterator[
     """Factory: ``await start_edge(**overrides)`` starts a KamailioEdge; all are stopped at teardown."""
     edges: list[KamailioEdge] = []
 
-    async def start(**overrides: Any) -> KamailioEdge:
+    async def start(activate: bool = True, **overrides: Any) -> KamailioEdge:
         port = overrides.pop("port", 0) or free_port()
         edge = KamailioEdge(edge_params(short_tmp / f"kam{len(edges)}", port, backends, **overrides))
         edges.append(edge)
         await edge.start()
+        # Backends start inactive; the supervisor activates each UA worker when it says it is ready.
+        # The sipp backends are ready from the start: do what the supervisor does.
+        for i in range(len(edge.params.backends) if activate else 0):
+            await edge.set_backend(i, True)
         return edge
 
     try:

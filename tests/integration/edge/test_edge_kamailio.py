@@ -190,6 +190,42 @@ async def test_no_live_backend_gives_503(edge: KamailioEdge, backends: list[Sipp
     reply = await send(edge.params.port, raw_request("INVITE", edge.params.port))
     assert status(reply) == 503
     assert reply is not None and b"Retry-After:" in reply
+    # A PBX that probes before routing must not be told "up" when no call can be taken.
+    assert status(await send(edge.params.port, raw_request("OPTIONS", edge.params.port))) == 503
+
+
+async def test_backends_start_inactive_until_marked_ready(
+    start_edge: EdgeFactory, backends: list[SippUas], short_tmp: Path
+) -> None:
+    """Until the supervisor says a UA worker is ready (or a probe answers), nothing is sent to it and
+    the edge answers OPTIONS 503; once one is ready, OPTIONS gets 200 and calls go to it alone."""
+    edge = await start_edge(activate=False, probe_interval_s=30)  # no probe will answer in this test
+    assert all(s.startswith("I") for s in (await edge.backend_states()).values())  # I: inactive
+    assert status(await send(edge.params.port, raw_request("OPTIONS", edge.params.port))) == 503
+    reply = await send(edge.params.port, raw_request("INVITE", edge.params.port))
+    assert status(reply) == 503
+    assert not any(b.invites() for b in backends)
+
+    await edge.set_backend(1, True)
+    assert status(await send(edge.params.port, raw_request("OPTIONS", edge.params.port))) == 200
+    caller = Uac(short_tmp, edge.params.port)
+    try:
+        result = await caller.run(calls=2, concurrent=2)
+    finally:
+        await caller.close()
+    assert result.returncode == 0, result.output
+    assert [len(b.invites()) for b in backends] == [0, 2, 0]
+
+    await edge.set_backend(1, False)
+    assert status(await send(edge.params.port, raw_request("OPTIONS", edge.params.port))) == 503
+
+
+async def test_options_answered_503_while_draining(edge: KamailioEdge) -> None:
+    assert status(await send(edge.params.port, raw_request("OPTIONS", edge.params.port))) == 200
+    await edge.set_draining(True)
+    reply = await send(edge.params.port, raw_request("OPTIONS", edge.params.port))
+    assert status(reply) == 503
+    assert reply is not None and b"Retry-After: 30" in reply
 
 
 async def test_untrusted_source_gets_403(uac: Uac, short_tmp: Path, backends: list[SippUas]) -> None:

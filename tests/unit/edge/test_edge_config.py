@@ -101,8 +101,8 @@ def test_dispatcher_list_caps_each_worker(tmp_path: Path) -> None:
     text = render_dispatcher_list(
         params(tmp_path, backends=(Backend("::1", 5071), Backend("10.0.0.2", 5072, 2)))
     )
-    assert "1 sip:[::1]:5071 0 0 duid=ua0;maxload=4" in text
-    assert "1 sip:10.0.0.2:5072 0 0 duid=ua1;maxload=2" in text
+    assert "1 sip:[::1]:5071 1 0 duid=ua0;maxload=4" in text
+    assert "1 sip:10.0.0.2:5072 1 0 duid=ua1;maxload=2" in text
 
 
 @pytest.mark.parametrize(
