@@ -7,13 +7,12 @@ variables (``transfer_status``, ``tool_status``, ``<into>_via``, ...) that later
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from voicebot.dialplan import conditions, understand, values
+from voicebot.dialplan import conditions, patterns, understand, values
 from voicebot.dialplan.check import continuation
 from voicebot.dialplan.events import (
     Action,
@@ -399,7 +398,7 @@ class Interpreter:
     def _store(self, step: Step, value: Any, via: str) -> list[Action]:
         verb = step.verb
         assert isinstance(verb, Collect)
-        if verb.validate_pattern and not re.fullmatch(verb.validate_pattern, str(value)):
+        if verb.validate_pattern and not patterns.fullmatch(verb.validate_pattern, str(value)):
             return self._no_match(step)
         if (
             isinstance(value, int | float)

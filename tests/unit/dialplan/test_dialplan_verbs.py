@@ -291,3 +291,31 @@ def test_call_wide_no_input_limit_hands_over(call_of: Callable[..., Any]) -> Non
 
 
 HEAD_WITH_HANDLERS = "id: t\nversion: 1\nhandlers: {no_input: p, max_no_input: 2}\n"
+
+
+@pytest.mark.timeout(10)  # with a backtracking matcher this test never ends (seen: > 60 s at 100 % CPU)
+def test_a_catastrophic_validate_pattern_answers_at_once(call_of: CallOf) -> None:
+    """`^(a+)+$` is a legal pattern that backtracking engines take exponential time over on 'aaa...b';
+    RE2 matches it in linear time, so the caller's answer is judged and the call goes on."""
+    call = call_of(
+        "  q: {collect: {prompt: Code?, reprompts: [Again?], into: code, kind: text,"
+        " validate: '^(a+)+$'}}\n  e: {hangup: {}}\n"
+    )
+    call.start()
+    assert said(call.say("a" * 40 + "b")) == ["Again?"]
+    call.say("a" * 5000)  # longer than any answer: refused without matching
+    assert "code" not in call.vars
+    call.say("aaaa")
+    assert call.vars["code"] == "aaaa"
+
+
+@pytest.mark.parametrize("pattern", [r"(a)\1", "(?=a)a", "(?<!x)y"])
+def test_a_validate_pattern_that_cannot_run_in_linear_time_is_refused_at_load(pattern: str) -> None:
+    from voicebot.dialplan.plan import parse
+    from voicebot.dialplan.yamlsafe import YamlError
+
+    text = f"id: t\nversion: 1\nsteps:\n  q:\n    collect: {{prompt: Q?, into: v, validate: '{pattern}'}}\n"
+    with pytest.raises(YamlError) as err:
+        parse(text, "t.yaml")
+    message = str(err.value)
+    assert "t.yaml:5" in message and "RE2" in message and "rewrite the pattern" in message

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from voicebot.dialplan.patterns import PatternError, compile_pattern
 from voicebot.dialplan.verbs.registry import VARIABLE_NAME, Verb, register
 
 
@@ -39,7 +39,8 @@ class Collect(Verb):
     max_value: float | None = None
     sensitive: bool = False  # PINs, card numbers: never logged, masked in transcripts
     min_confidence: float = Field(0.0, ge=0, le=1)  # spoken answers below this count as no match
-    validate_pattern: str | None = Field(None, alias="validate", max_length=200)  # regex the value must match
+    # A regex the value must match, run with RE2 (linear time; voicebot/dialplan/patterns.py).
+    validate_pattern: str | None = Field(None, alias="validate", max_length=200)
     timeout_s: float | None = Field(None, gt=0, le=60)  # None: settings.no_input_timeout_s
     end_of_turn_ms: int | None = Field(None, ge=200, le=3000)  # None: settings.end_of_turn_ms
     retries: int = Field(2, ge=0, le=5)
@@ -57,9 +58,9 @@ class Collect(Verb):
     def _regex(cls, v: str | None) -> str | None:
         if v is not None:
             try:
-                re.compile(v)
-            except re.error as exc:
-                raise ValueError(f"validate is not a valid regular expression: {exc}") from None
+                compile_pattern(v)
+            except PatternError as exc:
+                raise ValueError(f"validate: {exc}") from None
         return v
 
     @model_validator(mode="after")
