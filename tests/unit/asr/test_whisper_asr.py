@@ -19,6 +19,26 @@ def asr(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-de
     return create("faster-whisper", model_dir=tmp_path_factory.mktemp("models") / "whisper-base")
 
 
+REFERENCE = (
+    "Hello? Hello? Can you hear me? I have been waiting for a very long time and I want to cancel "
+    "my subscription today."
+)
+
+
+def words(text: str) -> list[str]:
+    return [w.strip(",.?!") for w in text.lower().replace("i've", "i have").split()]
+
+
+def edits(a: list[str], b: list[str]) -> int:
+    """Word edit distance."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
+
+
 def pcm_of(name: str) -> tuple[bytes, int]:
     with wave.open(str(AUDIO / name)) as w:
         return w.readframes(w.getnframes()), w.getframerate()
@@ -28,7 +48,9 @@ def test_transcribes_a_phone_rate_request(asr) -> None:  # type: ignore[no-untyp
     pcm, rate = pcm_of("barge_in_long_8k_s16.wav")
     result = asr.transcribe(pcm, rate)
     text = result.text.lower()
-    assert "cancel my subscription" in text and "waiting" in text
+    assert "cancel my subscription" in text
+    # int8 arithmetic differs by CPU: on an AVX2-only EPYC "waiting" came out "waving"
+    assert edits(words(text), words(REFERENCE)) <= 2
     assert 0.5 < result.confidence <= 1.0
     assert 8.5 < result.audio_s < 9.5
     # Known limit, kept visible: espeak's "sales please" (transfer_sales_8k) decodes as "pale clean";
@@ -70,12 +92,8 @@ def test_a_short_window_hears_the_same_words_as_the_full_one(asr, tmp_path_facto
     hinted = asr.transcribe(pcm, rate, ["cancel", "billing", "support"])
     assert "i want to cancel my subscription today" in hinted.text.lower()
 
-    def words(t: str) -> list[str]:
-        return [
-            w.strip(",.?!").replace("i've", "i have") for w in t.lower().replace("i've", "i have").split()
-        ]
-
-    assert words(short.text) == words(full.text)
+    # the same words, give or take one (int8 arithmetic differs by CPU: AVX2 vs AVX-512)
+    assert edits(words(short.text), words(full.text)) <= 1, (short.text, full.text)
 
 
 def test_a_decode_with_far_too_few_words_is_repeated_in_the_full_window(asr, monkeypatch) -> None:  # type: ignore[no-untyped-def]
