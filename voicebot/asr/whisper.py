@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import soxr
 
+from voicebot.asr import repetition
 from voicebot.asr.base import AsrError, Transcript, register
 
 _FILES = ("config.json", "tokenizer.json", "vocabulary.json")
@@ -32,6 +33,10 @@ NO_SPEECH_PROB = 0.6
 # A turn's audio (speech + 0.3 s before + the pause after) with fewer words than this per second was
 # probably cut short by the decoder ("I" for a whole request): it is decoded again in the full window.
 SUSPICIOUSLY_FEW_WORDS_PER_S = 0.5
+# CTranslate2's repetition penalty (1 = none). Short turns (2.5-3 s) in the 5 s window fell into
+# repetition loops ("Can I speak to someone please? Can I speak to someone please? ...") in 5-9 of 90
+# synthetic prompts, WER 27-31 %; at 1.05: no loop, WER 9.9 % (docs/speech.md, bench/asr_repeats.py).
+REPETITION_PENALTY = 1.05
 
 
 def _package_data(package: str) -> Path:
@@ -95,6 +100,7 @@ class WhisperAsr:
         beam_size: int = 1,
         language: str = "en",
         min_window_s: float = 5.0,
+        repetition_penalty: float = REPETITION_PENALTY,
     ) -> None:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
@@ -103,6 +109,7 @@ class WhisperAsr:
         path = assemble_model(model_dir)
         self._model: Any = WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=threads)
         self._beam = beam_size
+        self._penalty = repetition_penalty
         self._min_window = min(FULL_WINDOW_FRAMES, max(100, int(min_window_s * 100)))
         self._tokenizer: Any = Tokenizer(
             self._model.hf_tokenizer, self._model.model.is_multilingual, task="transcribe", language=language
@@ -119,11 +126,15 @@ class WhisperAsr:
             return Transcript("", 0.0, round(audio_s, 3), round(time.perf_counter() - t0, 3))
         try:
             text, logprob, no_speech = self._decode(audio, hints, self._min_window)
-            if (
-                len(text.split()) < audio_s * SUSPICIOUSLY_FEW_WORDS_PER_S
-                and self._min_window < FULL_WINDOW_FRAMES
-            ):
+            # Two ways a decode goes wrong, both checked on every turn: it stops early (far too few
+            # words for the audio), or it loops (far too many, a phrase over and over). Whisper's
+            # own 30 s window is the second opinion for both.
+            few = len(text.split()) < audio_s * SUSPICIOUSLY_FEW_WORDS_PER_S
+            looped = repetition.looped(text, audio_s)
+            if (few or looped) and self._min_window < FULL_WINDOW_FRAMES:
                 text, logprob, no_speech = self._decode(audio, hints, FULL_WINDOW_FRAMES)
+            if repetition.looped(text, audio_s):
+                text = repetition.collapse(text)  # say the phrase once rather than pass on a loop
         except Exception as exc:
             raise AsrError(f"whisper failed: {exc}") from exc
         if no_speech > NO_SPEECH_PROB and logprob < -1.0:
@@ -162,6 +173,7 @@ class WhisperAsr:
             return_no_speech_prob=True,
             suppress_blank=True,
             suppress_tokens=self._suppress,
+            repetition_penalty=self._penalty,
         )[0]
         tokens = [t for t in result.sequences_ids[0] if t < tok.eot]
         logprob = result.scores[0] * len(tokens) / (len(tokens) + 1) if tokens else -10.0

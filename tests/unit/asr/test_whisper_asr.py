@@ -26,7 +26,7 @@ REFERENCE = (
 
 
 def words(text: str) -> list[str]:
-    return [w.strip(",.?!") for w in text.lower().replace("i've", "i have").split()]
+    return [w.strip(',.?!"') for w in text.lower().replace("i've", "i have").split()]
 
 
 def edits(a: list[str], b: list[str]) -> int:
@@ -119,8 +119,36 @@ def test_a_decode_with_far_too_few_words_is_repeated_in_the_full_window(asr, mon
 
     def wordy(audio, hints, min_window):  # type: ignore[no-untyped-def]
         windows.append(min_window)
-        return "Hello, " * 8, -0.1, 0.0
+        return "Hello, can you hear me? I want to cancel my subscription.", -0.1, 0.0
 
     monkeypatch.setattr(asr, "_decode", wordy)
     assert asr.transcribe(pcm, rate).text.startswith("Hello")
-    assert windows == [whisper.MIN_WINDOW_FRAMES]  # enough words: decoded once
+    assert windows == [whisper.MIN_WINDOW_FRAMES]  # enough words, no loop: decoded once
+
+
+def test_a_decode_that_loops_is_repeated_in_the_full_window_and_collapsed_if_it_still_loops(  # type: ignore[no-untyped-def]
+    asr, monkeypatch
+) -> None:
+    """Far too many words, a phrase over and over: the second opinion is Whisper's own 30 s window;
+    if that loops too, the phrase is passed on once (scripted decoder; tests/unit/asr/
+    test_repetition.py has the real prompts that looped)."""
+    from voicebot.asr import whisper
+
+    pcm, rate = pcm_of("transfer_sales_8k_s16.wav")
+    loop = "Transfer me to sales please. " * 4
+    windows: list[int] = []
+
+    def scripted(audio, hints, min_window):  # type: ignore[no-untyped-def]
+        windows.append(min_window)
+        return (
+            (loop if min_window < whisper.FULL_WINDOW_FRAMES else "Transfer me to sales please."),
+            -0.1,
+            0.0,
+        )
+
+    monkeypatch.setattr(asr, "_decode", scripted)
+    assert asr.transcribe(pcm, rate).text == "Transfer me to sales please."
+    assert windows == [whisper.MIN_WINDOW_FRAMES, whisper.FULL_WINDOW_FRAMES]
+
+    monkeypatch.setattr(asr, "_decode", lambda audio, hints, window: (loop, -0.1, 0.0))
+    assert asr.transcribe(pcm, rate).text == "Transfer me to sales please."
