@@ -181,3 +181,97 @@ def test_vosk_understands_a_spoken_menu_choice_on_a_real_call(voicebot, tmp_path
     transcripts = [e["text"] for e in rec["events"] if e["kind"] == "transcript"]
     assert transcripts and transcripts[0] == "상담원 연결", rec["events"]
     assert c["transferred_code"] == 200
+
+
+MESSAGE_PLAN = """\
+id: message
+version: 1
+steps:
+  ask:
+    collect:
+      prompt: Please tell me what happened.
+      into: message
+      kind: text
+      end_of_turn_ms: 1200
+      timeout_s: 10
+      no_input: bye
+      no_match: bye
+  thanks:
+    hangup: Thank you, I have noted all of that.
+  bye:
+    hangup: Goodbye.
+"""
+
+# Ten sentences a caller reads out without stopping for long (0.35 s between them), each with a word
+# that only it has, so that which parts of the turn were heard can be counted.
+MONOLOGUE = [
+    "My name is Alice Brown and I am calling about my broadband contract.",
+    "Last Tuesday the engineer was supposed to come between eight and noon.",
+    "Nobody arrived, and nobody phoned me to say that the visit was cancelled.",
+    "I took the whole day off work, which cost me a full day of wages.",
+    "On Wednesday I called your helpline and waited forty minutes in the queue.",
+    "The agent promised me a new appointment for Friday morning at nine.",
+    "Again nobody came, and the router still shows a flashing orange light.",
+    "My daughter needs the internet for her university homework every evening.",
+    "I would like a refund for the two weeks without any service at all.",
+    "Please also send me a written confirmation by email to my home address.",
+]
+MARKERS = [
+    "alice",
+    "tuesday",
+    "cancelled",
+    "wages",
+    "forty",
+    "friday",
+    "orange",
+    "daughter",
+    "refund",
+    "email",
+]
+
+
+def test_a_seventy_second_monologue_is_transcribed_whole(voicebot, tmp_path: Path) -> None:
+    """A caller who talks for ~70 s without a pause long enough to end the turn: the turn is decoded in
+    segments while they talk and answered once, with the words of its beginning, middle and end
+    (before: cut at 30 s, and the cut part's transcript thrown away when the next turn opened)."""
+    import wave
+
+    from voicebot.tts.base import create, synthesize
+    from voicebot.tts.resample import to_call_pcm
+
+    piper = create("piper")  # a voice unlike the bot's
+    gap = bytes(2 * int(8000 * 0.35))
+    pcm = b""
+    while len(pcm) < 2 * 8000 * 68:
+        for sentence in MONOLOGUE:
+            pcm += to_call_pcm(synthesize(piper, sentence), piper.sample_rate, 8000) + gap
+            if len(pcm) >= 2 * 8000 * 68:
+                break
+    utterance = tmp_path / "monologue.wav"
+    with wave.open(str(utterance), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(pcm)
+    plan = tmp_path / "message.yaml"
+    plan.write_text(MESSAGE_PLAN)
+    server = voicebot(
+        VOICEBOT_ASR__BACKEND="faster-whisper",
+        VOICEBOT_CALL__LOGIC="dialplan",
+        VOICEBOT_WORKERS__CALL_POOL_SIZE="1",
+        VOICEBOT_ROUTES=json.dumps([{"match": "*", "dialplan": str(plan)}]),
+    )
+    caller = call_bot(
+        tmp_path, server.port, "--play", str(utterance), "--play-at", "2.5", "--duration", "100"
+    )
+    assert caller.result(timeout=130)["disconnected_by_remote"]  # the bot thanked them and hung up
+    (rec,) = server.records(expect=1)
+    kinds = [e["kind"] for e in rec["events"]]
+    assert kinds.count("speech_started") == 1 and kinds.count("speech_ended") == 1, kinds
+    assert kinds.count("speech_segment") >= 2
+    (transcript,) = [e for e in rec["events"] if e["kind"] == "transcript"]
+    heard = [m for m in MARKERS if m in transcript["text"].lower()]
+    assert len(heard) >= 8 and heard[0] == "alice" and MARKERS[-1] in heard, transcript["text"]
+    assert len(transcript["text"].split()) >= 140, transcript["text"]
+    plays = [e["text"] for e in rec["events"] if e["kind"] == "play"]
+    assert plays[-1] == "Thank you, I have noted all of that."

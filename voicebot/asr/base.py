@@ -29,6 +29,25 @@ class Transcript:
     decode_s: float
 
 
+def joined(parts: Sequence[Transcript | None]) -> Transcript | None:
+    """One transcript for a turn decoded in parts (voicebot/call/listener.py segments), in order.
+
+    Confidence is the parts' weighted by their audio; a part whose decode failed (None) is left out,
+    and None comes back only when every part failed."""
+    got = [p for p in parts if p is not None]
+    if not got:
+        return None
+    spoken = [p for p in got if p.text]
+    audio = sum(p.audio_s for p in spoken)
+    confidence = sum(p.confidence * p.audio_s for p in spoken) / audio if audio else 0.0
+    return Transcript(
+        text=" ".join(p.text for p in spoken),
+        confidence=round(confidence, 3),
+        audio_s=round(sum(p.audio_s for p in got), 3),
+        decode_s=round(sum(p.decode_s for p in got), 3),
+    )
+
+
 class AsrBackend(Protocol):
     name: str
 

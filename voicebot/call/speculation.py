@@ -33,6 +33,11 @@ class Speculation:
     def resumed(self) -> None:
         self.covered = None
 
+    def segmented(self) -> None:
+        """A long turn was cut (listener.TurnSegment): what was decoded so far is in that segment,
+        and pauses count from the cut on."""
+        self.covered, self.guess = None, None
+
     def current(self, turn: int) -> bool:
         """Is ``turn`` the open, unanswered turn?"""
         return turn == self.turn and not self.answered

@@ -27,7 +27,7 @@ import numpy as np
 import structlog
 
 from voicebot import logs
-from voicebot.asr.base import AsrBackend, AsrError, Transcript
+from voicebot.asr.base import AsrBackend, AsrError, Transcript, joined
 from voicebot.asr.base import create as create_asr
 from voicebot.call.dialplan_logic import DialplanLogic
 from voicebot.call.handler import (
@@ -43,7 +43,14 @@ from voicebot.call.handler import (
     StopAudio,
     Transfer,
 )
-from voicebot.call.listener import Listener, TurnEnded, TurnPaused, TurnResumed, TurnStarted
+from voicebot.call.listener import (
+    Listener,
+    TurnEnded,
+    TurnPaused,
+    TurnResumed,
+    TurnSegment,
+    TurnStarted,
+)
 from voicebot.call.logic import make_logic
 from voicebot.call.params import CallWorkerParams
 from voicebot.call.persist import save_call
@@ -109,6 +116,10 @@ class CallSession:
         self.spec = Speculation()
         self.latest: tuple[int, bytes] | None = None  # (turn, audio) waiting for the decoder
         self.speculator: asyncio.Task[None] | None = None
+        # Decodes of the open turn's earlier audio, in order: its segments (a long turn) and a turn
+        # that ended without an answer before the caller went on (its words join this turn).
+        self.parts: list[asyncio.Task[Transcript | None]] = []
+        self.ended: tuple[int, list[asyncio.Task[Transcript | None]]] | None = None
         self.speech_end = time.monotonic()
         self.tasks: set[asyncio.Task[Any]] = set()
         self.clock = TurnClock(answered=self.t0)
@@ -259,6 +270,7 @@ class CallSession:
         """
         for ev in self.listener.feed(pcm):
             if isinstance(ev, TurnStarted):
+                self.parts = self.carry_over()
                 self.spec.started()
                 self.event("speech_started", audio_t=round(ev.at, 3))
                 self.disarm()  # the caller is answering
@@ -276,11 +288,30 @@ class CallSession:
                         self.speculator = self.spawn(self.speculate(), "asr-spec")
             elif isinstance(ev, TurnResumed):
                 self.spec.resumed()  # a decode cut at that pause no longer covers the turn
+            elif isinstance(ev, TurnSegment):
+                self.spec.segmented()
+                self.event("speech_segment", audio_t=round(ev.at, 3), index=ev.index)
+                if self.asr is not None:
+                    self.parts.append(self.spawn(self.transcribe(ev.audio), "asr-segment"))
             elif isinstance(ev, TurnEnded):
                 self.event("speech_ended", audio_t=round(ev.at, 3), duration_s=ev.duration_s)
                 await self.act(self.handler.on_speech_ended(time.monotonic(), self.asr is not None))
-                if self.asr is not None and self.spec.current(self.spec.turn):
-                    self.spawn(self.finish_turn(self.spec.turn, ev.audio), "asr-final")
+                turn = self.spec.turn
+                if self.asr is not None and self.spec.current(turn):
+                    parts = [*self.parts, self.spawn(self.decode_tail(turn, ev.audio), "asr-final")]
+                    self.ended = (turn, parts)
+                    self.spawn(self.finish_turn(turn, parts), "asr-turn")
+                self.parts = []
+
+    def carry_over(self) -> list[asyncio.Task[Transcript | None]]:
+        """A new turn starts: if the last one ended but has no answer yet, its decodes become the
+        first parts of this one (the caller paused, then went on), rather than being thrown away."""
+        ended, self.ended = self.ended, None
+        if ended is None or not self.spec.current(ended[0]):
+            return []
+        self.event("turn_joined", parts=len(ended[1]))
+        log.info("asr.turn_joined", parts=len(ended[1]))
+        return ended[1]
 
     def spawn(self, coro: Coroutine[Any, Any, T], kind: str) -> asyncio.Task[T]:
         """A named task owned by this session (cancelled when the call ends)."""
@@ -313,17 +344,32 @@ class CallSession:
             # Act before the turn has officially ended when the caller is still silent after a
             # decode of everything they said and it already answers the step ("sales").
             still_silent = self.listener.endpointer.state is VadState.STOPPING
-            complete = whole and self.latest is None and still_silent and self.handler.expects(result.text)
+            complete = (
+                whole
+                and not self.parts  # a turn with earlier parts is answered by all of them together
+                and self.latest is None
+                and still_silent
+                and self.handler.expects(result.text)
+            )
             if complete and self.spec.take(turn):
                 self.event("early_endpoint")
                 await self.deliver(result)
 
-    async def finish_turn(self, turn: int, audio: bytes) -> None:
+    async def decode_tail(self, turn: int, audio: bytes) -> Transcript | None:
+        """The turn's audio after its last segment: the speculative decode if it covers all of it."""
         if self.speculator is not None:
             await asyncio.gather(self.speculator, return_exceptions=True)
+        guess = self.spec.final() if self.spec.current(turn) else None
+        return guess or await self.transcribe(audio)
+
+    async def finish_turn(self, turn: int, parts: list[asyncio.Task[Transcript | None]]) -> None:
+        """Wait for every part of the turn (segments, then the tail) and answer with all their words."""
+        results = [await part for part in parts]
         if not self.spec.current(turn):
-            return
-        result = self.spec.final() or await self.transcribe(audio)
+            return  # answered early, or joined into the caller's next turn (carry_over)
+        result = joined(results)
+        if len(parts) > 1:
+            self.event("turn_stitched", parts=len(parts), failed=sum(r is None for r in results))
         if result is not None and self.spec.take(turn):
             await self.deliver(result)
 

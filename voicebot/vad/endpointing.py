@@ -25,7 +25,10 @@ class EndpointParams:
     start_ms: int = 120  # speech needed (within start_window_ms) before a turn opens (and barges in)
     start_window_ms: int = 200
     hangover_ms: int = 700  # silence that ends a turn
-    max_turn_ms: int = 30000  # a turn is cut after this long (noise that fools the VAD)
+    # A turn is ended after this long (noise that fools the VAD would otherwise hold it open for
+    # ever); long speech is decoded in segments meanwhile (voicebot/call/listener.py), so a caller
+    # can talk for this long and be understood whole.
+    max_turn_ms: int = 120000
 
     def __post_init__(self) -> None:
         if not 0 < self.start_ms <= self.start_window_ms:

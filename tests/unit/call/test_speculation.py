@@ -51,3 +51,12 @@ def test_an_answered_turn_takes_no_more_guesses() -> None:
     s.paused(100)
     assert s.take(turn)
     assert not s.guessed(turn, 100, said("late")) and not s.current(turn)
+
+
+def test_a_segment_cut_drops_the_guess_of_the_audio_before_it() -> None:
+    s = Speculation()
+    turn = s.started()
+    s.paused(32000)
+    assert s.guessed(turn, 32000, said("first half"))
+    s.segmented()  # that audio now belongs to a segment decoded on its own
+    assert s.final() is None and s.current(turn)
