@@ -48,6 +48,7 @@ from voicebot.signaling.params import TrunkParams, UAParams
 
 log = logs.get_logger(__name__)
 HOUSEKEEPING_S = 0.2
+GRAVEYARD_S = 2.0
 
 
 class TrunkAccount(pj.Account):  # type: ignore[misc]
@@ -79,7 +80,10 @@ class UAWorker:
         self.heartbeat = heartbeat or HeartbeatWriter(None)
         self.calls: dict[str, CallLeg] = {}  # by voicebot call id
         self.rejected: list[VoiceCall] = []  # kept until DISCONNECTED, then dropped
-        self.graveyard: list[Any] = []  # pjsua2 objects to drop outside callbacks
+        # pjsua2 objects of ended calls, dropped outside callbacks and only after GRAVEYARD_S: pjmedia
+        # takes a port out of its conference bridge asynchronously (on its clock thread), so freeing
+        # the port at once can leave the bridge with a dangling pointer.
+        self.graveyard: list[tuple[float, Any]] = []
         self.draining = False
         self.drain_deadline = 0.0
         self.stop = False
@@ -221,7 +225,7 @@ class UAWorker:
                 if leg is None:
                     if call in self.rejected:
                         self.rejected.remove(call)
-                    self.graveyard.append(call)
+                    self.graveyard.append((time.monotonic(), call))
                 else:
                     self._end(leg, f"disconnected {data.lastStatusCode} {data.lastReason}")
             return
@@ -417,7 +421,7 @@ class UAWorker:
         )
         if leg.port is not None:
             metrics.playout_gaps(leg.port.stats.underruns)
-        self.graveyard += [leg.port, leg.pj_call]
+        self.graveyard += [(time.monotonic(), leg.port), (time.monotonic(), leg.pj_call)]
         leg.port = None
         if leg.pj_call is not None:
             leg.pj_call.leg = None
@@ -435,7 +439,7 @@ class UAWorker:
             self.selector.register(worker.sock, selectors.EVENT_READ, ("starting", worker.pid))
         for leg in list(self.calls.values()):
             self._check_leg(leg, now)
-        self.graveyard.clear()
+        self.graveyard = [(t, obj) for t, obj in self.graveyard if now - t < GRAVEYARD_S]
 
     def _check_leg(self, leg: CallLeg, now: float) -> None:
         if leg.ended or leg.pj_call is None:
