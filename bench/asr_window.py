@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stats import pct
 
 from voicebot.asr.whisper import WhisperAsr
-from voicebot.call.listener import Listener, TurnEnded, TurnStarted
+from voicebot.engine.listener import Listener, TurnEnded, TurnStarted
 
 REPO = Path(__file__).resolve().parents[1]
 AUDIO_DIRS = [REPO.parent / "shared" / "testdata" / "audio", REPO / "tests" / "data" / "audio"]

@@ -120,8 +120,8 @@ def rss_mb_by_kind() -> dict[str, list[float]]:
         except OSError:
             continue
         kind = (
-            "call_worker" if "voicebot.call.worker" in cmd
-            else "ua_worker" if "voicebot.signaling.ua_worker" in cmd
+            "call_worker" if "voicebot.callworker.main" in cmd
+            else "ua_worker" if "voicebot.ua.worker" in cmd
             else "supervisor" if "voicebot.cli run" in cmd
             else None
         )  # fmt: skip

@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from voicebot.call.turns import STAGES
+from voicebot.engine.turns import STAGES
 from voicebot.logs import get_logger
 
 if TYPE_CHECKING:
@@ -74,8 +74,22 @@ def _gaps() -> Counter:
     )
 
 
+@cache
+def _replaced() -> Counter:
+    from prometheus_client import Counter
+
+    return Counter(
+        "voicebot_call_worker_replacements",
+        "Call workers that died or stopped answering mid-call and were replaced (the call went on)",
+    )
+
+
+def worker_replaced() -> None:
+    _replaced().inc()
+
+
 def observe_turn(record: dict[str, Any]) -> None:
-    """One turn record from :mod:`voicebot.call.turns` (milliseconds; missing stages skipped)."""
+    """One turn record from :mod:`voicebot.engine.turns` (milliseconds; missing stages skipped)."""
     if record.get("greeting_ms") is not None:
         _greeting().observe(record["greeting_ms"] / 1000)
         return

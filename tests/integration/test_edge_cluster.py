@@ -5,8 +5,10 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import re
 import signal
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -175,3 +177,32 @@ def test_a_ua_worker_that_stops_serving_is_restarted_and_calls_go_on(voicebot) -
     # the first 4 calls could only go to the live worker; of the 8 concurrent ones (4 a worker at
     # most) the restarted worker took its share
     assert per_worker[0] >= 4 and sum(per_worker.values()) == 12, per_worker
+
+
+def test_callers_of_a_ua_worker_that_dies_get_a_bye_from_the_edge_and_the_others_go_on(
+    voicebot, tmp_path: Path
+) -> None:
+    """kill -9 of a UA worker: its call workers die with it; the edge ends its dialogs (BYE to the
+    callers) as soon as the supervisor sees it die, the calls are kept as failed with the cause, and
+    the calls on the other worker carry on."""
+    server = _cluster(voicebot, workers=2)
+    callers = [call_bot(tmp_path, server.port, "--duration", "15", name=f"caller{i}") for i in range(4)]
+    answered = server.wait_log(r"call\.answered", count=4)
+    victim = server.pids(r"ua\.started.*index=0.*pid=(\d+)")[0]
+    on_victim = sum("proc=ua0" in line for line in answered)
+    assert on_victim >= 1
+    os.kill(victim, signal.SIGKILL)
+    (ended,) = server.wait_log(r"edge\.calls_ended.*calls=[1-9]", timeout=10)
+    results = [c.result(timeout=40) for c in callers]
+    assert sum(r["disconnected_by_remote"] for r in results) == on_victim, results
+    (died,) = server.wait_log(r"ua\.died .*index=0")
+    stamp = re.compile(r"^(\S+)Z")
+    t_died = datetime.fromisoformat(stamp.match(died).group(1))  # type: ignore[union-attr]
+    t_ended = datetime.fromisoformat(stamp.match(ended).group(1))  # type: ignore[union-attr]
+    assert (t_ended - t_died).total_seconds() < 2.0
+    server.wait_log(r"ua\.calls_lost .*index=0")
+    import sqlite3
+
+    db = sqlite3.connect(server.workdir / "voicebot.db")
+    rows = db.execute("select disposition, end_reason from calls where id like 'lost-%'").fetchall()
+    assert len(rows) == on_victim and all(d == "failed" and "UA worker 0 died" in r for d, r in rows)

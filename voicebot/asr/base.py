@@ -30,7 +30,7 @@ class Transcript:
 
 
 def joined(parts: Sequence[Transcript | None]) -> Transcript | None:
-    """One transcript for a turn decoded in parts (voicebot/call/listener.py segments), in order.
+    """One transcript for a turn decoded in parts (voicebot/engine/listener.py segments), in order.
 
     Confidence is the parts' weighted by their audio; a part whose decode failed (None) is left out,
     and None comes back only when every part failed."""

@@ -46,6 +46,11 @@ def check_plan(
         return diags
     _targets_and_endings(plan, at)
     _queues(plan, None if known_queues is None else set(known_queues), at)
+    fallback = plan.settings.fallback_queue
+    if fallback is not None and fallback not in plan.queues:
+        hint = did_you_mean(fallback, plan.queues)
+        message = f"settings.fallback_queue {fallback!r} is not declared in this dialplan's `queues`{hint}"
+        diags.append(Diagnostic(plan.file, 1, 1, "error", message))
     diags += _integrations(plan, None if allowed_bases is None else list(allowed_bases))
     _undefined_variables(plan, at)
     _sensitive_spoken(plan, at)

@@ -38,6 +38,14 @@ class SpeechFinal:
 
 
 @dataclass(frozen=True)
+class SpeechUnrecognized:
+    """The caller spoke but no text came of it (the recogniser failed or timed out): the step takes
+    its no-match path, as for words it did not understand, so the caller hears the reprompt."""
+
+    now: float
+
+
+@dataclass(frozen=True)
 class Dtmf:
     digit: str
     now: float
@@ -96,6 +104,7 @@ Event = (
     CallStarted
     | SpeechPartial
     | SpeechFinal
+    | SpeechUnrecognized
     | Dtmf
     | NoInputTimeout
     | PlaybackDone

@@ -29,6 +29,7 @@ from voicebot.dialplan.events import (
     SayAction,
     SpeechFinal,
     SpeechPartial,
+    SpeechUnrecognized,
     StartCollect,
     StartRecording,
     ToolCall,
@@ -51,7 +52,7 @@ from voicebot.dialplan.verbs.subflow import Return, Subflow
 from voicebot.dialplan.verbs.tool import Tool
 from voicebot.dialplan.verbs.transfer import Transfer
 
-__all__ = [  # events and actions are part of the interpreter's interface (voicebot.call uses them)
+__all__ = [  # events and actions are part of the interpreter's interface (voicebot.engine uses them)
     "Action",
     "AgentReply",
     "AgentTurn",
@@ -67,6 +68,7 @@ __all__ = [  # events and actions are part of the interpreter's interface (voice
     "SayAction",
     "SpeechFinal",
     "SpeechPartial",
+    "SpeechUnrecognized",
     "StartCollect",
     "StartRecording",
     "State",
@@ -78,6 +80,7 @@ __all__ = [  # events and actions are part of the interpreter's interface (voice
 
 MAX_AGENT_MESSAGES = 40  # the conversation an agent step sends to the LLM: the newest ones
 SILENT_CALLER = "(the caller said nothing)"
+UNRECOGNIZED_CALLER = "(the caller said something that could not be recognised)"
 MAX_STEPS_PER_EVENT = 200  # the checker rejects loops that never wait; this is the runtime backstop
 Prompted = Menu | Collect | Record | Tool
 
@@ -143,6 +146,10 @@ class Interpreter:
             return (
                 self._agent_says(step, SILENT_CALLER) if isinstance(step.verb, Agent) else self._timeout(step)
             )
+        if isinstance(event, SpeechUnrecognized):
+            if isinstance(step.verb, Agent):
+                return self._agent_says(step, UNRECOGNIZED_CALLER)
+            return self._no_match(step)
         if self._asks_for_agent(step, event):
             return self._run(self.plan.handlers.agent)
         if isinstance(step.verb, Agent):
@@ -152,6 +159,47 @@ class Interpreter:
         if isinstance(event, Dtmf):
             return self._dtmf(step, event.digit)
         return self._speech(step, event.text, event.confidence)
+
+    def accepts(self, text: str, confidence: float = 1.0) -> bool:
+        """Would ``text`` answer the step the caller is at, at once? Asked while the caller is still
+        silent after a pause, to act before the turn has officially ended. Only for closed answers
+        (menu options, yes/no, a choice): a free answer or a number may go on after a pause. A dry
+        run on a copy of the state, so the rule is the interpreter's own matching, never a copy."""
+        st = self.state
+        if st.ended or st.waiting != "input" or st.step is None:
+            return False
+        verb = self.plan.steps[st.step].verb
+        closed = isinstance(verb, Menu | Record | Tool) or (
+            isinstance(verb, Collect) and verb.kind in ("yes_no", "choice")
+        )
+        if not closed:
+            return False
+        trial = Interpreter(self.plan, st.model_copy(deep=True))
+        trial.handle(SpeechFinal(text, confidence, 0.0))
+        after = trial.state
+        return after.no_matches == st.no_matches and (after.step != st.step or after.waiting != "input")
+
+    def resume(self) -> list[Action]:
+        """The call goes on in a new worker from this state: the actions of the step it was at, again
+        (its prompt, the LLM turn, the tool call). Nothing for a transfer in progress (its result
+        still comes) or a call that has ended."""
+        st = self.state
+        if st.ended or st.step is None or st.waiting == "transfer":
+            return []
+        step = self.plan.steps[st.step]
+        verb = step.verb
+        out: list[Action] = []
+        if isinstance(verb, Agent):
+            if st.waiting == "agent":
+                self._agent_turn(verb, out)
+                return out
+            st.waiting = "input"
+            settings = self.plan.settings
+            return [StartCollect("text", settings.no_input_timeout_s, end_of_turn_ms=settings.end_of_turn_ms)]
+        if isinstance(verb, Tool) and st.waiting == "tool":
+            self._call_tool(verb, out, announce=False)
+            return out
+        return self._run(st.step)
 
     def _call_started(self, event: CallStarted) -> list[Action]:
         st = self.state
@@ -511,9 +559,9 @@ class Interpreter:
         target = verb.on_failure if isinstance(verb, Transfer) else None
         return self._run(target) if target else self._end([], "transfer_failed")
 
-    def _call_tool(self, verb: Tool, out: list[Action]) -> None:
+    def _call_tool(self, verb: Tool, out: list[Action], announce: bool = True) -> None:
         spec, v = self.plan.integrations[verb.integration], self.state.variables
-        if verb.announce:
+        if verb.announce and announce:
             out.append(self._say(verb.announce, True))
         path = PLACEHOLDER.sub(lambda m: urllib.parse.quote(str(v.get(m.group(1), "")), safe=""), verb.path)
         body = None if verb.body is None else {k: values.render_value(x, v) for k, x in verb.body.items()}

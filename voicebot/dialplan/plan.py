@@ -50,6 +50,9 @@ class Settings(BaseModel):
     inter_digit_timeout_s: float = Field(3.0, gt=0, le=30)  # keys: the gap that ends an entry
     # the caller's silence that ends a spoken answer (shorter: snappier; longer: fewer cut-offs)
     end_of_turn_ms: int = Field(700, ge=200, le=3000)
+    # Where a call goes when the bot cannot carry on with it (its worker died twice at the same step);
+    # one of the plan's `queues`. None: the caller is told and the call ends.
+    fallback_queue: str | None = None
 
 
 class Handlers(BaseModel):

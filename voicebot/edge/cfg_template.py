@@ -46,6 +46,7 @@ loadmodule "cfg_rpc.so"
 loadmodule "ipops.so"
 loadmodule "pike.so"
 loadmodule "dispatcher.so"
+loadmodule "dialog.so"
 @@TLS_MODULE@@
 
 # Our own control socket, so several edges (and tests) never share /run/kamailio.
@@ -85,6 +86,11 @@ modparam("dispatcher", "ds_hash_size", 9)
 modparam("dispatcher", "ds_hash_initexpire", 60)
 modparam("dispatcher", "ds_hash_expire", @@LOAD_EXPIRE@@)
 modparam("dispatcher", "ds_hash_check_interval", 10)
+# Dialogs are tracked so that the callers of a UA worker that dies get a BYE from the edge at once
+# (the supervisor ends the dialogs in the worker's profile: dlg.profile_list ua URI, dlg.end_dlg).
+modparam("dialog", "profiles_with_value", "ua")
+modparam("dialog", "dlg_match_mode", 1)
+modparam("dialog", "default_timeout", @@LOAD_EXPIRE@@)
 @@TLS_MODPARAMS@@
 
 ####### Routing logic ########
@@ -204,6 +210,8 @@ route[DISPATCH] {
     remove_hf("X-Voicebot-Source");
     append_hf("X-Voicebot-Source: $si\r\n");
     record_route();
+    dlg_manage();
+    set_dlg_profile("ua", "$du");
     t_on_failure("FAILOVER");
     @@ARM_REPLY@@
     route(RELAY);
@@ -229,7 +237,9 @@ failure_route[FAILOVER] {
         ds_mark_dst("ip");
     }
     if (t_check_status("408|486|5[0-9][0-9]")) {
+        unset_dlg_profile("ua", "$du");  # the call will not live on this worker
         if (ds_next_dst()) {
+            set_dlg_profile("ua", "$du");
             xlog("L_NOTICE", "edge.failover status=$T_reply_code next=$du\n");
             t_on_failure("FAILOVER");
             @@ARM_REPLY@@

@@ -129,6 +129,27 @@ class KamailioEdge:
         await self._kamcmd("dispatcher.set_state", "ap" if active else "ip", "1", uri)
         log.info("edge.backend_state", backend=uri, active=active)
 
+    async def end_calls_of(self, index: int) -> list[str]:
+        """BYE both sides of every call the edge routed to UA worker ``index`` (it died: its callers
+        must not wait in silence for their PBX to time out). Returns the calls' SIP Call-IDs."""
+        uri = backend_uri(self.params.backends[index])
+        listing = await self._kamcmd("dlg.profile_list", "ua", uri)
+        ended: list[str] = []
+        for block in re.split(r"\n(?=\{)", listing):
+            entry = re.search(r"h_entry:\s*(\d+)", block)
+            ident = re.search(r"h_id:\s*(\d+)", block)
+            call_id = re.search(r"call-id:\s*(\S+)", block)
+            if entry is None or ident is None:
+                continue
+            try:
+                await self._kamcmd("dlg.end_dlg", entry.group(1), ident.group(1))
+            except EdgeError as exc:  # it may have ended meanwhile
+                log.warning("edge.end_dialog_failed", error=str(exc)[:200])
+                continue
+            ended.append(call_id.group(1) if call_id else "")
+        log.info("edge.calls_ended", backend=uri, calls=len(ended))
+        return ended
+
     async def backend_states(self) -> dict[str, str]:
         """Dispatcher state per backend URI, e.g. {"sip:127.0.0.1:5071": "AP"} (A active, I inactive,
         T trying, D disabled; P probed)."""

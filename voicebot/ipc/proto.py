@@ -21,6 +21,7 @@ from voicebot.errors import ProtocolError
 AUDIO = b"A"
 CONTROL = b"C"
 MAX_MESSAGE = 64 * 1024
+CHECKPOINT_MAX = 48 * 1024  # a call's checkpoint (JSON) must fit one message with room to spare
 HEADER_VALUE_MAX = 200  # transfer context header values (the UA also strips control characters)
 REASON_MAX = 200  # a transfer's reason: context for the agent, rendered from the plan
 
@@ -42,6 +43,10 @@ class CallStart(_Msg):
     dialplan: str
     sample_rate: int = 8000
     ua_worker: int = 0
+    # Set when the call's previous worker died: its last checkpoint (JSON) and how many workers died
+    # since that checkpoint was taken. The new worker goes on from there.
+    resume: str | None = Field(None, max_length=CHECKPOINT_MAX)
+    deaths: int = Field(0, ge=0)
 
 
 class DtmfReceived(_Msg):
@@ -55,6 +60,13 @@ class PlayedMark(_Msg):
     """All audio queued before ``Mark(mark)`` has gone out to the caller."""
 
     type: Literal["played"] = "played"
+    mark: str
+
+
+class DroppedMark(_Msg):
+    """``Mark(mark)`` was flushed with the audio before it (barge-in): it never played."""
+
+    type: Literal["dropped"] = "dropped"
     mark: str
 
 
@@ -118,6 +130,20 @@ class TransferRequest(_Msg):
         )
 
 
+class Checkpoint(_Msg):
+    """The call's state after a step (JSON): the UA keeps the newest one to resume the call with a
+    new worker if this one dies."""
+
+    type: Literal["checkpoint"] = "checkpoint"
+    state: str = Field(max_length=CHECKPOINT_MAX)
+
+
+class Heartbeat(_Msg):
+    """The worker's event loop is alive (every 0.5 s); silence for 2 s and the UA replaces it."""
+
+    type: Literal["heartbeat"] = "heartbeat"
+
+
 class HangupRequest(_Msg):
     type: Literal["hangup"] = "hangup"
     reason: str = Field("normal", max_length=200)
@@ -140,6 +166,7 @@ Control = Annotated[
     CallStart
     | DtmfReceived
     | PlayedMark
+    | DroppedMark
     | TransferResult
     | CallEnded
     | WorkerReady
@@ -147,6 +174,8 @@ Control = Annotated[
     | Flush
     | TransferRequest
     | HangupRequest
+    | Checkpoint
+    | Heartbeat
     | TurnMetrics,
     Field(discriminator="type"),
 ]

@@ -1,1 +1,1 @@
-"""Audio between pjmedia and Python: 20 ms PCM frames, the per-call bridge port, prompts."""
+"""Audio helpers: 20 ms PCM frame copies, WAV prompts, spoken prompts (TTS + disk cache)."""

@@ -1,1 +1,2 @@
-"""SIP signaling: the pjsua2 UA worker process (endpoint, accounts, calls, admission)."""
+"""SIP signalling helpers of the UA worker process: endpoint, accounts, call legs, admission policy
+(sans-I/O), SIP message parsing."""

@@ -18,10 +18,10 @@ from typing import Any, Literal
 import pjsua2 as pj
 import structlog
 
-from voicebot.call.pool import CallWorkerProc
 from voicebot.ipc import proto
 from voicebot.logs import get_logger
-from voicebot.media.port import CallAudioPort
+from voicebot.ua.pool import CallWorkerProc
+from voicebot.ua.port import CallAudioPort
 
 log = get_logger(__name__)
 TRANSFER_TIMEOUT_S = 30.0
@@ -57,6 +57,14 @@ class CallLeg:
     ended: bool = False
     end_reason: str = ""  # why our side ended the call, for people (logs, the worker)
     ended_by: EndCause = "caller"  # the same, as a metric label; "caller" until our side ends it
+    # The call outlives its worker: the newest checkpoint the worker sent, how many workers died since
+    # it was taken, when the worker was last heard from, and (between workers) until when a new one
+    # may take to become free.
+    checkpoint: str | None = None
+    deaths: int = 0
+    workers: int = 0  # call workers this call has had
+    last_heard: float = field(default_factory=time.monotonic)
+    replace_deadline: float | None = None
     log: Any = None
 
     def __post_init__(self) -> None:

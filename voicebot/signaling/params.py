@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from voicebot.call.params import CallWorkerParams
+from voicebot.callworker.params import CallWorkerParams
 
 
 class TrunkParams(BaseModel):

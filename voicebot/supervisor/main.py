@@ -16,14 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voicebot import logs, metrics
-from voicebot.call.dialplan_logic import DialplanLogic
-from voicebot.call.handler import BuiltinHandler
-from voicebot.call.params import CallWorkerParams
+from voicebot.callworker.params import CallWorkerParams
+from voicebot.callworker.persist import record_lost_calls
+from voicebot.callworker.plans import builtin
 from voicebot.config import Settings
 from voicebot.db import migrate
 from voicebot.dialplan.plan import parse
 from voicebot.dialplan.yamlsafe import YamlError
 from voicebot.edge.runner import KamailioEdge
+from voicebot.engine.engine import ENGINE_TEXTS, plan_prompts
 from voicebot.errors import EdgeError
 from voicebot.ipc.heartbeat import HeartbeatMonitor
 from voicebot.signaling.params import UAParams
@@ -95,17 +96,17 @@ class Supervisor:
             )
 
     def _static_prompts(self, cw: CallWorkerParams) -> dict[str | None, list[str]]:
-        """Every fixed text a call can say, by voice: the built-in handler's and each routed dialplan's
+        """Every fixed text a call can say, by voice: the built-in plan's and each routed dialplan's
         (in the dialplan's own voice, when its settings name one)."""
-        texts: dict[str | None, list[str]] = {None: BuiltinHandler(cw).prompts()}
+        texts: dict[str | None, list[str]] = {None: [*plan_prompts(builtin(cw)), *ENGINE_TEXTS]}
         if cw.call_logic == "dialplan":
             for route in self.s.routes:
                 try:
-                    logic = DialplanLogic(parse(route.dialplan.read_bytes(), str(route.dialplan)))
+                    plan = parse(route.dialplan.read_bytes(), str(route.dialplan))
                 except (OSError, YamlError) as exc:
                     log.error("dialplan.unusable", dialplan=str(route.dialplan), error=str(exc)[:500])
                     continue
-                texts.setdefault(logic.voice, []).extend(logic.prompts())
+                texts.setdefault(plan.settings.voice, []).extend([*plan_prompts(plan), *ENGINE_TEXTS])
         return texts
 
     async def start_ua(self, ua: UAProcess) -> None:
@@ -114,7 +115,7 @@ class Supervisor:
             ua.proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "voicebot.signaling.ua_worker",
+                "voicebot.ua.worker",
                 "--params",
                 str(ua.params_file),
                 "--heartbeat-fd",
@@ -176,6 +177,22 @@ class Supervisor:
         except EdgeError as exc:
             log.warning("edge.backend_state_failed", index=index, ready=ready, error=str(exc)[:300])
 
+    async def _end_lost_calls(self, index: int, why: str) -> None:
+        """Its callers get a BYE from the edge now, not silence until their PBX times out; the calls
+        are recorded as failed with the cause (their call workers died with the UA worker)."""
+        if self.edge is None:
+            return
+        try:
+            lost = await self.edge.end_calls_of(index)
+        except EdgeError as exc:
+            log.warning("edge.end_calls_failed", index=index, error=str(exc)[:300])
+            return
+        if lost:
+            log.error("ua.calls_lost", index=index, calls=len(lost), why=why)
+            url = call_worker_params(self.s).database_url
+            if url:
+                await record_lost_calls(url, lost, index, why)
+
     async def watch_liveness(self) -> None:
         """Kill a UA worker that stopped serving (its loop died or hangs, or it was SIGSTOPped): it is
         alive to the kernel, dead to its callers. watch_ua restarts it."""
@@ -212,6 +229,7 @@ class Supervisor:
                 return
             ua.restarts += 1
             log.error("ua.died", index=ua.params.index, rc=rc, restarts=ua.restarts)
+            await self._end_lost_calls(ua.params.index, f"UA worker {ua.params.index} died (exit {rc})")
             # Back off when it keeps dying right after start (bad config, port in use).
             if time.monotonic() - ua.started_at < 5.0:
                 await asyncio.sleep(min(10.0, self.s.workers.restart_backoff_s * 2 ** min(ua.restarts, 5)))

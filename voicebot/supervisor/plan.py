@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from voicebot.call.params import CallWorkerParams
+from voicebot.callworker.params import CallWorkerParams
 from voicebot.config import Settings
 from voicebot.signaling.params import TrunkParams, UAParams
 

@@ -26,7 +26,7 @@ class EndpointParams:
     start_window_ms: int = 200
     hangover_ms: int = 700  # silence that ends a turn
     # A turn is ended after this long (noise that fools the VAD would otherwise hold it open for
-    # ever); long speech is decoded in segments meanwhile (voicebot/call/listener.py), so a caller
+    # ever); long speech is decoded in segments meanwhile (voicebot/engine/listener.py), so a caller
     # can talk for this long and be understood whole.
     max_turn_ms: int = 120000
 

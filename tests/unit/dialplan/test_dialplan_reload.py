@@ -65,16 +65,14 @@ def test_a_broken_subflow_keeps_the_last_good_version(
 def test_calls_get_the_last_good_version_of_their_routed_file(
     write: Callable[[str, str], Path], tmp_path: Path
 ) -> None:
-    from voicebot.call.dialplan_logic import DialplanLogic
-    from voicebot.call.handler import BuiltinHandler
-    from voicebot.call.logic import make_logic
-    from voicebot.call.params import CallWorkerParams
+    from voicebot.callworker.params import CallWorkerParams
+    from voicebot.callworker.plans import plan_for_call
 
     params = CallWorkerParams(dialplan_store=tmp_path / "store")
     path = write("r.yaml", GOOD.format(v=1))
-    assert isinstance(make_logic(params, str(path), "c1"), DialplanLogic)
+    assert plan_for_call(params, str(path), "c1").id == "r"
     write("r.yaml", "id: r\nversion: 2\nsteps:\n  a: {goto: nowhere}\n")
-    logic = make_logic(params, str(path), "c2")
-    assert isinstance(logic, DialplanLogic) and logic.plan.version == 1
+    plan = plan_for_call(params, str(path), "c2")
+    assert plan.id == "r" and plan.version == 1
     never = write("n.yaml", "id: n\nversion: 1\nsteps:\n  a: {goto: nowhere}\n")
-    assert isinstance(make_logic(params, str(never), "c3"), BuiltinHandler)
+    assert plan_for_call(params, str(never), "c3").id == "builtin"

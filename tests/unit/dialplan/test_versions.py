@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from voicebot.call.dialplan_logic import DialplanLogic
-from voicebot.call.logic import make_logic
-from voicebot.call.params import CallWorkerParams
+from voicebot.callworker.params import CallWorkerParams
+from voicebot.callworker.plans import plan_for_call
 from voicebot.cli import main
+from voicebot.dialplan.interpreter import CallStarted, Interpreter, SayAction
 from voicebot.dialplan.versions import VersionError, VersionStore
 
 REPO = Path(__file__).resolve().parents[3]
@@ -57,11 +57,11 @@ def test_a_call_runs_the_published_version(tmp_path: Path) -> None:
     store = VersionStore(tmp_path / "store")
     routed = write(tmp_path, "routed.yaml", "From the file.")
     params = CallWorkerParams(dialplan_store=tmp_path / "store")
-    logic = make_logic(params, str(routed), "c1")
-    assert isinstance(logic, DialplanLogic) and logic.start(0.0)[0].text == "From the file."  # type: ignore[union-attr]
+    first = Interpreter(plan_for_call(params, str(routed), "c1")).handle(CallStarted(0.0))[0]
+    assert isinstance(first, SayAction) and first.text == "From the file."
     store.publish(write(tmp_path, "pub.yaml", "From the store."))
-    logic = make_logic(params, str(routed), "c2")
-    assert logic.start(0.0)[0].text == "From the store."  # type: ignore[union-attr]
+    first = Interpreter(plan_for_call(params, str(routed), "c2")).handle(CallStarted(0.0))[0]
+    assert isinstance(first, SayAction) and first.text == "From the store."
 
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -98,8 +98,7 @@ def test_a_published_version_carries_its_subflows(tmp_path: Path) -> None:
     live = store.resolve(plan.id, "call-1")
     assert live is not None and (live.parent / "subflows" / "verify_account.yaml").is_file()
     params = CallWorkerParams(dialplan_store=tmp_path / "store")
-    logic = make_logic(params, str(src / "billing.yaml"), "call-1")
-    assert isinstance(logic, DialplanLogic) and logic.plan.content_hash == plan.content_hash
+    assert plan_for_call(params, str(src / "billing.yaml"), "call-1").content_hash == plan.content_hash
     # Editing the shared subflow changes nothing for the published version, and makes a new one.
     sub = src / "subflows" / "verify_account.yaml"
     sub.write_text(sub.read_text().replace("five digit account number", "account number"))

@@ -1,4 +1,4 @@
-"""The core verbs under one import path (``voicebot.call`` imports them from here)."""
+"""The core verbs under one import path (``voicebot.engine`` imports them from here)."""
 
 from voicebot.dialplan.verbs.branch import Branch
 from voicebot.dialplan.verbs.collect import Collect

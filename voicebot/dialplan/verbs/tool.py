@@ -31,6 +31,9 @@ class Tool(Verb):
     path: str = Field("/", pattern=r"^/[^\s]*$")
     body: dict[str, Any] | None = None  # string values may use {var} placeholders
     result: dict[str, str] = Field(default_factory=dict)  # variable <- dotted path in the JSON reply
+    # May the call be sent again if the worker died while it was in flight (with the same
+    # Idempotency-Key)? Default: only for GET. A POST that books or pays must say so itself.
+    retry_safe: bool | None = None
     on_error: str | None = None
     announce: str | None = None  # said before the call ("One moment while I look that up.")
     # Ask before acting for the caller ("Shall I book {date} at {time}?"): yes calls, no declines.
@@ -65,6 +68,9 @@ class Tool(Verb):
 
     def texts(self) -> list[str]:
         return [t for t in (self.announce, self.confirm) if t]
+
+    def safe_to_retry(self) -> bool:
+        return self.retry_safe if self.retry_safe is not None else self.method == "GET"
 
     def reads(self) -> set[str]:
         found = super().reads() | set(PLACEHOLDER.findall(self.path))

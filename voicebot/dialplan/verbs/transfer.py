@@ -41,7 +41,8 @@ class Transfer(Verb):
         return list(RESULTS)
 
     def texts(self) -> list[str]:
-        return [t for t in (self.announce, self.reason) if t]
+        return [self.announce] if self.announce else []
 
     def reads(self) -> set[str]:
-        return super().reads() | {n for t in self.context.values() for n in PLACEHOLDER.findall(t)}
+        rendered = [self.reason, *self.context.values()]  # not heard, but rendered from variables
+        return super().reads() | {n for t in rendered for n in PLACEHOLDER.findall(t)}

@@ -4,6 +4,10 @@ pjmedia calls :meth:`onFrameReceived` (caller audio) and :meth:`onFrameRequested
 20 ms on its single media thread; pacing of outgoing RTP therefore stays in pjmedia's clock, never in
 Python sleeps. Both callbacks do constant, tiny work: a memcpy, a deque pop, a non-blocking send.
 Everything else (parsing IPC, call control) happens on the UA worker's main thread.
+
+The media thread owns the playout queue. The main thread only appends requests to an inbox (audio,
+marks, "flush"): a deque's append and popleft are atomic, so nothing is iterated by one thread while
+the other changes it. Marks reached or flushed come back the same way, each reported once.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import pjsua2 as pj
 from voicebot.ipc import proto
 from voicebot.media.frames import read_frame, write_frame
 
+_FLUSH = object()  # the inbox request "drop everything queued before me"
+
 
 @dataclass
 class PortStats:
@@ -29,7 +35,8 @@ class PortStats:
     # been reached): gaps the caller hears, e.g. speech synthesis slower than playout.
     underruns: int = 0
     dropped_to_worker: int = 0
-    marks: collections.deque[str] = field(default_factory=collections.deque)
+    marks: collections.deque[str] = field(default_factory=collections.deque)  # reached: played
+    dropped: collections.deque[str] = field(default_factory=collections.deque)  # flushed: never played
 
 
 class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]
@@ -40,9 +47,10 @@ class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]
         self._sock = sock
         self._frame_len = sample_rate // 50 * 2
         self._silence = bytes(self._frame_len)
-        self._playout: collections.deque[bytes | str] = collections.deque()
+        self._inbox: collections.deque[bytes | str | object] = collections.deque()  # main -> media
+        self._playout: collections.deque[bytes | str] = collections.deque()  # media thread only
         self._in_prompt = False  # media thread only
-        self._cut = False  # set by flush() on the main thread
+        self._cut = False  # media thread only
         self.stats = PortStats()
         fmt = pj.MediaFormatAudio()
         fmt.init(pj.PJMEDIA_FORMAT_PCM, sample_rate, 1, 20000, 16)
@@ -50,6 +58,10 @@ class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]
 
     def create(self, name: str) -> None:
         self.createPort(name, self._fmt)
+
+    def attach(self, sock: socket.socket) -> None:
+        """Send caller audio to another call worker from now on (the call's worker was replaced)."""
+        self._sock = sock
 
     # --- main thread -----------------------------------------------------------------------
     def enqueue_audio(self, pcm: bytes) -> None:
@@ -59,24 +71,31 @@ class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]
             chunk = pcm[i : i + n]
             if len(chunk) < n:
                 chunk += bytes(n - len(chunk))
-            self._playout.append(chunk)
+            self._inbox.append(chunk)
 
     def enqueue_mark(self, mark: str) -> None:
         """A mark ends the audio queued before it (one prompt, or the bot's turn so far)."""
-        self._playout.append(mark)
+        self._inbox.append(mark)
 
-    def flush(self) -> list[str]:
-        """Drop queued audio (barge-in); return the marks that were dropped with it."""
-        dropped = [item for item in self._playout if isinstance(item, str)]
-        self._cut = True  # the prompt was cut off (barge-in), not starved
-        self._playout.clear()
-        return dropped
-
-    @property
-    def queued_frames(self) -> int:
-        return sum(1 for item in self._playout if not isinstance(item, str))
+    def request_flush(self) -> None:
+        """Barge-in: the media thread drops everything queued before this request at its next frame;
+        the marks dropped with it come back in ``stats.dropped``."""
+        self._inbox.append(_FLUSH)
 
     # --- pjmedia thread ----------------------------------------------------------------------
+    def _take_inbox(self) -> None:
+        inbox, playout = self._inbox, self._playout
+        while inbox:
+            item = inbox.popleft()
+            if item is _FLUSH:
+                for queued in playout:
+                    if isinstance(queued, str):
+                        self.stats.dropped.append(queued)
+                playout.clear()
+                self._cut = True  # the prompt was cut off (barge-in), not starved
+            else:
+                playout.append(item)  # type: ignore[arg-type]
+
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:
         if frame.type != pj.PJMEDIA_FRAME_TYPE_AUDIO:
             return
@@ -89,6 +108,8 @@ class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]
             self.stats.dropped_to_worker += 1
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:
+        if self._inbox:
+            self._take_inbox()
         playout = self._playout
         while playout:
             item = playout.popleft()

@@ -1,27 +1,32 @@
-"""Choosing a call's logic: the routed dialplan, or the built-in handler when asked (or as the fallback)."""
+"""Choosing a call's plan: the routed dialplan (its published version), or the built-in plan when the
+settings ask for it or as the fallback for a dialplan file that was never usable."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
-from voicebot.call.dialplan_logic import DialplanLogic
-from voicebot.call.handler import BuiltinHandler
-from voicebot.call.params import CallWorkerParams
-from voicebot.dialplan.plan import parse
+from voicebot.callworker.params import CallWorkerParams
+from voicebot.dialplan.plan import Plan, parse
 from voicebot.dialplan.versions import PlanFile, VersionError, VersionStore
 from voicebot.dialplan.yamlsafe import YamlError
+from voicebot.engine.builtin import builtin_plan
 from voicebot.logs import get_logger
 
 log = get_logger(__name__)
-CallLogic = DialplanLogic | BuiltinHandler
 
 
-def make_logic(
-    params: CallWorkerParams, dialplan: str, call_id: str = "", caller: str = "", called: str = ""
-) -> CallLogic:
+def builtin(params: CallWorkerParams) -> Plan:
+    """The settings' built-in plan (greeting, transfer digits, speech keywords)."""
+    return builtin_plan(
+        params.greeting, params.transfer_digits, params.speech_keywords, params.hangup_digit, params.barge_in
+    )
+
+
+def plan_for_call(params: CallWorkerParams, dialplan: str, call_id: str = "") -> Plan:
+    """The plan this call runs: a published version wins over the file (canary by call id)."""
     if params.call_logic == "builtin" or not dialplan:
-        return BuiltinHandler(params)
+        return builtin(params)
     path = Path(dialplan)
     keep = None
     if params.dialplan_store is not None:
@@ -48,8 +53,8 @@ def make_logic(
             plan = parse(published.read_bytes(), str(published))
     except (OSError, YamlError, VersionError) as exc:
         # A file that was never good must not leave callers in silence: serve them with the
-        # built-in handler and say so loudly (`voicebot dialplan check` finds it before this).
+        # built-in plan and say so loudly (`voicebot dialplan check` finds it before this).
         log.error("dialplan.unusable", dialplan=dialplan, error=str(exc)[:500])
-        return BuiltinHandler(params)
+        return builtin(params)
     log.info("dialplan.loaded", dialplan=plan.id, version=plan.version, hash=plan.content_hash)
-    return DialplanLogic(plan, caller=caller, called=called, call_id=call_id)
+    return plan

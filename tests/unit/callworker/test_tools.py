@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from voicebot.call.tools import execute
+from voicebot.callworker.tools import execute
 from voicebot.dialplan.interpreter import ToolCall
 
 SEEN: list[dict[str, object]] = []

@@ -1,9 +1,9 @@
-"""Which speculative decode may answer a caller's turn (voicebot/call/speculation.py)."""
+"""Which speculative decode may answer a caller's turn (voicebot/engine/speculation.py)."""
 
 from __future__ import annotations
 
 from voicebot.asr.base import Transcript
-from voicebot.call.speculation import Speculation
+from voicebot.engine.speculation import Speculation
 
 
 def said(text: str) -> Transcript:

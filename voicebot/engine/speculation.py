@@ -1,6 +1,6 @@
 """Which speculative decode may stand for a caller's turn (sans-I/O bookkeeping for the call worker).
 
-The worker decodes the turn so far at every pause (voicebot/call/listener.py) so that the transcript
+The worker decodes the turn so far at every pause (voicebot/engine/listener.py) so that the transcript
 is ready when the turn ends. A decode stands for the turn only if the caller has said nothing since
 the pause it was cut at: they may go on while the decoder is busy ("sales, ... no, support"), and then
 that decode is a guess about a sentence that is not finished. Turn numbers keep a slow decode of an

@@ -8,7 +8,7 @@ import pjsua2 as pj
 
 from voicebot.ipc import proto
 from voicebot.media.frames import frame_bytes, read_frame, write_frame
-from voicebot.media.port import CallAudioPort
+from voicebot.ua.port import CallAudioPort
 
 
 def test_frame_copy_round_trip() -> None:
@@ -24,7 +24,6 @@ def test_playout_rechunks_pads_reports_marks_and_flushes() -> None:
     port.enqueue_audio(b"\x11" * 500)  # 1.56 frames -> 2 frames, the last padded
     port.enqueue_mark("m1")
     port.enqueue_audio(b"\x22" * 320)
-    assert port.queued_frames == 3
     out = []
     for _ in range(4):
         f = pj.MediaFrame()
@@ -36,7 +35,13 @@ def test_playout_rechunks_pads_reports_marks_and_flushes() -> None:
     assert out[3] == b"\x00" * 320 and port.stats.frames_silence == 1
     port.enqueue_audio(b"\x33" * 960)
     port.enqueue_mark("m2")
-    assert port.flush() == ["m2"] and port.queued_frames == 0
+    port.request_flush()  # the media thread carries it out at its next frame
+    port.enqueue_mark("m3")  # queued after the flush: kept
+    assert list(port.stats.dropped) == []
+    f = pj.MediaFrame()
+    port.onFrameRequested(f)
+    assert read_frame(f) == b"\x00" * 320  # the flushed audio never plays
+    assert list(port.stats.dropped) == ["m2"] and list(port.stats.marks) == ["m1", "m3"]
 
     rx = pj.MediaFrame()
     write_frame(rx, b"\x05\x00" * 160)
@@ -65,7 +70,46 @@ def test_silence_inside_a_prompt_counts_as_a_gap_and_between_prompts_or_after_ba
     assert port.stats.underruns == 3 and list(port.stats.marks) == ["prompt"]
     port.enqueue_audio(b"\x22" * 3200)
     tick(2)
-    port.flush()  # barge-in cuts the prompt off
+    port.request_flush()  # barge-in cuts the prompt off
     tick(4)
     assert port.stats.underruns == 3 and port.stats.frames_out == 5
+    a.close()
+
+
+def test_flushes_from_the_main_thread_while_the_media_thread_plays_report_every_mark_once() -> None:
+    """The media thread owns the playout queue: main-thread flushes are requests it carries out, so
+    nothing is iterated while it changes ("deque mutated during iteration") and no mark is reported
+    twice or lost, however the two threads interleave."""
+    import threading
+
+    a, _b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    port = CallAudioPort(a, 8000)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def media_thread() -> None:
+        try:
+            while not stop.is_set():
+                port.onFrameRequested(pj.MediaFrame())
+        except BaseException as exc:  # pragma: no cover - the failure this test is about
+            errors.append(exc)
+
+    t = threading.Thread(target=media_thread)
+    t.start()
+    marks = [f"m{i}" for i in range(3000)]
+    for i, mark in enumerate(marks):
+        port.enqueue_audio(b"\x01" * 640)
+        port.enqueue_mark(mark)
+        if i % 7 == 0:
+            port.request_flush()
+    port.request_flush()
+    for _ in range(200):
+        if not port._inbox:
+            break
+        threading.Event().wait(0.005)
+    stop.set()
+    t.join()
+    played, dropped = list(port.stats.marks), list(port.stats.dropped)
+    assert not errors
+    assert sorted(played + dropped) == sorted(marks) and not set(played) & set(dropped)
     a.close()

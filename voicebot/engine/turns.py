@@ -23,6 +23,7 @@ class Turn:
     decided_by: str = ""
     tts_first_audio: float | None = None
     reply_out: float | None = None
+    lead_given: bool = False  # a prompt carries this turn's mark
 
     def record(self) -> dict[str, Any]:
         """``{"turn": n, "decided_by": ..., "<stage>_ms": ms after speech end or None}``."""
@@ -34,7 +35,7 @@ class Turn:
 
 
 class TurnClock:
-    """One per call. ``reply_mark()`` names the playout mark put before a turn's first reply audio:
+    """One per call. ``lead_mark()`` names the playout mark put before a turn's first reply audio:
     the UA reports it when that audio's first frame is written, which is the reply's wire time."""
 
     def __init__(self, answered: float) -> None:
@@ -44,13 +45,24 @@ class TurnClock:
         self.current: Turn | None = None
         self.count = 0
 
-    # -- greeting ---------------------------------------------------------------------------
-    def greeting_mark(self) -> str | None:
-        """The mark to put before the call's first audio (None once the greeting is out)."""
-        if self._greeting_marked or self.count:
+    # -- marks before the bot's audio -----------------------------------------------------------
+    def lead_mark(self) -> str | None:
+        """The mark to queue before the next prompt's audio, if its wire time is a stage time: the
+        call's first prompt (the greeting, ``turn:0``) and a turn's first reply (``turn:N``)."""
+        if not self._greeting_marked and not self.count:
+            self._greeting_marked = True
+            return "turn:0"
+        turn = self.current
+        if turn is None or turn.decision is None or turn.lead_given:
             return None
-        self._greeting_marked = True
-        return "turn:0"
+        turn.lead_given = True
+        return f"turn:{turn.n}"
+
+    def tts_ready(self, now: float) -> None:
+        """The reply's first audio is synthesised and queued (the TTS stage ends)."""
+        turn = self.current
+        if turn is not None and turn.lead_given and turn.tts_first_audio is None:
+            turn.tts_first_audio = now
 
     # -- caller turns -------------------------------------------------------------------------
     def transcribed(self, speech_end: float, now: float) -> None:
@@ -62,14 +74,6 @@ class TurnClock:
         turn = self.current
         if turn is not None and turn.decision is None:
             turn.decision, turn.decided_by = now, by
-
-    def reply_mark(self, now: float) -> str | None:
-        """A reply's audio is ready (TTS first audio): the mark to queue before it, first time only."""
-        turn = self.current
-        if turn is None or turn.decision is None or turn.tts_first_audio is not None:
-            return None
-        turn.tts_first_audio = now
-        return f"turn:{turn.n}"
 
     def mark_played(self, mark: str, now: float) -> dict[str, Any] | None:
         """A ``turn:N`` mark went out: the finished record (greeting: ``{"greeting_ms": ...}``)."""

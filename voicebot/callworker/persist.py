@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 from typing import Any
 
 from voicebot.db.engine import DatabaseParams, create_engine, sessionmaker
@@ -103,3 +104,25 @@ async def _save(
             )
     finally:
         await engine.dispose()
+
+
+async def record_lost_calls(url: str, sip_call_ids: list[str], ua_worker: int, reason: str) -> bool:
+    """Calls of a UA worker that died: their workers died with it and kept nothing, so the supervisor
+    records each (by its SIP Call-ID) as failed, with the cause. Bounded like save_call."""
+    try:
+        async with asyncio.timeout(TIMEOUT_S):
+            engine = create_engine(DatabaseParams(url=url, pool_size=1))
+            try:
+                async with sessionmaker(engine)() as session, session.begin():
+                    calls = CallRepository(session)
+                    now = dt.datetime.now(dt.UTC)
+                    for sip_call_id in sip_call_ids:
+                        call_id = "lost-" + hashlib.sha256(sip_call_id.encode()).hexdigest()[:27]
+                        await calls.create(call_id, sip_call_id, "", ua_worker=ua_worker, started_at=now)
+                        await calls.ended(call_id, now, "failed", reason[:500])
+            finally:
+                await engine.dispose()
+        return True
+    except Exception as exc:
+        log.warning("call.not_persisted", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+        return False

@@ -67,7 +67,7 @@ class CallWorkerPool:
             [
                 sys.executable,
                 "-m",
-                "voicebot.call.worker",
+                "voicebot.callworker.main",
                 "--fd",
                 str(child.fileno()),
                 "--params",

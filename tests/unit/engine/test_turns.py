@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from voicebot.call.turns import TurnClock
+from voicebot.engine.turns import TurnClock
 
 
 def test_greeting_then_a_turn_in_order() -> None:
     clock = TurnClock(answered=100.0)
-    assert clock.greeting_mark() == "turn:0"
-    assert clock.greeting_mark() is None  # only the call's first audio carries it
+    assert clock.lead_mark() == "turn:0"
+    assert clock.lead_mark() is None  # only the call's first audio carries it
     assert clock.mark_played("turn:0", 100.06) == {"turn": 0, "greeting_ms": 60}
     clock.transcribed(speech_end=105.0, now=105.7)
-    assert clock.reply_mark(105.701) is None  # nothing decided yet: not a reply
+    assert clock.lead_mark() is None  # nothing decided yet: not a reply
     clock.decided(105.702, "dialplan")
-    assert clock.reply_mark(105.75) == "turn:1"
-    assert clock.reply_mark(105.8) is None  # the reply's later sentences carry no mark
+    assert clock.lead_mark() == "turn:1"
+    clock.tts_ready(105.75)
+    assert clock.lead_mark() is None  # the reply's later sentences carry no mark
+    clock.tts_ready(105.8)  # nor do they move its TTS time
     assert clock.mark_played("turn:1", 105.77) == {
         "turn": 1,
         "decided_by": "dialplan",
@@ -35,4 +37,4 @@ def test_a_turn_without_spoken_reply_is_kept_as_far_as_it_got() -> None:
     assert clock.abandon() is None
     clock.transcribed(speech_end=5.0, now=5.5)
     assert clock.mark_played("turn:1", 6.0) is None  # a stale mark of the earlier turn
-    assert clock.greeting_mark() is None  # the caller spoke before any audio: no greeting to time
+    assert clock.lead_mark() is None  # the caller spoke before any audio: no greeting to time

@@ -36,13 +36,17 @@ def resolve_secrets(headers: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def execute(call: ToolCall, bases: Sequence[str]) -> tuple[bool, Any]:
+def execute(call: ToolCall, bases: Sequence[str], idempotency_key: str = "") -> tuple[bool, Any]:
+    """Run the call; ``idempotency_key`` goes out as the Idempotency-Key header (the same key when a
+    new worker retries a call its dead predecessor had in flight), so the backend can tell a retry."""
     if not allowed(call.url, bases):
         return False, f"{call.integration}: URL is not under an allowlisted base (settings tools_allow)"
     try:
         headers = {"Accept": "application/json", **resolve_secrets(call.headers)}
     except KeyError as exc:
         return False, f"{call.integration}: {exc.args[0]}"
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
     data = None
     if call.body is not None:
         data = json.dumps(call.body).encode()

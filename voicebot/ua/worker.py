@@ -26,11 +26,9 @@ from typing import Any
 import pjsua2 as pj
 
 from voicebot import logs, metrics
-from voicebot.call.pool import CallWorkerPool
 from voicebot.errors import ProtocolError
 from voicebot.ipc import proto
 from voicebot.ipc.heartbeat import HeartbeatWriter
-from voicebot.media.port import CallAudioPort
 from voicebot.procutil import die_with_parent
 from voicebot.signaling import sipmsg
 from voicebot.signaling.admission import AdmissionInput, Admit, admit, source_ip
@@ -45,10 +43,17 @@ from voicebot.signaling.call import (
 )
 from voicebot.signaling.endpoint import create_endpoint, open_transports
 from voicebot.signaling.params import TrunkParams, UAParams
+from voicebot.ua.pool import CallWorkerPool, CallWorkerProc
+from voicebot.ua.port import CallAudioPort
 
 log = logs.get_logger(__name__)
 HOUSEKEEPING_S = 0.2
 GRAVEYARD_S = 2.0
+# A call worker sends a heartbeat every 0.5 s; silent this long (hung, stopped, stuck in C code), it
+# is killed and the call goes on in a fresh worker from its last checkpoint.
+CALL_WORKER_SILENCE_S = 2.0
+REPLACE_WAIT_S = 5.0  # how long a call may wait for a free worker to take it over
+MAX_WORKERS_PER_CALL = 4  # a call that keeps killing its workers is ended (the engine gives up at 2)
 
 
 class TrunkAccount(pj.Account):  # type: ignore[misc]
@@ -189,15 +194,29 @@ class UAWorker:
         worker = self.pool.acquire(leg.call_id)
         if worker is None:
             return False
-        leg.worker = worker
         leg.port = CallAudioPort(worker.sock, self.p.sample_rate)
         leg.port.create(f"call-{leg.call_id[:8]}")
-        self.selector.register(worker.sock, selectors.EVENT_READ, ("call", leg.call_id))
         assert leg.pj_call is not None
         # CallStart goes out first: answering can connect the media at once (pjsua calls back inside
         # answer()), and from then on the media thread writes caller audio to the same socket; a
         # worker whose first message is audio gives up on the call (seen at 4 concurrent calls).
         leg.answered_at = time.monotonic()
+        self._attach(leg, worker)
+        answer(leg.pj_call, 200)
+        leg.log.info(
+            "call.answered",
+            worker_pid=worker.pid,
+            answer_ms=round((leg.answered_at - leg.invited_at) * 1000, 1),
+        )
+        return True
+
+    def _attach(self, leg: CallLeg, worker: CallWorkerProc) -> None:
+        """Hand the call to ``worker``: a new call, or one going on from its checkpoint."""
+        leg.worker = worker
+        leg.workers += 1
+        leg.last_heard = time.monotonic()
+        leg.replace_deadline = None
+        self.selector.register(worker.sock, selectors.EVENT_READ, ("call", leg.call_id))
         leg.send(
             proto.CallStart(
                 call_id=leg.call_id,
@@ -208,15 +227,39 @@ class UAWorker:
                 dialplan=leg.dialplan,
                 sample_rate=self.p.sample_rate,
                 ua_worker=self.p.index,
+                resume=(leg.checkpoint or "{}") if leg.workers > 1 else None,
+                deaths=leg.deaths,
             )
         )
-        answer(leg.pj_call, 200)
-        leg.log.info(
-            "call.answered",
-            worker_pid=worker.pid,
-            answer_ms=round((leg.answered_at - leg.invited_at) * 1000, 1),
-        )
-        return True
+
+    def _worker_lost(self, leg: CallLeg, why: str) -> None:
+        """The call's worker died or stopped answering: the call goes on in a fresh worker, on the
+        same SIP dialog and RTP stream, from its last checkpoint (no BYE, no re-INVITE)."""
+        old = leg.worker
+        if old is not None:
+            self._unregister(old.sock)
+            self.pool.discard(old)  # killed if it is still there (hung, stopped)
+        leg.worker = None
+        leg.deaths += 1
+        if leg.workers >= MAX_WORKERS_PER_CALL:
+            leg.log.error("call.worker_died", why=why, workers=leg.workers, action="hang up")
+            self._fail_call(leg, f"call worker died {leg.workers} times")
+            return
+        if leg.port is not None:
+            leg.port.request_flush()  # the dead worker's queued audio is not the new worker's
+        leg.log.error("call.worker_died", why=why, deaths=leg.deaths, action="resume")
+        metrics.worker_replaced()
+        leg.replace_deadline = time.monotonic() + REPLACE_WAIT_S
+        self._replace_worker(leg)
+
+    def _replace_worker(self, leg: CallLeg) -> None:
+        worker = self.pool.acquire(leg.call_id)
+        if worker is None:
+            return  # housekeeping tries again until replace_deadline
+        if leg.port is not None:
+            leg.port.attach(worker.sock)
+        self._attach(leg, worker)
+        leg.log.info("call.worker_replaced", worker_pid=worker.pid, deaths=leg.deaths)
 
     def on_call_event(self, call: VoiceCall, kind: str, data: Any) -> None:
         leg = call.leg
@@ -355,12 +398,12 @@ class UAWorker:
                 data = b""
             if not data:
                 self._unregister(sock)
-                if leg is not None and not leg.ended:
-                    leg.log.error("call.worker_died")
-                    self._fail_call(leg, "call worker died")
+                if leg is not None and not leg.ended and leg.worker is not None and leg.worker.sock is sock:
+                    self._worker_lost(leg, "its socket closed (the process died)")
                 return
             if leg is None:
                 continue
+            leg.last_heard = time.monotonic()
             try:
                 msg = proto.decode(data)
             except ProtocolError as exc:
@@ -376,8 +419,11 @@ class UAWorker:
         elif isinstance(msg, proto.Mark):
             leg.port.enqueue_mark(msg.mark)
         elif isinstance(msg, proto.Flush):
-            for mark in leg.port.flush():
-                leg.send(proto.PlayedMark(mark=mark))
+            leg.port.request_flush()  # carried out by the media thread; dropped marks come back
+        elif isinstance(msg, proto.Heartbeat):
+            pass  # any message counts (last_heard)
+        elif isinstance(msg, proto.Checkpoint):
+            leg.checkpoint, leg.deaths = msg.state, 0
         elif isinstance(msg, proto.TransferRequest):
             self._transfer(leg, msg)
         elif isinstance(msg, proto.TurnMetrics):
@@ -450,6 +496,14 @@ class UAWorker:
                 leg.ending("failure", "no call worker")
                 answer(leg.pj_call, 503, "Service Unavailable", {"Retry-After": "5"})
             return
+        if leg.worker is None and leg.replace_deadline is not None:
+            if now > leg.replace_deadline:
+                leg.log.error("call.no_worker", why="no call worker became free to take the call over")
+                self._fail_call(leg, "no call worker to take over")
+                return
+            self._replace_worker(leg)
+        elif leg.worker is not None and now - leg.last_heard > CALL_WORKER_SILENCE_S:
+            self._worker_lost(leg, f"no message for {now - leg.last_heard:.1f} s (hung or stopped)")
         if leg.transfer_queue is not None and now > leg.transfer_deadline:
             self._transfer_done(leg, 408, "no final NOTIFY in time")
         rx = leg.rx_packets()
@@ -463,9 +517,12 @@ class UAWorker:
     def _marks(self) -> None:
         for leg in self.calls.values():
             port = leg.port
-            if port is not None and port.stats.marks:
-                while port.stats.marks:
-                    leg.send(proto.PlayedMark(mark=port.stats.marks.popleft()))
+            if port is None:
+                continue
+            while port.stats.marks:
+                leg.send(proto.PlayedMark(mark=port.stats.marks.popleft()))
+            while port.stats.dropped:
+                leg.send(proto.DroppedMark(mark=port.stats.dropped.popleft()))
 
     # --- run / drain / shutdown -------------------------------------------------------------------
     def request_drain(self, *_: Any) -> None:

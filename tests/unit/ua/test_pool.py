@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from voicebot.call.pool import CallWorkerPool
+from voicebot.ua.pool import CallWorkerPool
 
 
 def test_workers_that_die_before_ready_are_restarted_with_growing_pauses(tmp_path: Path) -> None:

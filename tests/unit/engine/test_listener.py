@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voicebot.call.listener import Listener, TurnEnded, TurnPaused, TurnResumed, TurnSegment, TurnStarted
+from voicebot.engine.listener import Listener, TurnEnded, TurnPaused, TurnResumed, TurnSegment, TurnStarted
 
 AUDIO = Path(__file__).resolve().parents[2] / "data" / "audio"
 

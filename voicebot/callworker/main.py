@@ -1,0 +1,134 @@
+"""Per-call worker process: one answered call, driven over the IPC socket by its UA worker.
+
+Started by :class:`voicebot.ua.pool.CallWorkerPool` with the socket as an inherited fd. It loads
+what it needs (the recogniser; litellm and a warm TTS when an LLM is configured), says
+``WorkerReady``, waits for ``CallStart``, runs the call's engine (voicebot/engine) through the effects
+runner, and exits when the call ends or the socket closes. A ``CallStart`` with ``resume`` goes on
+with a call whose previous worker died, from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import structlog
+
+from voicebot import logs
+from voicebot.asr.base import AsrBackend
+from voicebot.asr.base import create as create_asr
+from voicebot.callworker.params import CallWorkerParams
+from voicebot.callworker.persist import save_call
+from voicebot.callworker.plans import plan_for_call
+from voicebot.callworker.runner import CallRunner
+from voicebot.engine.engine import CallEngine, CallInfo, EngineConfig, Resume
+from voicebot.ipc import proto
+from voicebot.llm.client import load_litellm
+from voicebot.media.prompts import Prompts
+from voicebot.procutil import die_with_parent
+from voicebot.tts.base import TtsError
+
+log = logs.get_logger(__name__)
+
+
+def voices(params: CallWorkerParams, voice: str | None, rate: int) -> list[Prompts]:
+    """The chain a prompt is tried in: the plan's voice, the backend's default voice, the fallback."""
+    chain = [params.prompts(voice, rate)]
+    if voice:
+        chain.append(params.prompts(None, rate))
+    if params.tts_fallback and params.tts_fallback != params.tts_backend:
+        fallback = params.model_copy(update={"tts_backend": params.tts_fallback, "tts_fallback": None})
+        chain.append(fallback.prompts(None, rate))
+    return chain
+
+
+async def recv(sock: socket.socket) -> proto.Control | bytes | None:
+    data = await asyncio.get_running_loop().sock_recv(sock, proto.MAX_MESSAGE + 1)
+    return proto.decode(data) if data else None
+
+
+async def serve(sock: socket.socket, params: CallWorkerParams, asr: AsrBackend | None = None) -> int:
+    loop = asyncio.get_running_loop()
+    await loop.sock_sendall(sock, proto.encode_control(proto.WorkerReady(pid=os.getpid())))
+    first = await recv(sock)
+    if first is None:
+        return 0  # pool closed before we got a call: normal at shutdown
+    if not isinstance(first, proto.CallStart):
+        log.error("ipc.protocol", why="first message was not call_start")
+        return 1
+    structlog.contextvars.bind_contextvars(call_id=first.call_id, sip_call_id=first.sip_call_id)
+    log.info(
+        "call.started", trunk=first.trunk, caller=first.caller, callee=first.callee, resumed=first.deaths
+    )
+    started_at = datetime.datetime.now(datetime.UTC)
+    plan = plan_for_call(params, first.dialplan, first.call_id)
+    resume = Resume(json.loads(first.resume), first.deaths) if first.resume else None
+    cfg = EngineConfig(sample_rate=first.sample_rate, recognise=asr is not None, max_call_s=params.max_call_s)
+    info = CallInfo(call_id=first.call_id, caller=first.caller, called=first.callee)
+    engine = CallEngine(plan, info, cfg, resume)
+    runner = CallRunner(
+        sock, params, first, engine, asr, voices(params, plan.settings.voice, first.sample_rate)
+    )
+    try:
+        await runner.run()
+    finally:
+        runner.save({"worker_pid": os.getpid(), "plan": plan.id})
+        if params.database_url:
+            await save_call(params.database_url, first, started_at, runner.events, params.redact_pii)
+        log.info("call.worker_done", digits=len(engine.digits))
+    return 0
+
+
+def load_asr(params: CallWorkerParams) -> AsrBackend | None:
+    """The configured recogniser, loaded once per worker process (None: keys only)."""
+    if params.asr_backend == "vosk":
+        return create_asr("vosk", model_dir=params.vosk_model or None)
+    if params.asr_backend:
+        return create_asr(
+            params.asr_backend,
+            model_dir=params.model_dir / "whisper-base",
+            threads=params.asr_threads,
+            min_window_s=params.whisper_window_s,
+        )
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="voicebot-call-worker")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--params", type=Path, required=True)
+    args = parser.parse_args(argv)
+    die_with_parent(signal.SIGKILL)  # our UA worker is gone, and with it the call
+    # Ctrl-C in a terminal hits the whole process group; the UA worker decides when a call ends.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    params = CallWorkerParams.model_validate_json(args.params.read_text())
+    logs.configure(params.log_level, params.log_format, params.redact_pii, process="call")
+    t0 = time.monotonic()
+    # Load the recogniser before saying ready: the pool hides the load time from callers.
+    asr = load_asr(params)
+    if params.llm.configured:
+        load_litellm()  # seconds of import: paid here, not by the caller's first agent turn
+        # LLM sentences are never cached: load and warm the TTS now, not at the first reply.
+        try:
+            params.prompts().warm()
+        except TtsError as exc:
+            log.warning("tts.warm_failed", error=str(exc))
+    log.debug("call_worker.loaded", ms=round((time.monotonic() - t0) * 1000))
+    sock = socket.socket(fileno=args.fd)
+    sock.setblocking(False)
+    try:
+        return asyncio.run(serve(sock, params, asr))
+    finally:
+        sock.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
