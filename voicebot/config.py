@@ -108,6 +108,9 @@ class WorkerSettings(BaseModel):
     calls_per_ua: int = Field(4, ge=1, le=4)
     ua_base_port: int = Field(5080, ge=1024, le=65000)  # internal SIP ports behind the edge
     call_pool_size: int = Field(4, ge=1, le=4)  # pre-started per-call workers per UA worker
+    # Kept ready even when every call slot is taken, so that a call whose worker dies goes on in a
+    # warm one at once (a worker loading Whisper takes seconds); each costs one idle worker's memory.
+    spare_call_workers: int = Field(1, ge=0, le=4)
     drain_timeout_s: float = Field(30.0, ge=0)
     restart_backoff_s: float = Field(0.5, ge=0)
     # A UA worker writes a heartbeat from the loop that serves its calls (every 0.2 s); silent for
@@ -199,6 +202,9 @@ class AsrSettings(BaseModel):
     # faster-whisper: the shortest encoder window (it grows with longer turns); 30 = Whisper's own,
     # 5 decodes ~8x faster with the same words (docs/speech.md has the measurements)
     whisper_window_s: float = Field(5.0, ge=3, le=30)
+    # Fault drills: this share of decodes fails as if the recogniser had raised (0 = never). Callers
+    # then hear the step's no-match reprompt; keep it 0 in production.
+    inject_failures: float = Field(0.0, ge=0, le=1)
 
 
 LlmSettings = LlmConfig  # one model for the settings and the call workers' parameters

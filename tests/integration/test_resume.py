@@ -163,3 +163,45 @@ def test_a_tool_call_in_flight_when_the_worker_dies_is_not_repeated_blindly(
             assert plays[-1] == "Booked, your reference is AB12."
     finally:
         backend.close()
+
+
+def test_a_recogniser_that_fails_gives_the_reprompt_not_silence(voicebot, tmp_path: Path) -> None:
+    """Every decode fails (fault drill): the caller who said "sales" hears the menu's no-match
+    reprompt, and keys still work afterwards."""
+    from support.speech import spoken_wav
+
+    queue_port = free_port()
+    queues = {q: f"sip:{q}@127.0.0.1:{queue_port}" for q in ("sales", "support")}
+    server = voicebot(
+        VOICEBOT_CALL__LOGIC="dialplan",
+        VOICEBOT_ASR__BACKEND="faster-whisper",
+        VOICEBOT_ASR__INJECT_FAILURES="1",
+        VOICEBOT_WORKERS__CALL_POOL_SIZE="1",
+        VOICEBOT_QUEUES=json.dumps(queues),
+    )
+    utterance = tmp_path / "sales.wav"
+    spoken_wav(utterance, "Sales, please.")
+    queue = queue_peer(tmp_path, queue_port, "--hold", "1", "--duration", "40", "--max-calls", "1")
+    caller = call_bot(
+        tmp_path,
+        server.port,
+        "--play",
+        str(utterance),
+        "--play-at",
+        "1.0",
+        "--dtmf",
+        "1@9",
+        "--duration",
+        "25",
+    )
+    c = caller.result(timeout=60)
+    queue.result(timeout=60)
+    (rec,) = server.records(expect=1)
+    kinds = [e["kind"] for e in rec["events"]]
+    assert "asr_failed" in kinds and "asr_unrecognized" in kinds
+    ended = next(e for e in rec["events"] if e["kind"] == "speech_ended")
+    reprompt = next(
+        e for e in rec["events"] if e["kind"] == "play" and e["text"].startswith("Sorry, I did not")
+    )
+    assert reprompt["t"] > ended["t"]  # said after the caller's turn, not on a no-input timeout
+    assert c["transferred_code"] == 200  # and the call went on: keys still work

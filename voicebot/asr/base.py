@@ -94,3 +94,21 @@ def create(name: str, **options: Any) -> AsrBackend:
         choices = ", ".join(sorted(_REGISTRY))
         raise ConfigError(f"unknown ASR backend {name!r}; available: {choices}") from None
     return factory(**options)
+
+
+class FailingAsr:
+    """A recogniser whose decodes fail at ``rate`` (fault drills, settings asr.inject_failures): the
+    real backend runs otherwise; a failure raises AsrError as a broken backend would."""
+
+    def __init__(self, inner: AsrBackend, rate: float, seed: int | None = None) -> None:
+        import random
+
+        self.inner = inner
+        self.name = inner.name
+        self.rate = rate
+        self._random = random.Random(seed)
+
+    def transcribe(self, pcm: bytes, sample_rate: int, hints: Sequence[str] = ()) -> Transcript:
+        if self._random.random() < self.rate:
+            raise AsrError("injected failure (settings asr.inject_failures)")
+        return self.inner.transcribe(pcm, sample_rate, hints)

@@ -23,7 +23,7 @@ from pathlib import Path
 import structlog
 
 from voicebot import logs
-from voicebot.asr.base import AsrBackend
+from voicebot.asr.base import AsrBackend, FailingAsr
 from voicebot.asr.base import create as create_asr
 from voicebot.callworker.params import CallWorkerParams
 from voicebot.callworker.persist import save_call
@@ -89,16 +89,20 @@ async def serve(sock: socket.socket, params: CallWorkerParams, asr: AsrBackend |
 
 def load_asr(params: CallWorkerParams) -> AsrBackend | None:
     """The configured recogniser, loaded once per worker process (None: keys only)."""
+    backend: AsrBackend | None = None
     if params.asr_backend == "vosk":
-        return create_asr("vosk", model_dir=params.vosk_model or None)
-    if params.asr_backend:
-        return create_asr(
+        backend = create_asr("vosk", model_dir=params.vosk_model or None)
+    elif params.asr_backend:
+        backend = create_asr(
             params.asr_backend,
             model_dir=params.model_dir / "whisper-base",
             threads=params.asr_threads,
             min_window_s=params.whisper_window_s,
         )
-    return None
+    if backend is not None and params.asr_inject_failures > 0:
+        log.warning("asr.fault_drill", failure_rate=params.asr_inject_failures)
+        backend = FailingAsr(backend, params.asr_inject_failures)
+    return backend
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     asr = load_asr(params)
     if params.llm.configured:
         load_litellm()  # seconds of import: paid here, not by the caller's first agent turn
-        # LLM sentences are never cached: load and warm the TTS now, not at the first reply.
+    if params.llm.configured or params.warm_tts:
+        # LLM sentences and rendered prompts ("Hello {caller}") are never cached: load and warm the
+        # TTS now, not while a caller waits (hibari's first load took 5.5 s with four workers at once).
         try:
             params.prompts().warm()
         except TtsError as exc:

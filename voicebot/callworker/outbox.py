@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from voicebot.ipc import proto
@@ -23,8 +24,9 @@ class _Item:
 
 
 class Outbox:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, on_closed: Callable[[], None] = lambda: None) -> None:
         self._sock = sock
+        self._on_closed = on_closed  # the UA closed its end: the call is over
         self._items: collections.deque[_Item] = collections.deque()
         self._wake = asyncio.Event()
 
@@ -59,7 +61,12 @@ class Outbox:
                 self._wake.clear()
                 await self._wake.wait()
             item = self._items.popleft()
-            await loop.sock_sendall(self._sock, item.data)
+            try:
+                await loop.sock_sendall(self._sock, item.data)
+            except OSError:  # BrokenPipe, ConnectionReset: the UA ended the call and closed the socket
+                self._items.clear()
+                self._on_closed()
+                return
 
     async def drain(self, timeout: float = 1.0) -> None:
         """Wait (bounded) until everything queued has been sent: before the worker exits."""

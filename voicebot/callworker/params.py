@@ -29,10 +29,14 @@ class CallWorkerParams(BaseModel):
     vosk_model: str = ""  # vosk: a model directory ("" = the bundled Korean model)
     asr_threads: int = 1
     whisper_window_s: float = 5.0
+    asr_inject_failures: float = 0.0  # fault drills: this share of decodes fails
     prompt_dir: Path = Path("var/prompts")
     tts_backend: str = "hibari"
     tts_fallback: str | None = "espeak"
     tts_options: dict[str, dict[str, Any]] = Field(default_factory=dict)  # backend -> constructor options
+    # Load the TTS before saying ready: set when a routed plan says uncached things (LLM replies,
+    # texts with placeholders); otherwise every prompt comes from the cache and no model is loaded.
+    warm_tts: bool = False
     record_dir: Path | None = None
     database_url: str = ""  # where finished calls are kept ("" = nowhere)
     sample_rate: int = 8000

@@ -56,7 +56,7 @@ class CallRunner:
         self.events: list[dict[str, Any]] = []
         self.caller_audio = bytearray()
         self.max_caller_audio = int(start.sample_rate * 2 * min(params.max_call_s, 600))
-        self.outbox = Outbox(sock)
+        self.outbox = Outbox(sock, on_closed=self._ua_gone)
         self.speaker = Speaker(outbox=self.outbox, voices=voices, sample_rate=start.sample_rate,
                                report=self.feed, note=self.note)  # fmt: skip
         self.decodes: asyncio.Queue[fx.Decode] = asyncio.Queue()
@@ -64,7 +64,7 @@ class CallRunner:
         self.tg: asyncio.TaskGroup | None = None
         self.timer_wake = asyncio.Event()
         self.over = asyncio.Event()
-        self.ended_reason = "ua gone"
+        self.ended_reason: str | None = None
 
     # -- the call ---------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -132,6 +132,15 @@ class CallRunner:
         if log_as:
             log.info(log_as, **data)
 
+    def _ua_gone(self) -> None:
+        """The call is over: the UA said so (CallEnded), or closed the socket without a word."""
+        if self.over.is_set():
+            return
+        if self.ended_reason is None:
+            self.note("ua_gone", {})
+        self.feed(ev.CallEnded(self.ended_reason or "ua gone"))
+        self.over.set()
+
     # -- reading ----------------------------------------------------------------------------------
     async def _reader(self) -> None:
         loop = asyncio.get_running_loop()
@@ -139,7 +148,6 @@ class CallRunner:
             while True:
                 data = await loop.sock_recv(self.sock, proto.MAX_MESSAGE + 1)
                 if not data:
-                    self.note("ua_gone", {})
                     break
                 try:
                     msg = proto.decode(data)
@@ -149,9 +157,8 @@ class CallRunner:
                 if self._take(msg):
                     break
         except (ConnectionResetError, BrokenPipeError):
-            self.note("ua_gone", {})
-        self.feed(ev.CallEnded(self.ended_reason))
-        self.over.set()
+            pass
+        self._ua_gone()
 
     def _take(self, msg: proto.Control | bytes) -> bool:
         """One message in; True when the call is over."""

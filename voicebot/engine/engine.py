@@ -514,6 +514,17 @@ class CallEngine:
         return self.req
 
 
+def speaks_uncached(plan: Plan) -> bool:
+    """Does this plan say things no cache can hold (texts with {placeholders}, LLM replies)? Then its
+    call workers load the TTS before they are ready rather than while a caller waits."""
+    from voicebot.dialplan.verbs.agent import Agent
+
+    return any(
+        isinstance(step.verb, Agent) or any(PLACEHOLDER.search(t) for t in step.verb.texts())
+        for step in plan.steps.values()
+    )
+
+
 def plan_prompts(plan: Plan) -> list[str]:
     """The plan's fixed texts (no {placeholders}), asked of its verbs: they go to the prompt cache."""
     return [t for step in plan.steps.values() for t in step.verb.texts() if not PLACEHOLDER.search(t)]

@@ -48,6 +48,7 @@ class UAParams(BaseModel):
     routes: list[tuple[str, str]] = Field(default_factory=lambda: [("*", "dialplans/example.yaml")])
     max_calls: int = 4
     pool_size: int = 4
+    spare_workers: int = 1  # ready even when every call slot is taken: a dead worker's call resumes at once
     call_worker_nice: int = 5
     sample_rate: int = 8000
     rtp_timeout_s: float = 30.0

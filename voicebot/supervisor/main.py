@@ -21,10 +21,10 @@ from voicebot.callworker.persist import record_lost_calls
 from voicebot.callworker.plans import builtin
 from voicebot.config import Settings
 from voicebot.db import migrate
-from voicebot.dialplan.plan import parse
+from voicebot.dialplan.plan import Plan, parse
 from voicebot.dialplan.yamlsafe import YamlError
 from voicebot.edge.runner import KamailioEdge
-from voicebot.engine.engine import ENGINE_TEXTS, plan_prompts
+from voicebot.engine.engine import ENGINE_TEXTS, plan_prompts, speaks_uncached
 from voicebot.errors import EdgeError
 from voicebot.ipc.heartbeat import HeartbeatMonitor
 from voicebot.signaling.params import UAParams
@@ -73,7 +73,12 @@ class Supervisor:
                 log.info("database.ready")
             except Exception as exc:  # calls are answered without the database; they say so when they end
                 log.error("database.unavailable", error=f"{type(exc).__name__}: {str(exc)[:300]}")
-        cw = cw.model_copy(update={"prompt_dir": self.run_dir / "prompts"})
+        cw = cw.model_copy(
+            update={
+                "prompt_dir": self.run_dir / "prompts",
+                "warm_tts": any(speaks_uncached(p) for p in self._routed_plans(cw)),
+            }
+        )
         t0 = time.monotonic()
         for voice, texts in self._static_prompts(cw).items():
             prompts = cw.prompts(voice)
@@ -99,15 +104,20 @@ class Supervisor:
         """Every fixed text a call can say, by voice: the built-in plan's and each routed dialplan's
         (in the dialplan's own voice, when its settings name one)."""
         texts: dict[str | None, list[str]] = {None: [*plan_prompts(builtin(cw)), *ENGINE_TEXTS]}
-        if cw.call_logic == "dialplan":
-            for route in self.s.routes:
-                try:
-                    plan = parse(route.dialplan.read_bytes(), str(route.dialplan))
-                except (OSError, YamlError) as exc:
-                    log.error("dialplan.unusable", dialplan=str(route.dialplan), error=str(exc)[:500])
-                    continue
-                texts.setdefault(plan.settings.voice, []).extend([*plan_prompts(plan), *ENGINE_TEXTS])
+        for plan in self._routed_plans(cw):
+            texts.setdefault(plan.settings.voice, []).extend([*plan_prompts(plan), *ENGINE_TEXTS])
         return texts
+
+    def _routed_plans(self, cw: CallWorkerParams) -> list[Plan]:
+        if cw.call_logic != "dialplan":
+            return []
+        plans = []
+        for route in self.s.routes:
+            try:
+                plans.append(parse(route.dialplan.read_bytes(), str(route.dialplan)))
+            except (OSError, YamlError) as exc:
+                log.error("dialplan.unusable", dialplan=str(route.dialplan), error=str(exc)[:500])
+        return plans
 
     async def start_ua(self, ua: UAProcess) -> None:
         read_fd, write_fd = os.pipe()

@@ -45,9 +45,12 @@ class CallWorkerProc:
 class CallWorkerPool:
     """Keeps ``size`` idle workers ready; hands them out to calls; reaps and replaces them."""
 
-    def __init__(self, size: int, params_file: Path, max_busy: int, nice: int = 5) -> None:
+    def __init__(
+        self, size: int, params_file: Path, max_busy: int, nice: int = 5, spares: int = 0
+    ) -> None:
         self.size = size
         self.max_busy = max_busy
+        self.spares = spares  # kept ready beyond the free call slots, to take over a dead worker's call
         self.nice = nice
         self._params_file = params_file
         self.idle: list[CallWorkerProc] = []
@@ -92,7 +95,7 @@ class CallWorkerPool:
         new: list[CallWorkerProc] = []
         if time.monotonic() < self.next_start:
             return new
-        want = min(self.size, self.max_busy - len(self.busy))
+        want = min(self.size, self.max_busy - len(self.busy) + self.spares)
         while not self.closed and len(self.idle) + len(self.starting) < want:
             new.append(self.spawn())
         return new

@@ -52,7 +52,7 @@ GRAVEYARD_S = 2.0
 # A call worker sends a heartbeat every 0.5 s; silent this long (hung, stopped, stuck in C code), it
 # is killed and the call goes on in a fresh worker from its last checkpoint.
 CALL_WORKER_SILENCE_S = 2.0
-REPLACE_WAIT_S = 5.0  # how long a call may wait for a free worker to take it over
+REPLACE_WAIT_S = 15.0  # how long a call may wait for a worker to take it over (spares are used first)
 MAX_WORKERS_PER_CALL = 4  # a call that keeps killing its workers is ended (the engine gives up at 2)
 
 
@@ -98,6 +98,7 @@ class UAWorker:
             params_file.with_name(f"call-worker-{params.index}.json"),
             max_busy=params.max_calls,
             nice=params.call_worker_nice,
+            spares=params.spare_workers,
         )
         codecs: list[str] = []
         for trunk in params.trunks:
