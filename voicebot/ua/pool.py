@@ -45,9 +45,7 @@ class CallWorkerProc:
 class CallWorkerPool:
     """Keeps ``size`` idle workers ready; hands them out to calls; reaps and replaces them."""
 
-    def __init__(
-        self, size: int, params_file: Path, max_busy: int, nice: int = 5, spares: int = 0
-    ) -> None:
+    def __init__(self, size: int, params_file: Path, max_busy: int, nice: int = 5, spares: int = 0) -> None:
         self.size = size
         self.max_busy = max_busy
         self.spares = spares  # kept ready beyond the free call slots, to take over a dead worker's call
