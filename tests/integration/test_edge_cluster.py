@@ -186,8 +186,10 @@ def test_callers_of_a_ua_worker_that_dies_get_a_bye_from_the_edge_and_the_others
     callers) as soon as the supervisor sees it die, the calls are kept as failed with the cause, and
     the calls on the other worker carry on."""
     server = _cluster(voicebot, workers=2)
-    callers = [call_bot(tmp_path, server.port, "--duration", "15", name=f"caller{i}") for i in range(4)]
-    answered = server.wait_log(r"call\.answered", count=4)
+    callers = []
+    for i in range(4):  # one by one: call-load dispatch then spreads them over both workers
+        callers.append(call_bot(tmp_path, server.port, "--duration", "15", name=f"caller{i}"))
+        answered = server.wait_log(r"call\.answered", count=i + 1)
     victim = server.pids(r"ua\.started.*index=0.*pid=(\d+)")[0]
     on_victim = sum("proc=ua0" in line for line in answered)
     assert on_victim >= 1

@@ -68,7 +68,12 @@ async def serve(sock: socket.socket, params: CallWorkerParams, asr: AsrBackend |
     log.info(
         "call.started", trunk=first.trunk, caller=first.caller, callee=first.callee, resumed=first.deaths
     )
-    started_at = datetime.datetime.now(datetime.UTC)
+    worker_started = datetime.datetime.now(datetime.UTC)
+    started_at = (
+        datetime.datetime.fromtimestamp(first.answered_at, datetime.UTC)
+        if first.answered_at
+        else datetime.datetime.now(datetime.UTC)
+    )
     plan = plan_for_call(params, first.dialplan, first.call_id)
     resume = Resume(json.loads(first.resume), first.deaths) if first.resume else None
     cfg = EngineConfig(sample_rate=first.sample_rate, recognise=asr is not None, max_call_s=params.max_call_s)
@@ -82,7 +87,9 @@ async def serve(sock: socket.socket, params: CallWorkerParams, asr: AsrBackend |
     finally:
         runner.save({"worker_pid": os.getpid(), "plan": plan.id})
         if params.database_url:
-            await save_call(params.database_url, first, started_at, runner.events, params.redact_pii)
+            await save_call(
+                params.database_url, first, started_at, runner.events, params.redact_pii, worker_started
+            )
         log.info("call.worker_done", digits=len(engine.digits))
     return 0
 

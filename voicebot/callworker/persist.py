@@ -33,6 +33,10 @@ KEPT_EVENTS = frozenset(
         "asr_failed",
         "recording",
         "no_input",
+        "resumed",
+        "resume_gave_up",
+        "tool_interrupted",
+        "asr_unrecognized",
         "barge_in",
         "call_ended",
     }
@@ -60,11 +64,13 @@ async def save_call(
     started_at: dt.datetime,
     events: list[dict[str, Any]],
     redact_pii: bool = False,
+    events_at: dt.datetime | None = None,
 ) -> bool:
-    """Write the call and its kept events (times: ``started_at`` + each event's offset ``t``)."""
+    """Write the call and its kept events (times: ``events_at`` (default ``started_at``) + each
+    event's offset ``t``; a resumed call's worker started after the call did)."""
     try:
         async with asyncio.timeout(TIMEOUT_S):
-            await _save(url, start, started_at, events, redact_pii)
+            await _save(url, start, started_at, events, redact_pii, events_at or started_at)
         return True
     except Exception as exc:  # the database is not the call's business: log and go on
         log.warning("call.not_persisted", error=f"{type(exc).__name__}: {str(exc)[:200]}")
@@ -72,7 +78,12 @@ async def save_call(
 
 
 async def _save(
-    url: str, start: proto.CallStart, started_at: dt.datetime, events: list[dict[str, Any]], redact_pii: bool
+    url: str,
+    start: proto.CallStart,
+    started_at: dt.datetime,
+    events: list[dict[str, Any]],
+    redact_pii: bool,
+    events_at: dt.datetime,
 ) -> None:
     engine = create_engine(DatabaseParams(url=url, pool_size=1))
     try:
@@ -95,12 +106,12 @@ async def _save(
                 data = {k: v for k, v in ev.items() if k not in ("t", "kind")}
                 if redact_pii:
                     data = {k: ("<redacted>" if k in PII_FIELDS else v) for k, v in data.items()}
-                at = started_at + dt.timedelta(seconds=float(ev.get("t", 0.0)))
+                at = events_at + dt.timedelta(seconds=float(ev.get("t", 0.0)))
                 await calls.add_event(start.call_id, ev["kind"], data, at)
             kind, queue, reason = disposition(events)
             last = float(events[-1]["t"]) if events else 0.0
             await calls.ended(
-                start.call_id, started_at + dt.timedelta(seconds=last), kind, reason[:500], queue
+                start.call_id, events_at + dt.timedelta(seconds=last), kind, reason[:500], queue
             )
     finally:
         await engine.dispose()

@@ -47,6 +47,7 @@ class CallStart(_Msg):
     # since that checkpoint was taken. The new worker goes on from there.
     resume: str | None = Field(None, max_length=CHECKPOINT_MAX)
     deaths: int = Field(0, ge=0)
+    answered_at: float = 0.0  # wall clock (epoch s) of the answer: a resumed call keeps its start
 
 
 class DtmfReceived(_Msg):

@@ -48,6 +48,7 @@ class CallLeg:
     worker: CallWorkerProc | None = None
     port: CallAudioPort | None = None
     answered_at: float | None = None
+    answered_wall: float = 0.0  # the same moment on the wall clock (call records)
     answer_deadline: float = 0.0
     media_connected: bool = False
     transfer_queue: str | None = None

@@ -201,7 +201,7 @@ class UAWorker:
         # CallStart goes out first: answering can connect the media at once (pjsua calls back inside
         # answer()), and from then on the media thread writes caller audio to the same socket; a
         # worker whose first message is audio gives up on the call (seen at 4 concurrent calls).
-        leg.answered_at = time.monotonic()
+        leg.answered_at, leg.answered_wall = time.monotonic(), time.time()
         self._attach(leg, worker)
         answer(leg.pj_call, 200)
         leg.log.info(
@@ -230,6 +230,7 @@ class UAWorker:
                 ua_worker=self.p.index,
                 resume=(leg.checkpoint or "{}") if leg.workers > 1 else None,
                 deaths=leg.deaths,
+                answered_at=leg.answered_wall,
             )
         )
 
