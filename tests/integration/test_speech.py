@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from support.net import free_port
 from support.peers import call_bot, queue_peer
-from support.speech import spoken_wav
+from support.speech import spoken_wav, write_wav
 
 pytestmark = pytest.mark.integration
 
@@ -159,11 +159,7 @@ def test_vosk_understands_a_spoken_menu_choice_on_a_real_call(voicebot, tmp_path
         rate = w.getframerate()
     pcm = (soxr.resample(audio, rate, 8000) * 0.9).astype("<i2").tobytes()
     utterance = tmp_path / "ko_8k.wav"
-    with wave.open(str(utterance), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(pcm)
+    write_wav(utterance, pcm)
     plan = tmp_path / "ko.yaml"
     plan.write_text(KOREAN_PLAN, encoding="utf-8")
     queue_port = free_port()
@@ -234,7 +230,6 @@ def test_a_seventy_second_monologue_is_transcribed_whole(voicebot, tmp_path: Pat
     """A caller who talks for ~70 s without a pause long enough to end the turn: the turn is decoded in
     segments while they talk and answered once, with the words of its beginning, middle and end
     (before: cut at 30 s, and the cut part's transcript thrown away when the next turn opened)."""
-    import wave
 
     from voicebot.tts.base import create, synthesize
     from voicebot.tts.resample import to_call_pcm
@@ -248,11 +243,7 @@ def test_a_seventy_second_monologue_is_transcribed_whole(voicebot, tmp_path: Pat
             if len(pcm) >= 2 * 8000 * 68:
                 break
     utterance = tmp_path / "monologue.wav"
-    with wave.open(str(utterance), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(pcm)
+    write_wav(utterance, pcm)
     plan = tmp_path / "message.yaml"
     plan.write_text(MESSAGE_PLAN)
     server = voicebot(

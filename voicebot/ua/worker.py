@@ -35,6 +35,7 @@ from voicebot.signaling.admission import AdmissionInput, Admit, admit, source_ip
 from voicebot.signaling.call import (
     TRANSFER_TIMEOUT_S,
     CallLeg,
+    EndCause,
     VoiceCall,
     answer,
     hangup,
@@ -440,10 +441,15 @@ class UAWorker:
 
     def _fail_call(self, leg: CallLeg, why: str) -> None:
         """The bot side of a call broke: end the caller's leg honestly rather than leave silence."""
-        leg.ending("failure", why)
+        self._terminate(leg, "failure", why, 500, "Server Internal Error")
+
+    @staticmethod
+    def _terminate(leg: CallLeg, cause: EndCause, why: str, code: int, phrase: str) -> None:
+        """End the caller's leg from our side: a final ``code`` if it was never answered, else BYE."""
+        leg.ending(cause, why)
         if leg.pj_call is not None:
             if leg.answered_at is None:
-                answer(leg.pj_call, 500, "Server Internal Error")
+                answer(leg.pj_call, code, phrase)
             else:
                 hangup(leg.pj_call)
 
@@ -573,12 +579,7 @@ class UAWorker:
 
     def _hangup_all(self, why: str) -> None:
         for leg in list(self.calls.values()):
-            leg.ending("shutdown", why)
-            if leg.pj_call is not None:
-                if leg.answered_at is None:
-                    answer(leg.pj_call, 503, "Service Unavailable")
-                else:
-                    hangup(leg.pj_call)
+            self._terminate(leg, "shutdown", why, 503, "Service Unavailable")
 
     def shutdown(self) -> None:
         """Controlled order: BYE everything, let transactions finish, drop Calls, then destroy."""

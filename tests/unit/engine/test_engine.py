@@ -68,12 +68,18 @@ def speech(engine: CallEngine, seconds: float, now: float) -> list[fx.Effect]:
     return out
 
 
-def answer_decodes(engine: CallEngine, effects: list[fx.Effect], text: str, now: float) -> list[fx.Effect]:
+def answer_decodes(
+    engine: CallEngine, effects: list[fx.Effect], text: str | None, now: float
+) -> list[fx.Effect]:
+    """Answer every decode asked (and those asked meanwhile) with ``text``; None: each one fails."""
     out: list[fx.Effect] = []
     pending = of(fx.Decode, effects)
     while pending:
         d = pending.pop(0)
-        more = engine.handle(ev.Decoded(d.req, Transcript(text, 0.9, 1.0, 0.1)), now)
+        if text is None:
+            more = engine.handle(ev.DecodeFailed(d.req, "AsrError: boom"), now)
+        else:
+            more = engine.handle(ev.Decoded(d.req, Transcript(text, 0.9, 1.0, 0.1)), now)
         out += more
         pending += of(fx.Decode, more)
     return out
@@ -130,13 +136,7 @@ def test_speaking_over_the_menu_stops_the_bot_and_a_complete_answer_is_taken_at_
 def test_a_recogniser_failure_is_the_steps_no_match_reprompt_not_silence() -> None:
     e = make()
     play_all(e, e.start(0.0), 0.5)
-    out = speech(e, 0.8, 1.0)
-    failed: list[fx.Effect] = []
-    pending = of(fx.Decode, out)
-    while pending:
-        more = e.handle(ev.DecodeFailed(pending.pop(0).req, "AsrError: boom"), 3.0)
-        failed += more
-        pending += of(fx.Decode, more)
+    failed = answer_decodes(e, speech(e, 0.8, 1.0), None, 3.0)
     assert said(failed) == ["Sorry, I did not catch that. Say sales or support, or press 1 or 2."]
     kinds = [n.kind for n in of(fx.Note, failed)]
     assert "asr_failed" in kinds and "asr_unrecognized" in kinds
