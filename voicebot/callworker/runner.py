@@ -231,9 +231,11 @@ class CallRunner:
 
     async def _tool(self, call: fx.CallTool) -> None:
         try:
-            ok, data = await asyncio.to_thread(execute_tool, call.call, self.params.tools_allow, call.key)
+            ok, data = await execute_tool(
+                call.call, self.params.tools_allow, call.key, trace_id=self.start.call_id
+            )
         except Exception as exc:
-            ok, data = False, f"{call.call.integration}: {type(exc).__name__}: {exc}"
+            ok, data = False, f"{call.call.integration}: {type(exc).__name__}"
         self.feed(ev.ToolDone(call.req, ok, data))
 
     async def _save_recording(self, rec: fx.SaveRecording) -> None:
