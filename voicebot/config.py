@@ -263,6 +263,24 @@ class Settings(BaseSettings):
     # Base URLs dialplan `tool` steps may call; none by default (a dialplan cannot reach the network).
     tools_allow: list[str] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _advertise_reachable(self) -> Settings:
+        """A trunk outside this host would get 127.0.0.1 in Contact and SDP: no audio. Say so at start."""
+        if not _loopback(self.sip.advertise):
+            return self
+        for trunk in self.trunks:
+            remote = [c for c in trunk.allow if not _loopback_net(c)]
+            host = _registrar_host(trunk.registrar) if trunk.registrar else ""
+            if host and not _loopback(host):
+                remote.append(host)
+            if remote:
+                raise ValueError(
+                    f"sip.advertise is {self.sip.advertise} but trunk {trunk.name!r} reaches this host from "
+                    f"{remote[0]}: set sip.advertise (VOICEBOT_SIP__ADVERTISE) to this host's address that "
+                    "the trunk can reach"
+                )
+        return self
+
     @field_validator("queues")
     @classmethod
     def _queue_uris(cls, value: dict[str, str]) -> dict[str, str]:
@@ -291,6 +309,28 @@ class Settings(BaseSettings):
         return self.workers.ua_workers > 1 or self.edge.force
 
 
+def _registrar_host(uri: str) -> str:
+    """The host of ``sip:host[:port][;params]`` (IPv6 in brackets)."""
+    hostport = uri.split(":", 1)[-1].split(";")[0].split("@")[-1]
+    if hostport.startswith("["):
+        return hostport[1 : hostport.find("]")]
+    return hostport.rsplit(":", 1)[0] if hostport.count(":") == 1 else hostport
+
+
+def _loopback(host: str) -> bool:
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: assume it is reachable by whoever resolves it
+
+
+def _loopback_net(cidr: str) -> bool:
+    net = ipaddress.ip_network(cidr, strict=False)
+    return net.network_address.is_loopback and net.broadcast_address.is_loopback
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Load settings from env, an optional YAML file and overrides; raise ConfigError when invalid."""
     from pydantic import ValidationError
@@ -304,7 +344,13 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        lines = [f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            lines.append(f"  {where}: {msg}" if where else f"  {msg}")
+        if len(lines) == 1:
+            raise ConfigError("invalid configuration: " + lines[0].strip()) from None
         raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None
     finally:
         _config_file = None

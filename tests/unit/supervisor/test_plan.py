@@ -28,7 +28,8 @@ def test_workers_behind_the_edge_get_internal_ports_and_disjoint_rtp_ranges() ->
 
 def test_secrets_are_secret_in_settings_and_plain_only_in_worker_params() -> None:
     s = Settings(
-        trunks=[TrunkSettings(name="t", allow=["10.0.0.1"], registrar="sip:pbx", username="u", password="pw")]
+        trunks=[TrunkSettings(name="t", allow=["10.0.0.1"], registrar="sip:pbx", username="u", password="pw")],
+        sip={"advertise": "10.0.0.5"},
     )
     assert "pw" not in repr(s)
     assert ua_params(s)[0].trunks[0].password == "pw"
@@ -41,6 +42,15 @@ def test_secrets_are_secret_in_settings_and_plain_only_in_worker_params() -> Non
         ({"VOICEBOT_TRUNKS": '[{"name": "x", "allow": ["10.0.0.300"]}]'}, "not an IP address"),
         ({"VOICEBOT_QUEUES": '{"sales": "tel:+1555"}'}, "not a sip: or sips: URI"),
         ({"VOICEBOT_TRUNKS": '[{"name": "x", "registrar": "sip:pbx"}]'}, "username/password missing"),
+        # A real PBX would get 127.0.0.1 in Contact and SDP (no audio): one line that says what to set.
+        ({"VOICEBOT_TRUNKS": '[{"name": "pbx", "allow": ["192.0.2.10/32"]}]'}, "set sip.advertise"),
+        (
+            {
+                "VOICEBOT_TRUNKS": '[{"name": "carrier", "allow": ["127.0.0.1"], "registrar": '
+                '"sip:sip.carrier.example:5060", "username": "u", "password": "p"}]'
+            },
+            "trunk 'carrier' reaches this host from sip.carrier.example",
+        ),
     ],
 )
 def test_invalid_settings_say_what_is_wrong(
@@ -60,3 +70,12 @@ def test_documented_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> Non
     s = load_settings(example)
     assert s.sip.port == 5060 and s.queues["sales"].startswith("sip:")
     assert s.call.transfer_digits == {"1": "sales", "2": "support"}
+
+
+def test_a_routable_advertise_lets_remote_trunks_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOICEBOT_TRUNKS", '[{"name": "pbx", "allow": ["192.0.2.10/32"]}]')
+    monkeypatch.setenv("VOICEBOT_SIP__ADVERTISE", "198.51.100.7")
+    assert load_settings().sip.advertise == "198.51.100.7"
+    monkeypatch.setenv("VOICEBOT_TRUNKS", '[{"name": "local", "allow": ["127.0.0.0/8", "::1/128"]}]')
+    monkeypatch.delenv("VOICEBOT_SIP__ADVERTISE")
+    assert load_settings().sip.advertise == "127.0.0.1"  # loopback trunks only: the default is right
