@@ -168,7 +168,7 @@ def resumed_on_the_wire(log: Path, records: Path) -> list[float]:
                 m.group(1)
             )
     out = []
-    for record in records.glob("*-r1.json"):
+    for record in records.glob("*-w2.json"):
         data = json.loads(record.read_text())
         call = data["call"]["call_id"]
         first = next((e for e in data["events"] if e["kind"] == "turn" and e["turn"] == 0), None)

@@ -55,7 +55,7 @@ def _check_resumed(c: dict[str, Any], server: Any, queue_port: int) -> dict[str,
     assert c["refer_to"] is not None and c["refer_to"].startswith(f"<sip:sales@127.0.0.1:{queue_port}")
     assert c["transferred_code"] == 200
     records = server.records(expect=2)
-    (resumed,) = [r for r in records if r["call"]["deaths"] >= 1]
+    (resumed,) = [r for r in records if r["call"]["worker_no"] == 2]
     plays = [e["text"] for e in resumed["events"] if e["kind"] == "play"]
     assert plays[0] == "Sorry, I lost you for a moment."
     assert plays[1].startswith("Say sales or support")  # the menu again, where the caller was
@@ -151,7 +151,7 @@ def test_a_tool_call_in_flight_when_the_worker_dies_is_not_repeated_blindly(
         os.kill(pid, signal.SIGKILL)
         c = caller.result(timeout=40)
         assert c["disconnected_by_remote"]  # the bot finished the call itself
-        (resumed,) = [r for r in server.records(expect=2) if r["call"]["deaths"] >= 1]
+        (resumed,) = [r for r in server.records(expect=2) if r["call"]["worker_no"] == 2]
         plays = [e["text"] for e in resumed["events"] if e["kind"] == "play"]
         if method == "POST":
             assert len(backend.requests) == 1, backend.requests  # never executed twice
@@ -205,3 +205,23 @@ def test_a_recogniser_that_fails_gives_the_reprompt_not_silence(voicebot, tmp_pa
     )
     assert reprompt["t"] > ended["t"]  # said after the caller's turn, not on a no-input timeout
     assert c["transferred_code"] == 200  # and the call went on: keys still work
+
+
+def test_a_step_that_kills_every_worker_is_given_up_politely(voicebot, tmp_path: Path) -> None:
+    """Two workers die at the same step (no progress in between): the third does not try again; the
+    caller hears an apology and the bot hangs up (the example plan has no fallback queue)."""
+    server = voicebot(VOICEBOT_CALL__LOGIC="dialplan")
+    caller = call_bot(tmp_path, server.port, "--duration", "30")
+    os.kill(_worker_pid(server), signal.SIGKILL)
+    (line,) = server.wait_log(r"call\.worker_replaced", count=1)
+    second = int(re.search(r"worker_pid=(\d+)", line).group(1))  # type: ignore[union-attr]
+    os.kill(second, signal.SIGKILL)
+    c = caller.result(timeout=60)
+    assert c["disconnected_by_remote"]
+    records = server.records(expect=1)
+    (last,) = [r for r in records if r["call"]["worker_no"] == 3]
+    assert last["call"]["deaths"] == 2
+    kinds = [e["kind"] for e in last["events"]]
+    assert "resume_gave_up" in kinds and "hangup_request" in kinds
+    plays = [e["text"] for e in last["events"] if e["kind"] == "play"]
+    assert plays == ["Sorry, we are having technical difficulties. Please call again later."]

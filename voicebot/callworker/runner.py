@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
+import sys
 import time
 import wave
 from collections.abc import Awaitable
@@ -79,7 +81,8 @@ class CallRunner:
                 tg.create_task(self._heartbeat(), name="heartbeat"),
             ]
             reader = tg.create_task(self._reader(), name="ipc-read")
-            self.apply(self.engine.start(time.monotonic()))
+            now = time.monotonic()
+            self.apply(self.engine.start(now), now)
             await self.over.wait()
             reader.cancel()
             await self._finish_jobs()
@@ -90,10 +93,21 @@ class CallRunner:
 
     def feed(self, event: ev.Event) -> None:
         """An event for the engine (from the reader or an effect); its effects start at once."""
-        self.apply(self.engine.handle(event, time.monotonic()))
+        now = time.monotonic()
+        try:
+            effects = self.engine.handle(event, now)
+        except Exception:
+            # A bug in the engine: its state cannot be trusted. Exit; the UA worker sees the death
+            # and the call goes on in a fresh worker from the last checkpoint.
+            log.exception("engine.crashed", on=type(event).__name__)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(70)
+        self.apply(effects, now)
 
-    def apply(self, effects: list[fx.Effect]) -> None:
-        """Start each effect; never waits (queues, tasks, the outbox)."""
+    def apply(self, effects: list[fx.Effect], now: float) -> None:
+        """Start each effect; never waits (queues, tasks, the outbox). ``now`` is when the engine
+        decided them: the events they note carry that time, not when this loop got to them."""
         for e in effects:
             if isinstance(e, fx.Speak):
                 self.speaker.say(e)
@@ -101,7 +115,7 @@ class CallRunner:
                 dropped = self.speaker.stop() + self.outbox.drop_speech()
                 self.outbox.control(proto.Flush(), urgent=True)
                 for mark in dropped:
-                    self.apply(self.engine.handle(ev.Dropped(mark), time.monotonic()))
+                    self.apply(self.engine.handle(ev.Dropped(mark), now), now)
             elif isinstance(e, fx.Decode):
                 self.decodes.put_nowait(e)
             elif isinstance(e, fx.AskLlm):
@@ -119,16 +133,19 @@ class CallRunner:
             elif isinstance(e, fx.Hangup):
                 self.outbox.control(proto.HangupRequest(reason=e.reason[:200]))
             elif isinstance(e, fx.Checkpoint):
-                self._checkpoint(e.state)
+                self._checkpoint(e.state, self.engine.progress)
             elif isinstance(e, fx.TurnMetrics):
                 if not self.over.is_set():
                     self.outbox.control(proto.TurnMetrics(**e.record))
             elif isinstance(e, fx.Note):
-                self.note(e.kind, e.data, e.log)
+                self.note(e.kind, e.data, e.log, at=now)
         self.timer_wake.set()  # deadlines may have moved
 
-    def note(self, kind: str, data: dict[str, Any], log_as: str | None = None) -> None:
-        self.events.append({"t": round(time.monotonic() - self.t0, 3), "kind": kind, **data})
+    def note(
+        self, kind: str, data: dict[str, Any], log_as: str | None = None, at: float | None = None
+    ) -> None:
+        t = time.monotonic() if at is None else at
+        self.events.append({"t": round(t - self.t0, 3), "kind": kind, **data})
         if log_as:
             log.info(log_as, **data)
 
@@ -256,13 +273,13 @@ class CallRunner:
         if saving:
             await asyncio.wait(saving, timeout=5.0)
 
-    def _checkpoint(self, state: dict[str, Any]) -> None:
+    def _checkpoint(self, state: dict[str, Any], progress: int) -> None:
         text = json.dumps(state, separators=(",", ":"), default=str)
         if len(text) > proto.CHECKPOINT_MAX:
             log.warning("call.checkpoint_too_large", bytes=len(text))
             return
         if not self.over.is_set():
-            self.outbox.control(proto.Checkpoint(state=text))
+            self.outbox.control(proto.Checkpoint(state=text, progress=progress))
 
     async def _timers(self) -> None:
         while True:
@@ -272,8 +289,9 @@ class CallRunner:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self.timer_wake.wait()
-            if deadline is not None and time.monotonic() >= deadline:
-                self.apply(self.engine.on_timer(time.monotonic()))
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                self.apply(self.engine.on_timer(now), now)
 
     async def _heartbeat(self) -> None:
         while True:
@@ -291,7 +309,8 @@ class CallRunner:
         out.mkdir(parents=True, exist_ok=True)
         pcm = np.frombuffer(bytes(self.caller_audio), dtype="<i2")
         rms = float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if pcm.size else 0.0
-        name = self.start.call_id if not self.start.resume else f"{self.start.call_id}-r{self.start.deaths}"
+        no = self.start.worker_no
+        name = self.start.call_id if no == 1 else f"{self.start.call_id}-w{no}"
         write_wav(out / f"{name}.wav", bytes(self.caller_audio), self.start.sample_rate)
         summary = {
             "call": self.start.model_dump(exclude={"resume"}),

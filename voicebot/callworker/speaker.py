@@ -21,7 +21,6 @@ from voicebot.engine import events as ev
 from voicebot.logs import get_logger
 from voicebot.media.audiofile import load_wav
 from voicebot.media.prompts import Prompts
-from voicebot.tts.base import TtsError
 
 log = get_logger(__name__)
 AUDIO_CHUNK_S = 0.5
@@ -89,7 +88,7 @@ class Speaker:
                         self.outbox.audio(pcm[i : i + step])
                     sent += len(pcm)
                 break
-            except (TtsError, OSError, ValueError) as exc:
+            except Exception as exc:  # TtsError, a broken file, a backend that would not load...
                 errors.append(str(exc)[:200])
                 if sent:
                     break  # half a prompt was said: do not start it again in another voice

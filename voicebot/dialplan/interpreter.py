@@ -163,19 +163,18 @@ class Interpreter:
     def accepts(self, text: str, confidence: float = 1.0) -> bool:
         """Would ``text`` answer the step the caller is at, at once? Asked while the caller is still
         silent after a pause, to act before the turn has officially ended. Only for closed answers
-        (menu options, yes/no, a choice): a free answer or a number may go on after a pause. A dry
-        run on a copy of the state, so the rule is the interpreter's own matching, never a copy."""
+        (menu options, yes/no, a choice): a free answer or a number may go on after a pause, and a
+        consent or a tool's confirmation ("yes... but at three") waits for the end of the turn. A
+        dry run on a copy of the state, so the rule is the interpreter's own matching, never a copy."""
         st = self.state
         if st.ended or st.waiting != "input" or st.step is None:
             return False
         verb = self.plan.steps[st.step].verb
-        closed = isinstance(verb, Menu | Record | Tool) or (
-            isinstance(verb, Collect) and verb.kind in ("yes_no", "choice")
-        )
+        closed = isinstance(verb, Menu) or (isinstance(verb, Collect) and verb.kind in ("yes_no", "choice"))
         if not closed:
             return False
         trial = Interpreter(self.plan, st.model_copy(deep=True))
-        trial.handle(SpeechFinal(text, confidence, 0.0))
+        trial.handle(SpeechFinal(text, confidence, 0.0))  # min_confidence applies as it will
         after = trial.state
         return after.no_matches == st.no_matches and (after.step != st.step or after.waiting != "input")
 

@@ -99,7 +99,11 @@ class CallEngine:
         self.decodes: dict[int, float] = {}  # decode request -> deadline
         self._resume_key = ""
         self._hangup_after: str | None = None  # hang up once this mark has played
+        self.giving_up = False  # handing the call to the fallback queue: if that fails, goodbye
+        self.hanging_up = False  # our side is ending the call: only its end and recordings still count
+        self.progress = int(saved.get("progress", 0))  # events that moved the call on (checkpoints)
         self.ended = False
+        self._resuming = False
         self._checkpointed = ""
 
     # -- public -------------------------------------------------------------------------------
@@ -112,13 +116,21 @@ class CallEngine:
         self.clock = TurnClock(answered=now)
         self.end_at = now + self.cfg.max_call_s
         if self.resume is not None and "interpreter" in self.resume.state:
-            return self._resumed(now)
+            self._resuming = True
+            try:
+                return self._resumed(now)
+            finally:
+                self._resuming = False
         today = self.info.today or datetime.date.today().isoformat()
         started = ip.CallStarted(now, self.info.caller, self.info.called, self.info.call_id, today)
         return self._adapt(self.it.handle(started), now)
 
     def handle(self, event: ev.Event, now: float) -> list[fx.Effect]:
         if self.ended:
+            if isinstance(event, ev.RecordingSaved):  # a message kept as the caller hung up
+                return [fx.Note("recording", {"seconds": round(event.seconds, 2), "path": event.path})]
+            return []
+        if self.hanging_up and not isinstance(event, ev.CallEnded | ev.RecordingSaved):
             return []
         if isinstance(event, ev.Audio):
             return self._audio(event.pcm, now)
@@ -149,6 +161,8 @@ class CallEngine:
                 "transfer_result",
                 {"queue": event.queue, "ok": event.ok, "status": event.status, "reason": event.reason},
             )
+            if self.giving_up:
+                return [note] if event.ok else [note, *self._goodbye(now)]
             return [note, *self._adapt(self.it.handle(ip.TransferResult(event.ok, now, why)), now)]
         if isinstance(event, ev.RecordingSaved):
             done = ip.RecordingDone(event.path, event.seconds, now)
@@ -159,6 +173,8 @@ class CallEngine:
         return []
 
     def next_deadline(self) -> float | None:
+        if self.hanging_up:
+            return None
         times = [self.end_at, *self.decodes.values()]
         times += [t for t in (self.no_input_at, self.agent_deadline) if t is not None]
         if self.tool is not None:
@@ -166,12 +182,15 @@ class CallEngine:
         return None if self.ended else min(times)
 
     def on_timer(self, now: float) -> list[fx.Effect]:
-        if self.ended:
+        if self.ended or self.hanging_up:
             return []
         out: list[fx.Effect] = []
         if now >= self.end_at:
-            self.ended = True
-            return [fx.Hangup("max call duration")]
+            self.hanging_up, self.end_at = True, float("inf")
+            return [
+                fx.Note("hangup_request", {"reason": "max_call_duration"}),
+                fx.Hangup("max call duration"),
+            ]
         for req, deadline in list(self.decodes.items()):
             if now >= deadline:
                 out += self._decoded(ev.DecodeFailed(req, "no result within the decode budget"), now)
@@ -194,6 +213,7 @@ class CallEngine:
             "req": self.req,
             "digits": self.digits[-64:],
             "tool_key": self.tool_key if self.tool is not None else "",
+            "progress": self.progress,
         }
 
     # -- caller audio and keys ------------------------------------------------------------------
@@ -237,10 +257,15 @@ class CallEngine:
         if self.recorded is not None and key.digit == "#":
             return out + self._finish_recording()
         self.digits.append(key.digit)
-        step = self.it.state.step
+        st = self.it.state
+        step, before = st.step, (st.step, st.waiting, st.marks)
         out += self._barge() + self._interrupt_agent(now)
         out += self._adapt(self.it.handle(ip.Dtmf(key.digit, now)), now)
-        st = self.it.state
+        if (st.step, st.waiting, st.marks) != before and self.hearing.abandon():
+            # The keys answered the step: what the caller was saying meanwhile belongs to it, not to
+            # the next step (a spoken "one" must not fill the account number that key 1 led to).
+            self.answering = False
+            out.append(fx.Note("turn_dropped", {"why": "keys answered the step"}))
         if self.collect is not None and st.waiting == "input" and st.step == step and st.digits:
             # Keys are being typed: the entry ends after this much silence (or at its terminator).
             out += self._arm(self.collect.digit_timeout_s, now)
@@ -256,7 +281,7 @@ class CallEngine:
             result = event.transcript
         else:
             out.append(fx.Note("asr_failed", {"error": event.error[:200]}, log="asr.failed"))
-        for heard in self.hearing.decoded(event.req, result, self.it.accepts):
+        for heard in self.hearing.decoded(event.req, result, self.it.accepts):  # (text, confidence)
             out += self._hearing_output(heard, now)
         return out
 
@@ -325,7 +350,7 @@ class CallEngine:
             self.collect_after = None
             out += self._arm(self.collect.timeout_s, now)
         if mark == self._hangup_after:
-            self.ended = True
+            self.hanging_up = True
             return [*out, fx.Note("hangup_request", {"reason": "bot_failed"}), fx.Hangup("bot_failed")]
         return out + self._adapt(self.it.handle(ip.PlaybackDone(mark, now)), now)
 
@@ -442,12 +467,15 @@ class CallEngine:
         return [note, fx.CallTool(req, call, self.tool_key)]
 
     def _checkpoint(self) -> list[fx.Effect]:
-        state = self.checkpoint()
-        key = repr(state)
+        """A checkpoint when the interpreter's state changed; that counts as progress unless this
+        worker is replaying the step it resumed at (the UA counts deaths since the last progress)."""
+        key = self.it.state.model_dump_json()
         if key == self._checkpointed:
             return []
+        if self._checkpointed and not self._resuming:
+            self.progress += 1
         self._checkpointed = key
-        return [fx.Checkpoint(state)]
+        return [fx.Checkpoint(self.checkpoint())]
 
     def _turn_record(self, record: dict[str, Any] | None) -> list[fx.Effect]:
         if record is None:
@@ -477,10 +505,15 @@ class CallEngine:
         assert self.resume is not None
         st = self.it.state
         out: list[fx.Effect] = [fx.Note("resumed", {"step": st.step, "deaths": self.resume.deaths})]
-        if self.resume.deaths >= 2 and not st.ended:
-            return out + self._give_up(now)
         if st.waiting == "transfer" or st.ended:
             return out  # the UA still holds the transfer; its result comes to us
+        if st.plan_hash != self.plan.content_hash or (st.step is not None and st.step not in self.plan.steps):
+            # The plan changed under the call (edited or a new version published): its checkpoint
+            # cannot be trusted in the new one. Hand the call over rather than guess.
+            out.append(fx.Note("resume_plan_changed", {"was": st.plan_hash, "now": self.plan.content_hash}))
+            return out + self._give_up(now)
+        if self.resume.deaths >= 2:
+            return out + self._give_up(now)
         mark = "resume#apology"
         self.playing[mark] = True
         out.append(self._speak(RESUME_APOLOGY, mark, None, now))
@@ -492,7 +525,7 @@ class CallEngine:
                 failed = ip.ToolResult(False, "interrupted: the call's worker restarted", now)
                 return out + self._adapt(self.it.handle(failed), now)
             self._resume_key = self.tool_key  # the same call again, with the same idempotency key
-        return out + self._adapt(self.it.resume(), now)
+        return out + self._adapt(self.it.resume(), now, last_mark=mark)
 
     def _give_up(self, now: float) -> list[fx.Effect]:
         st = self.it.state
@@ -500,14 +533,17 @@ class CallEngine:
         fallback = self.plan.settings.fallback_queue
         st.ended, st.waiting = True, ""
         if fallback:
-            return out + self._adapt(
-                [ip.TransferAction(fallback, "the bot could not go on with this call")], now
-            )
+            self.giving_up = True
+            reason = "the bot could not go on with this call"
+            return out + self._adapt([ip.TransferAction(fallback, reason)], now)
+        return out + self._goodbye(now)
+
+    def _goodbye(self, now: float) -> list[fx.Effect]:
+        """An apology, then the hang-up once it has been heard."""
         mark = "goodbye#resume"
         self.playing[mark] = False
-        out.append(self._speak(GIVE_UP, mark, None, now))
         self._hangup_after = mark
-        return out
+        return [self._speak(GIVE_UP, mark, None, now)]
 
     def _next_req(self) -> int:
         self.req += 1

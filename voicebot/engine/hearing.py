@@ -122,10 +122,20 @@ class Hearing:
                 if self.recognise:
                     out.append(self._request("part", ev.audio))
             elif isinstance(ev, TurnEnded):
-                out += self._ended(ev)
+                out += self._ended(ev, now)
         return out
 
-    def decoded(self, req: int, result: Transcript | None, accepts: Callable[[str], bool]) -> list[Output]:
+    def abandon(self) -> bool:
+        """Drop the turn in progress (or ended and still unanswered): the call moved on without it.
+        True if there was one."""
+        turn = self.spec.turn
+        dropped = self.spec.take(turn)
+        self._ended_turn, self._pause = None, None
+        return dropped
+
+    def decoded(
+        self, req: int, result: Transcript | None, accepts: Callable[[str, float], bool]
+    ) -> list[Output]:
         """A decode's result (None: it failed or was given up on). Unknown requests are ignored."""
         kind = self._kinds.pop(req, None)
         if kind is None:
@@ -152,7 +162,7 @@ class Hearing:
                 and not state.slots  # a turn with earlier parts is answered by all of them together
                 and not state.ended
                 and self.caller_silent()
-                and accepts(result.text)
+                and accepts(result.text, result.confidence)
             )
             if early and self.spec.take(turn):
                 out.append(Answer(result, 1, 0, early=True))
@@ -182,9 +192,13 @@ class Hearing:
         self._turns = {self.spec.turn: state}
         return [*out, Started(ev.at)]
 
-    def _ended(self, ev: TurnEnded) -> list[Output]:
+    def _ended(self, ev: TurnEnded, now: float) -> list[Output]:
         turn = self.spec.turn
         out: list[Output] = [Ended(ev.at, ev.duration_s)]
+        # The speech ended a hangover ago (a pause may not have been reported: a segment cut there,
+        # or the step's end-of-turn silence changed mid-pause).
+        self.speech_end = now - self.listener.endpointer.params.hangover_ms / 1000
+        self._pause = None  # the tail decode covers it
         state = self._turns.get(turn)
         if not self.recognise or state is None or not self.spec.current(turn):
             return out

@@ -48,6 +48,7 @@ class CallStart(_Msg):
     resume: str | None = Field(None, max_length=CHECKPOINT_MAX)
     deaths: int = Field(0, ge=0)
     answered_at: float = 0.0  # wall clock (epoch s) of the answer: a resumed call keeps its start
+    worker_no: int = Field(1, ge=1)  # this call's 1st, 2nd, ... worker
 
 
 class DtmfReceived(_Msg):
@@ -137,6 +138,9 @@ class Checkpoint(_Msg):
 
     type: Literal["checkpoint"] = "checkpoint"
     state: str = Field(max_length=CHECKPOINT_MAX)
+    # Grows when the call moves on (not when a new worker replays the step it resumed at): the UA
+    # counts worker deaths since the last progress, to give up on a step that kills every worker.
+    progress: int = Field(0, ge=0)
 
 
 class Heartbeat(_Msg):

@@ -63,6 +63,7 @@ class CallLeg:
     # may take to become free.
     checkpoint: str | None = None
     deaths: int = 0
+    progress: int = 0  # of the newest checkpoint
     workers: int = 0  # call workers this call has had
     last_heard: float = field(default_factory=time.monotonic)
     replace_deadline: float | None = None

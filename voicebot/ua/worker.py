@@ -232,6 +232,7 @@ class UAWorker:
                 resume=(leg.checkpoint or "{}") if leg.workers > 1 else None,
                 deaths=leg.deaths,
                 answered_at=leg.answered_wall,
+                worker_no=leg.workers,
             )
         )
 
@@ -420,13 +421,17 @@ class UAWorker:
         if isinstance(msg, bytes):
             leg.port.enqueue_audio(msg)
         elif isinstance(msg, proto.Mark):
-            leg.port.enqueue_mark(msg.mark)
+            # Tagged with the worker that queued it: after a worker is replaced, the marks of the old
+            # one's flushed audio are not the new one's business.
+            leg.port.enqueue_mark(f"{leg.workers}|{msg.mark}")
         elif isinstance(msg, proto.Flush):
             leg.port.request_flush()  # carried out by the media thread; dropped marks come back
         elif isinstance(msg, proto.Heartbeat):
             pass  # any message counts (last_heard)
         elif isinstance(msg, proto.Checkpoint):
-            leg.checkpoint, leg.deaths = msg.state, 0
+            leg.checkpoint = msg.state
+            if msg.progress > leg.progress:  # the call moved on: earlier deaths are forgiven
+                leg.progress, leg.deaths = msg.progress, 0
         elif isinstance(msg, proto.TransferRequest):
             self._transfer(leg, msg)
         elif isinstance(msg, proto.TurnMetrics):
@@ -528,9 +533,13 @@ class UAWorker:
             if port is None:
                 continue
             while port.stats.marks:
-                leg.send(proto.PlayedMark(mark=port.stats.marks.popleft()))
+                owner, _, mark = port.stats.marks.popleft().partition("|")
+                if owner == str(leg.workers):
+                    leg.send(proto.PlayedMark(mark=mark))
             while port.stats.dropped:
-                leg.send(proto.DroppedMark(mark=port.stats.dropped.popleft()))
+                owner, _, mark = port.stats.dropped.popleft().partition("|")
+                if owner == str(leg.workers):
+                    leg.send(proto.DroppedMark(mark=mark))
 
     # --- run / drain / shutdown -------------------------------------------------------------------
     def request_drain(self, *_: Any) -> None:

@@ -215,3 +215,19 @@ def test_reprompts_escalate_and_answers_are_validated() -> None:
     assert says(it.handle(SpeechFinal("it is 1234", 0.9, 1.0))) == ["Five digits please."]  # fails validation
     assert says(it.handle(SpeechFinal("90210", 0.3, 2.0))) == ["Like 9 0 2 1 0."]  # too unsure
     assert says(it.handle(SpeechFinal("nine oh two one oh, 90210", 0.9, 3.0))) == ["Got 90210."]
+
+
+def test_accepts_only_closed_answers_and_keeps_min_confidence() -> None:
+    it = Interpreter(EXAMPLE)
+    it.handle(CallStarted(0.0))
+    assert it.accepts("sales please") and not it.accepts("the weather")
+    assert it.state.no_matches == 0 and it.state.step == "main_menu"  # a dry run changes nothing
+    plan = parse(
+        "id: v\nversion: 1\nsteps:\n  ask:\n"
+        "    collect: {prompt: Sure?, into: ok, kind: yes_no, min_confidence: 0.6}\n"
+        "  done:\n    hangup: Bye.\n",
+        "v.yaml",
+    )
+    sure = Interpreter(plan)
+    sure.handle(CallStarted(0.0))
+    assert sure.accepts("yes", 0.9) and not sure.accepts("yes", 0.3)

@@ -315,3 +315,63 @@ def test_fixed_texts_of_every_verb_reach_the_prompt_cache() -> None:
     texts = plan_prompts(plan_of("voicemail"))
     assert any("after the tone" in t for t in texts)  # a record step's prompt, asked of the verb
     assert all("{" not in t for t in texts)
+
+
+def test_keys_that_answer_the_step_drop_what_the_caller_was_saying_meanwhile() -> None:
+    """Saying "four" while keying the account number: the keys move the call on to the PIN; the
+    decode of what was said must not answer the PIN step."""
+    e = make(BILLING)
+    play_all(e, e.start(0.0), 1.0)
+    out = speech(e, 0.8, 2.0)  # a turn in progress, its decode asked
+    notes: list[fx.Effect] = []
+    for d in "47192":
+        notes += e.handle(ev.Key(d), 3.5)
+    assert e.it.state.variables["account"] == "47192"
+    assert any(n.kind == "turn_dropped" for n in of(fx.Note, notes))
+    late = answer_decodes(e, out, "four", 4.0)
+    assert "pin" not in e.it.state.variables and not of(fx.Speak, late)
+    assert not e.answering  # the PIN prompt's no-input timer is not held back
+
+
+def test_a_failed_hand_over_after_giving_up_ends_with_an_apology_not_silence() -> None:
+    fallback = parse(
+        (REPO / "dialplans" / "example.yaml")
+        .read_text()
+        .replace("  barge_in: true\n", "  barge_in: true\n  fallback_queue: support\n")
+        .encode(),
+        "example.yaml",
+    )
+    checkpoint = of(fx.Checkpoint, make(fallback).start(0.0))[-1].state
+    e = make(fallback, resume=Resume(checkpoint, deaths=2))
+    assert of(fx.Transfer, e.start(5.0))[0].queue == "support"
+    out = e.handle(ev.TransferDone("support", False, 486, "Busy Here"), 6.0)
+    (speak,) = of(fx.Speak, out)
+    assert "technical difficulties" in speak.text
+    assert of(fx.Hangup, e.handle(ev.Played(speak.mark), 9.0)) == [fx.Hangup("bot_failed")]
+    ended = e.handle(ev.CallEnded("bye"), 9.1)
+    assert next(n.kind for n in of(fx.Note, ended)) == "call_ended"  # still recorded after our hang-up
+
+
+def test_a_call_that_reaches_its_maximum_length_is_ended_and_recorded() -> None:
+    e = CallEngine(EXAMPLE, CallInfo(call_id="c"), EngineConfig(max_call_s=30))
+    e.start(0.0)
+    out = e.on_timer(30.0)
+    assert fx.Hangup("max call duration") in out and e.next_deadline() is None
+    assert any(n.kind == "call_ended" for n in of(fx.Note, e.handle(ev.CallEnded("bye"), 30.1)))
+
+
+def test_a_checkpoint_of_another_plan_version_is_not_trusted() -> None:
+    checkpoint = of(fx.Checkpoint, make(EXAMPLE).start(0.0))[-1].state
+    resumed = make(BILLING, resume=Resume(checkpoint)).start(5.0)
+    kinds = [n.kind for n in of(fx.Note, resumed)]
+    assert "resume_plan_changed" in kinds and "resume_gave_up" in kinds
+
+
+def test_a_resumed_step_does_not_count_as_progress() -> None:
+    e = make(EXAMPLE)
+    checkpoint = of(fx.Checkpoint, e.start(0.0))[-1].state
+    resumed = make(EXAMPLE, resume=Resume(checkpoint))
+    resumed.start(5.0)
+    assert resumed.progress == checkpoint["progress"]  # the UA keeps counting deaths at this step
+    resumed.handle(ev.Key("7"), 6.0)
+    assert resumed.progress > checkpoint["progress"]

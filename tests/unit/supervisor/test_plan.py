@@ -28,7 +28,9 @@ def test_workers_behind_the_edge_get_internal_ports_and_disjoint_rtp_ranges() ->
 
 def test_secrets_are_secret_in_settings_and_plain_only_in_worker_params() -> None:
     s = Settings(
-        trunks=[TrunkSettings(name="t", allow=["10.0.0.1"], registrar="sip:pbx", username="u", password="pw")],
+        trunks=[
+            TrunkSettings(name="t", allow=["10.0.0.1"], registrar="sip:pbx", username="u", password="pw")
+        ],
         sip={"advertise": "10.0.0.5"},
     )
     assert "pw" not in repr(s)
