@@ -1,5 +1,6 @@
 # voicebot: `make run` and `make test` install whatever is missing first.
-PYTHON ?= python3
+# The first of python3, python3.12, python3.11 that voicebot supports (scripts/find-python.sh).
+PYTHON ?= $(shell bash scripts/find-python.sh)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed

@@ -24,6 +24,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_supervisor(settings)
 
 
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    """Print the effective settings (file, environment, defaults merged) with secrets masked."""
+    import yaml
+
+    from voicebot.config import effective_settings, load_settings
+
+    settings = load_settings(args.config)
+    print(yaml.safe_dump(effective_settings(settings), sort_keys=False, allow_unicode=True), end="")
+    print("configuration OK", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voicebot", description="Telephony-first voice bot platform")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -34,6 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="answer calls: UA workers, per-call workers and (K > 1) the Kamailio edge")
     p.add_argument("--config", type=Path, default=None, help="YAML settings file (also VOICEBOT_CONFIG)")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("config", help="settings")
+    csub = p.add_subparsers(dest="config_command", required=True)
+    p = csub.add_parser(
+        "check", help="check the settings and print the effective values, secrets masked (exit 2 if invalid)"
+    )
+    p.add_argument("--config", type=Path, default=None, help="YAML settings file (also VOICEBOT_CONFIG)")
+    p.set_defaults(func=_cmd_config_check)
 
     _add_optional_commands(sub)
     return parser

@@ -10,25 +10,30 @@ Components never read these globals deep inside: the supervisor builds explicit 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    YamlConfigSettingsSource,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from voicebot.edge.params import DEFAULT_SCANNER_USER_AGENTS
 from voicebot.llm.client import LlmConfig
 
+if TYPE_CHECKING:
+    from voicebot.dialplan.yamlsafe import Loaded
+
 Transport = Literal["udp", "tcp", "tls"]
 Codec = Literal["PCMU", "PCMA", "G722"]
+
+
+class _Group(BaseModel):
+    """A settings group: a key it does not know is an error (a typo must not be a silent default)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class SrtpMode(StrEnum):
@@ -39,17 +44,18 @@ class SrtpMode(StrEnum):
     MANDATORY = "mandatory"
 
 
-class TlsSettings(BaseModel):
+class TlsSettings(_Group):
     """TLS transport; enabled when ``sip.transports`` contains ``tls``."""
 
     port: int = Field(5061, ge=1, le=65535)
     cert_file: Path | None = None
     key_file: Path | None = None
     ca_file: Path | None = None
-    verify_client: bool = False
+    # Client certificates are not asked for: trunks are authenticated by their source address (the
+    # allowlist), on TLS as on UDP/TCP.
 
 
-class SipSettings(BaseModel):
+class SipSettings(_Group):
     """Where the public SIP face of voicebot listens (the edge, or the single UA worker)."""
 
     listen: str = "0.0.0.0"
@@ -64,7 +70,7 @@ class SipSettings(BaseModel):
     user_agent: str = "voicebot"
 
 
-class TrunkSettings(BaseModel):
+class TrunkSettings(_Group):
     """A PBX or carrier trunk: who may send calls, and how we register with it."""
 
     name: str
@@ -94,14 +100,14 @@ class TrunkSettings(BaseModel):
         return self
 
 
-class RouteSettings(BaseModel):
+class RouteSettings(_Group):
     """Called number (request-URI user, else To user) -> dialplan file; first match wins."""
 
     match: str = "*"  # fnmatch pattern on the called number
     dialplan: Path = Path("dialplans/example.yaml")
 
 
-class WorkerSettings(BaseModel):
+class WorkerSettings(_Group):
     """Process layout: K UA workers (4 calls each, a pjsua2 wheel limit) and per-call workers."""
 
     ua_workers: int = Field(2, ge=1, le=64)
@@ -120,7 +126,7 @@ class WorkerSettings(BaseModel):
     start_timeout_s: float = Field(60.0, ge=5, le=600)
 
 
-class EdgeSettings(BaseModel):
+class EdgeSettings(_Group):
     """Kamailio in front of the UA workers when ``workers.ua_workers`` > 1."""
 
     kamailio_bin: str = "/usr/sbin/kamailio"
@@ -132,7 +138,7 @@ class EdgeSettings(BaseModel):
     probe_interval_s: int = Field(5, ge=1)
 
 
-class CallSettings(BaseModel):
+class CallSettings(_Group):
     """What drives a call: the routed dialplan (default), or the built-in key/keyword handler below."""
 
     logic: Literal["dialplan", "builtin"] = "dialplan"
@@ -154,7 +160,7 @@ class CallSettings(BaseModel):
     max_call_s: float = Field(3600.0, gt=0)
 
 
-class TtsSettings(BaseModel):
+class TtsSettings(_Group):
     """Speech synthesis: a registered backend and the one to fall back to, plus backend options.
 
     hibari (offline default, 24 kHz), piper (22.05 kHz), espeak (espeak-ng, the robotic fallback) and
@@ -191,7 +197,7 @@ class TtsSettings(BaseModel):
         return {}
 
 
-class AsrSettings(BaseModel):
+class AsrSettings(_Group):
     """Speech recognition of caller turns (VAD-segmented). ``none``: the bot reacts to keys only."""
 
     backend: Literal["faster-whisper", "vosk", "none"] = "faster-whisper"
@@ -210,26 +216,27 @@ class AsrSettings(BaseModel):
 LlmSettings = LlmConfig  # one model for the settings and the call workers' parameters
 
 
-class DatabaseSettings(BaseModel):
+class DatabaseSettings(_Group):
     # Calls, their turns and events, and the job queue. SQLite by default (embedded); PostgreSQL in
     # production: postgresql+asyncpg://user@host/db (a password in the URL stays out of the logs).
     url: str = "sqlite+aiosqlite:///var/voicebot.db"
     migrate_on_start: bool = True  # `voicebot run` brings the schema to the newest migration first
 
 
-class MetricsSettings(BaseModel):
+class MetricsSettings(_Group):
     # Prometheus /metrics (turn stage times, greeting, calls); "" turns it off. Loopback by default:
     # put a scraper or a reverse proxy in front rather than opening it to the network.
     listen: str = Field("127.0.0.1:9464", pattern=r"^$|^[^\s]*:[0-9]{1,5}$")
 
 
-class LogSettings(BaseModel):
+class LogSettings(_Group):
     level: str = "info"
     format: Literal["console", "json"] = "console"
     redact_pii: bool = False
 
 
-_config_file: str | None = None  # set by load_settings(); read by Settings' source list
+# The settings file's contents, set by load_settings() while it builds Settings (its source list)
+_file_data: dict[str, Any] | None = None
 
 
 class Settings(BaseSettings):
@@ -299,9 +306,8 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = _config_file or os.environ.get("VOICEBOT_CONFIG")
-        if path:
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        if _file_data is not None:
+            sources.append(InitSettingsSource(settings_cls, init_kwargs=_file_data))
         return tuple(sources)
 
     @property
@@ -332,25 +338,76 @@ def _loopback_net(cidr: str) -> bool:
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Load settings from env, an optional YAML file and overrides; raise ConfigError when invalid."""
+    """Load settings from overrides, the environment, the YAML file (``config_file``, else
+    ``VOICEBOT_CONFIG``) and the defaults; raise ConfigError when invalid, with file:line:column for
+    a problem in the file.
+
+    The file is read like dialplans (voicebot.dialplan.yamlsafe): duplicate keys, Python tags and
+    alias bombs are errors, not surprises."""
     from pydantic import ValidationError
 
     from voicebot.errors import ConfigError
 
-    global _config_file
-    if config_file is not None and not config_file.is_file():
-        raise ConfigError(f"config file {config_file} does not exist")
-    _config_file = str(config_file) if config_file else None
+    global _file_data
+    path = config_file or (Path(os.environ["VOICEBOT_CONFIG"]) if os.environ.get("VOICEBOT_CONFIG") else None)
+    loaded = _read_file(path) if path is not None else None
+    _file_data = loaded.data if loaded is not None else None
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"])
+            loc = tuple(err["loc"])
+            where = ".".join(str(p) for p in loc)
             msg = str(err["msg"]).removeprefix("Value error, ")
-            lines.append(f"  {where}: {msg}" if where else f"  {msg}")
+            text = f"{where}: {msg}" if where else msg
+            if loaded is not None and path is not None and _from_file(loc, loaded.data):
+                line, col = loaded.where(loc)
+                text = f"{path}:{line}:{col}: {text}"
+            lines.append(text)
         if len(lines) == 1:
-            raise ConfigError("invalid configuration: " + lines[0].strip()) from None
-        raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None
+            raise ConfigError("invalid configuration: " + lines[0]) from None
+        raise ConfigError("invalid configuration:\n" + "\n".join(f"  {line}" for line in lines)) from None
     finally:
-        _config_file = None
+        _file_data = None
+
+
+def effective_settings(settings: Settings) -> dict[str, Any]:
+    """The settings as plain data for people to read: secrets masked (trunk passwords, the password
+    in the database URL); the LLM key is never a setting, only the name of its variable."""
+    from sqlalchemy.engine import make_url
+
+    data = settings.model_dump(mode="json")  # SecretStr -> "**********"
+    with contextlib.suppress(Exception):
+        data["database"]["url"] = make_url(settings.database.url).render_as_string(hide_password=True)
+    return dict(data)
+
+
+def _read_file(path: Path) -> Loaded:
+    from voicebot.dialplan.yamlsafe import YamlError, load
+    from voicebot.errors import ConfigError
+
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror}") from None
+    try:
+        loaded = load(raw, file=str(path))
+    except YamlError as exc:
+        raise ConfigError(f"invalid configuration file:\n{exc}") from None
+    if loaded.data is None:
+        loaded.data = {}
+    if not isinstance(loaded.data, dict):
+        raise ConfigError(f"{path}:1:1: a settings file is a mapping of groups (sip:, trunks:, ...)")
+    return loaded
+
+
+def _from_file(loc: tuple[Any, ...], data: dict[str, Any]) -> bool:
+    """Whether the value at ``loc`` came from the file (not from the environment, which wins)."""
+    for depth in range(1, len(loc) + 1):
+        name = "VOICEBOT_" + "__".join(str(p) for p in loc[:depth]).upper()
+        if name in os.environ:
+            return False
+    return bool(loc) and loc[0] in data

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from voicebot.db.engine import DEFAULT_URL
+
+def _url(args: argparse.Namespace) -> str:
+    """--url, else database.url of the settings (--config or VOICEBOT_CONFIG, VOICEBOT_DATABASE__URL)."""
+    if args.url:
+        return str(args.url)
+    from voicebot.config import load_settings
+
+    return load_settings(args.config).database.url
 
 
 def _upgrade(args: argparse.Namespace) -> int:
     from voicebot.db.migrate import upgrade
 
-    upgrade(args.url)
-    print(f"database at {args.url.split('@')[-1]} is at the newest revision")
+    url = _url(args)
+    upgrade(url)
+    print(f"database at {url.split('@')[-1]} is at the newest revision")
     return 0
 
 
@@ -20,7 +29,7 @@ def _current(args: argparse.Namespace) -> int:
 
     from voicebot.db.migrate import alembic_config
 
-    command.current(alembic_config(args.url))
+    command.current(alembic_config(_url(args)))
     return 0
 
 
@@ -32,5 +41,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         ("current", _current, "show the applied revision"),
     ):
         p = dbsub.add_parser(name, help=text)
-        p.add_argument("--url", default=DEFAULT_URL, help=f"SQLAlchemy URL (default {DEFAULT_URL})")
+        p.add_argument("--url", default=None, help="SQLAlchemy URL (default: the database.url setting)")
+        p.add_argument(
+            "--config", type=Path, default=None, help="voicebot settings file (default: VOICEBOT_CONFIG)"
+        )
         p.set_defaults(func=func)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -33,7 +34,7 @@ def _split(text: str | None) -> list[str] | None:
 def _admin_lists(args: argparse.Namespace) -> tuple[list[str] | None, list[str] | None]:
     """Known queue names and tool bases: from --queues/--tools-allow, else from --config."""
     queues, bases = _split(args.queues), _split(args.tools_allow)
-    if args.config is not None:
+    if args.config is not None or os.environ.get("VOICEBOT_CONFIG"):
         from voicebot.config import load_settings
 
         settings = load_settings(args.config)
@@ -138,9 +139,10 @@ def _graph(args: argparse.Namespace) -> int:
 
 
 def _versions(args: argparse.Namespace) -> int:
+    from voicebot.config import load_settings
     from voicebot.dialplan.versions import VersionStore
 
-    store = VersionStore(args.store)
+    store = VersionStore(args.store or load_settings(args.config).dialplan_store)
     if args.dialplan_command == "publish":
         queues, bases = _admin_lists(args)
         plan, ref = store.publish(args.path, args.canary, queues, bases)
@@ -163,13 +165,12 @@ def _chat(args: argparse.Namespace) -> int:
     plan = _load(args.path)
     if plan is None:
         return 1
-    llm = None
-    if args.config is not None:
-        from voicebot.config import load_settings
+    from voicebot.config import load_settings
 
-        config = load_settings(args.config).llm
-        if config.configured:
-            llm = functools.partial(_llm_reply, config)
+    llm = None
+    config = load_settings(args.config).llm  # --config, else VOICEBOT_CONFIG and VOICEBOT_LLM__*
+    if config.configured:
+        llm = functools.partial(_llm_reply, config)
     return run_chat(
         plan, sys.stdin, print, transfers_succeed=not args.fail_transfers, today=args.today, llm=llm
     )
@@ -194,9 +195,11 @@ def _llm_reply(config: LlmConfig, turn: AgentTurn) -> str | None:
 def _admin_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queues", help="comma-separated queue names the admin configured")
     p.add_argument("--tools-allow", help="comma-separated base URLs tool steps may call")
-    p.add_argument(
-        "--config", type=Path, default=None, help="take queues and tools_allow from this voicebot config"
-    )
+    _config_option(p, "take queues, tools_allow and dialplan_store from this voicebot config")
+
+
+def _config_option(p: argparse.ArgumentParser, text: str) -> None:
+    p.add_argument("--config", type=Path, default=None, help=f"{text} (default: VOICEBOT_CONFIG)")
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -224,9 +227,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("path", type=Path)
     p.add_argument("--fail-transfers", action="store_true", help="simulate queues that do not answer")
     p.add_argument("--today", default=None, help="the date callers' 'tomorrow' is relative to (ISO)")
-    p.add_argument(
-        "--config", type=Path, default=None, help="a voicebot config: its `llm` answers agent steps"
-    )
+    _config_option(p, "a voicebot config: its `llm` answers agent steps")
     p.set_defaults(func=_chat)
 
 
@@ -244,5 +245,11 @@ def _version_commands(dsub: argparse._SubParsersAction[argparse.ArgumentParser])
             _admin_options(p)
         else:
             p.add_argument("id")
-        p.add_argument("--store", type=Path, default=Path("var/dialplans"), help="version store directory")
+            _config_option(p, "take dialplan_store from this voicebot config")
+        p.add_argument(
+            "--store",
+            type=Path,
+            default=None,
+            help="version store directory (default: the dialplan_store setting)",
+        )
         p.set_defaults(func=_versions)
