@@ -9,17 +9,23 @@ starts any worker, and serves ``/metrics`` summed over all of them. A process wi
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
+import threading
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from voicebot.engine.turns import STAGES
 from voicebot.logs import get_logger
 
 if TYPE_CHECKING:
-    from prometheus_client import Counter, Histogram
+    from prometheus_client import Counter, Gauge, Histogram
 
 log = get_logger(__name__)
 ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -84,6 +90,52 @@ def _replaced() -> Counter:
     )
 
 
+@cache
+def _load() -> tuple[Gauge, Gauge, Gauge]:
+    from prometheus_client import Gauge
+
+    # livesum: summed over the UA workers alive now (a dead one's last values do not count)
+    return (
+        Gauge("voicebot_calls_active", "Calls in progress", multiprocess_mode="livesum"),
+        Gauge("voicebot_call_slots_free", "Calls that could be taken now", multiprocess_mode="livesum"),
+        Gauge(
+            "voicebot_call_workers_idle",
+            "Per-call worker processes started and waiting for a call",
+            multiprocess_mode="livesum",
+        ),
+    )
+
+
+@cache
+def _rejected() -> Counter:
+    from prometheus_client import Counter
+
+    return Counter("voicebot_calls_rejected", "INVITEs a UA worker refused, by SIP status", ["code"])
+
+
+@cache
+def _restarts() -> Counter:
+    from prometheus_client import Counter
+
+    return Counter("voicebot_ua_worker_restarts", "UA workers that died or were killed and started again")
+
+
+def ua_load(active: int, free: int, idle_workers: int) -> None:
+    """A UA worker's share of the node's load (its gauges are summed over the live UA workers)."""
+    g_active, g_free, g_idle = _load()
+    g_active.set(active)
+    g_free.set(free)
+    g_idle.set(idle_workers)
+
+
+def call_rejected(code: int) -> None:
+    _rejected().labels(code=str(code)).inc()
+
+
+def ua_restarted() -> None:
+    _restarts().inc()
+
+
 def worker_replaced() -> None:
     _replaced().inc()
 
@@ -107,19 +159,68 @@ def playout_gaps(frames: int) -> None:
     _gaps().inc(frames)
 
 
-def serve(listen: str) -> Any:
-    """Serve /metrics on ``host:port`` (summing every process's files); None when it cannot bind."""
-    from prometheus_client import CollectorRegistry, start_http_server
+Probe = Callable[[], tuple[int, dict[str, Any]]]
+
+
+def serve(listen: str, probes: dict[str, Probe] | None = None) -> Any:
+    """Serve /metrics (summed over every process's files) and the ``probes`` (``/healthz``,
+    ``/readyz``: JSON) on ``host:port`` from a thread; None when it cannot bind."""
+    from prometheus_client import CollectorRegistry, make_wsgi_app
     from prometheus_client.multiprocess import MultiProcessCollector
 
     host, _, port = listen.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
     registry = CollectorRegistry()
     if ENV in os.environ:
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    app = _with_probes(make_wsgi_app(registry), probes or {})
     try:
-        server, _thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
+        server = _HttpServer.bind(host, int(port), app)
     except OSError as exc:
         log.error("metrics.unavailable", listen=listen, error=str(exc))  # calls go on without them
         return None
-    log.info("metrics.listening", listen=listen)
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+    log.info("metrics.listening", listen=listen, probes=sorted(probes or {}))
     return server
+
+
+def _with_probes(metrics_app: Any, probes: dict[str, Probe]) -> Any:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        name = str(environ.get("PATH_INFO", "")).strip("/")
+        probe = probes.get(name)
+        if probe is None:
+            return list(metrics_app(environ, start_response))
+        try:
+            status, body = probe()
+        except Exception as exc:  # a probe that fails says so; it never takes the server down
+            status, body = 503, {"why": [f"probe failed: {type(exc).__name__}"]}
+        data = (json.dumps(body) + "\n").encode()
+        reason = "OK" if status == 200 else "Service Unavailable"
+        start_response(
+            f"{status} {reason}",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(data))),
+                ("Cache-Control", "no-store"),
+            ],
+        )
+        return [data]
+
+    return app
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # a probe every second must not fill the log
+
+
+class _HttpServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+    @classmethod
+    def bind(cls, host: str, port: int, app: Any) -> _HttpServer:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        server_cls = type("_Server", (cls,), {"address_family": family})
+        server: _HttpServer = server_cls((host, port), _QuietHandler)
+        server.set_app(app)
+        return server

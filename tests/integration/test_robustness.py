@@ -149,3 +149,4 @@ def test_sources_outside_the_trunk_allowlist_get_403(voicebot) -> None:
     allowed = sipp("uac.xml", f"127.0.0.1:{server.port}", "-m", "1", timeout=20)
     assert allowed.returncode == 0
     assert server.wait_log(r"call\.rejected.*code=403")
+    assert 'voicebot_calls_rejected_total{code="403"} 1.0' in server.metrics()

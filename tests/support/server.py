@@ -62,6 +62,20 @@ class VoicebotServer:
         with urllib.request.urlopen(url, timeout=5) as reply:
             return str(reply.read().decode())
 
+    def probe(self, name: str) -> tuple[int, dict[str, Any]]:
+        """GET /healthz or /readyz: (HTTP status, JSON body); (0, {}) while nothing listens."""
+        import urllib.error
+        import urllib.request
+
+        url = f"http://{self.env['VOICEBOT_METRICS__LISTEN']}/{name}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as reply:
+                return int(reply.status), json.loads(reply.read())
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), json.loads(exc.read())
+        except (ConnectionError, urllib.error.URLError):
+            return 0, {}
+
     def wait_log(self, pattern: str, count: int = 1, timeout: float = 20.0) -> list[str]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

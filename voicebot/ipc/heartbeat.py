@@ -2,8 +2,9 @@
 
 The child (a UA worker) writes one byte now and then from the loop that serves calls: ``ALIVE`` at
 most every ``interval_s``, ``READY`` once it can take calls, ``NOT_READY`` when it stops taking
-them (draining). The parent (the supervisor) feeds what it reads into a :class:`HeartbeatMonitor`
-(sans-I/O: time is an argument) and asks it whether the child has gone quiet. A process whose loop
+them (draining), and a digit whenever its number of free call slots changes (9 means 9 or more).
+The parent (the supervisor) feeds what it reads into a :class:`HeartbeatMonitor` (sans-I/O: time is
+an argument) and asks it whether the child has gone quiet. A process whose loop
 died or hangs, or that was SIGSTOPped, stops writing: waiting for it to exit is not enough to know
 that it serves calls (a pjsua2 process whose Python loop died stays alive on pjsua2's threads).
 """
@@ -38,6 +39,10 @@ class HeartbeatWriter:
         """Say whether calls can be taken now (also counts as a beat)."""
         self._write(READY if ready else NOT_READY, now)
 
+    def free(self, slots: int, now: float) -> None:
+        """Say how many more calls it can take now (also counts as a beat)."""
+        self._write(str(max(0, min(9, slots))).encode(), now)
+
     def _write(self, byte: bytes, now: float) -> None:
         self._next = now + self.interval_s
         if self.fd is None:
@@ -63,6 +68,7 @@ class HeartbeatMonitor:
     start_timeout_s: float = 60.0
     last: float | None = None
     ready: bool = False
+    free_slots: int = 0
 
     def feed(self, data: bytes, now: float) -> bool | None:
         """Take what was read from the pipe; return the new readiness if it changed, else None."""
@@ -75,6 +81,8 @@ class HeartbeatMonitor:
                 self.ready = True
             elif byte == NOT_READY[0]:
                 self.ready = False
+            elif 0x30 <= byte <= 0x39:
+                self.free_slots = byte - 0x30
         return self.ready if self.ready != was else None
 
     def silent_for(self, now: float) -> float:

@@ -28,6 +28,7 @@ from voicebot.engine.engine import ENGINE_TEXTS, plan_prompts, speaks_uncached
 from voicebot.errors import EdgeError
 from voicebot.ipc.heartbeat import HeartbeatMonitor
 from voicebot.signaling.params import UAParams
+from voicebot.supervisor import health
 from voicebot.supervisor.edge_plan import edge_params
 from voicebot.supervisor.plan import call_worker_params, ua_params
 
@@ -64,6 +65,27 @@ class Supervisor:
         self.stopping = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         self.edge_tasks: set[asyncio.Task[None]] = set()  # backend state changes sent to the edge
+        self.loop_tick = time.monotonic()  # the liveness loop's last turn (/healthz)
+
+    def health(self) -> health.Snapshot:
+        """What /healthz and /readyz judge by; called from the HTTP server's thread (reads only)."""
+        edge = self.edge
+        return health.Snapshot(
+            now=time.monotonic(),
+            loop_tick=self.loop_tick,
+            draining=self.stopping.is_set(),
+            edge_required=self.s.uses_edge,
+            edge_up=edge is not None and edge.pid is not None and edge.returncode is None,
+            uas=[
+                health.UAView(
+                    alive=ua.proc is not None and ua.proc.returncode is None,
+                    ready=hb is not None and hb.ready,
+                    free_slots=hb.free_slots if hb is not None else 0,
+                )
+                for ua in self.uas
+                for hb in (ua.heartbeat,)
+            ],
+        )
 
     def prepare(self) -> None:
         cw = call_worker_params(self.s)
@@ -207,7 +229,7 @@ class Supervisor:
         """Kill a UA worker that stopped serving (its loop died or hangs, or it was SIGSTOPped): it is
         alive to the kernel, dead to its callers. watch_ua restarts it."""
         while not self.stopping.is_set():
-            now = time.monotonic()
+            now = self.loop_tick = time.monotonic()
             for ua in self.uas:
                 hb, proc = ua.heartbeat, ua.proc
                 if hb is None or proc is None or proc.returncode is not None or not hb.overdue(now):
@@ -238,6 +260,7 @@ class Supervisor:
                 log.info("ua.exited", index=ua.params.index, rc=rc)
                 return
             ua.restarts += 1
+            metrics.ua_restarted()
             log.error("ua.died", index=ua.params.index, rc=rc, restarts=ua.restarts)
             await self._end_lost_calls(ua.params.index, f"UA worker {ua.params.index} died (exit {rc})")
             # Back off when it keeps dying right after start (bad config, port in use).
@@ -314,7 +337,11 @@ def run_supervisor(settings: Settings) -> int:
     if settings.metrics.listen:
         # Before any worker starts: they inherit the directory their metric values go to.
         metrics.use_dir(sup.run_dir / "metrics")
-        server = metrics.serve(settings.metrics.listen)
+        probes = {
+            "healthz": lambda: health.liveness(sup.health()),
+            "readyz": lambda: health.readiness(sup.health()),
+        }
+        server = metrics.serve(settings.metrics.listen, probes)
     try:
         return asyncio.run(sup.run())
     finally:

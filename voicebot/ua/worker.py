@@ -165,6 +165,7 @@ class UAWorker:
             )
             extra = {"Retry-After": "5"} if decision.code == 503 else None
             answer(call, decision.code, decision.reason.split(":")[0], extra)
+            metrics.call_rejected(decision.code)
             self.rejected.append(call)
             return
         callee = sipmsg.called_number(start, headers)
@@ -499,6 +500,10 @@ class UAWorker:
         for leg in list(self.calls.values()):
             self._check_leg(leg, now)
         self.graveyard = [(t, obj) for t, obj in self.graveyard if now - t < GRAVEYARD_S]
+        metrics.ua_load(len(self.calls), self._free_slots(), len(self.pool.idle))
+
+    def _free_slots(self) -> int:
+        return 0 if self.draining else max(0, self.p.max_calls - len(self.calls))
 
     def _check_leg(self, leg: CallLeg, now: float) -> None:
         if leg.ended or leg.pj_call is None:
@@ -508,6 +513,7 @@ class UAWorker:
                 leg.log.warning("call.no_worker", why="no call worker became free in time")
                 leg.ending("failure", "no call worker")
                 answer(leg.pj_call, 503, "Service Unavailable", {"Retry-After": "5"})
+                metrics.call_rejected(503)
             return
         if leg.worker is None and leg.replace_deadline is not None:
             if now > leg.replace_deadline:
@@ -569,11 +575,16 @@ class UAWorker:
         log.info("ua.ready", index=self.p.index, port=self.p.port, pool=len(self.pool.idle))
         self.heartbeat.ready(not self.draining, time.monotonic())
         next_housekeeping = 0.0
+        free = -1
         while True:
             self.ep.libHandleEvents(5)
             self._poll_ipc()
             self._marks()
             now = time.monotonic()
+            slots = self._free_slots()
+            if slots != free:  # the supervisor's /readyz
+                free = slots
+                self.heartbeat.free(slots, now)
             self.heartbeat.beat(now)
             if now >= next_housekeeping:
                 self._housekeeping(now)

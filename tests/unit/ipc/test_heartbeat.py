@@ -46,3 +46,20 @@ def test_the_writer_throttles_and_survives_a_parent_that_stopped_reading() -> No
         if r >= 0:
             os.close(r)
         os.close(w)
+
+
+def test_free_call_slots_are_a_digit_each_time_they_change() -> None:
+    r, w = os.pipe()
+    try:
+        writer = HeartbeatWriter(w)
+        writer.free(4, 0.0)
+        writer.free(0, 0.1)
+        writer.free(12, 0.2)  # 9 means "9 or more"
+        data = os.read(r, 100)
+    finally:
+        os.close(r)
+        os.close(w)
+    assert data == b"409"
+    mon = HeartbeatMonitor(started_at=0.0)
+    assert mon.feed(READY + b"4", 1.0) is True and mon.free_slots == 4
+    assert mon.feed(b"3" + ALIVE + b"0", 2.0) is None and mon.free_slots == 0  # the newest counts
