@@ -30,6 +30,18 @@ def _cluster(voicebot, workers: int = 3, **extra: str):  # type: ignore[no-untyp
     return server
 
 
+def _why(server, sipp_out: str) -> str:  # type: ignore[no-untyped-def]
+    """What the supervisor and the edge said, for a failure that only shows under load."""
+    lines = [
+        ln
+        for ln in server.log().splitlines()
+        if re.search(r"edge\.|ua\.(died|ready|readiness)|call\.rej", ln)
+    ]
+    edge_log = next(iter(sorted(server.workdir.glob("run/edge/kamailio.log"))), None)
+    tail = edge_log.read_text(errors="replace")[-3000:] if edge_log else "(no edge log)"
+    return "\n".join([sipp_out[-1500:], *lines[-40:], "--- kamailio ---", tail])
+
+
 def test_ten_concurrent_calls_spread_over_three_workers(voicebot) -> None:
     server = _cluster(voicebot)
     res = sipp(
@@ -51,7 +63,7 @@ def test_killing_a_ua_worker_fails_over_and_it_is_restarted(voicebot) -> None:
     res = sipp(
         "uac_rr.xml", f"127.0.0.1:{server.port}", "-m", "6", "-l", "6", "-r", "10", "-d", "500", timeout=60
     )
-    assert res.returncode == 0, res.stdout[-2000:]
+    assert res.returncode == 0, _why(server, res.stdout)
     server.wait_log(r"ua\.died")
     server.wait_log(r"ua\.ready", count=4, timeout=40)
     died = [line for line in server.log().splitlines() if "ua.died" in line or "Fatal Python" in line]
