@@ -20,7 +20,10 @@ from pathlib import Path
 from voicebot.logs import get_logger
 
 log = get_logger(__name__)
-READY_TIMEOUT_S = 20.0
+# A worker loads its recogniser (and litellm and a warm TTS when routed plans need them) before it
+# says ready: seconds alone, tens of seconds with a UA worker's whole pool loading on two busy cores.
+# One that has not said ready by then is stuck: it is killed and another started.
+READY_TIMEOUT_S = 60.0
 # Workers that die before they are ready (a model path that does not exist, a broken install) would
 # otherwise be restarted as fast as they die: back off, doubling up to this, until one gets ready.
 MAX_START_BACKOFF_S = 30.0
@@ -45,8 +48,17 @@ class CallWorkerProc:
 class CallWorkerPool:
     """Keeps ``size`` idle workers ready; hands them out to calls; reaps and replaces them."""
 
-    def __init__(self, size: int, params_file: Path, max_busy: int, nice: int = 5, spares: int = 0) -> None:
+    def __init__(
+        self,
+        size: int,
+        params_file: Path,
+        max_busy: int,
+        nice: int = 5,
+        spares: int = 0,
+        ready_timeout_s: float = READY_TIMEOUT_S,
+    ) -> None:
         self.size = size
+        self.ready_timeout_s = ready_timeout_s
         self.max_busy = max_busy
         self.spares = spares  # kept ready beyond the free call slots, to take over a dead worker's call
         self.nice = nice
@@ -139,7 +151,9 @@ class CallWorkerPool:
         self._retiring.append((worker, time.monotonic() + 5.0))
 
     def reap(self) -> list[CallWorkerProc]:
-        """Collect exited workers; kill retiring ones past their deadline; return starters that timed out."""
+        """Collect exited workers; kill retiring ones past their deadline. Returns the idle or
+        starting workers it discarded (dead, or not ready in time): their sockets are closed, so the
+        caller must stop watching them (a new socket may get the same descriptor number)."""
         now = time.monotonic()
         keep: list[tuple[CallWorkerProc, float]] = []
         for worker, deadline in self._retiring:
@@ -151,9 +165,14 @@ class CallWorkerPool:
             keep.append((worker, deadline))
         self._retiring = keep
         dead = [w for w in self.idle + self.starting if w.proc.poll() is not None]
-        stuck = [w for w in self.starting if now - w.started_at > READY_TIMEOUT_S]
+        stuck = [w for w in self.starting if now - w.started_at > self.ready_timeout_s and w not in dead]
+        for worker in dead:
+            log.warning("call_worker.lost", pid=worker.pid, rc=worker.proc.returncode, why="exited")
+        for worker in stuck:
+            log.warning(
+                "call_worker.lost", pid=worker.pid, why=f"not ready within {self.ready_timeout_s:g} s: killed"
+            )
         for worker in dead + stuck:
-            log.warning("call_worker.lost", pid=worker.pid, rc=worker.proc.returncode)
             self.discard(worker)
         failed = [w for w in dead + stuck if not w.ready]
         if failed:

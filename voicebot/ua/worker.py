@@ -494,7 +494,10 @@ class UAWorker:
                 return
 
     def _housekeeping(self, now: float) -> None:
-        self.pool.reap()
+        for worker in self.pool.reap():
+            # Closed by the pool: unwatch it now, or the next socket that gets the same descriptor
+            # number cannot be registered (KeyError: "already registered", which crashed the loop).
+            self._unregister(worker.sock)
         for worker in self.pool.fill():
             self.selector.register(worker.sock, selectors.EVENT_READ, ("starting", worker.pid))
         for leg in list(self.calls.values()):
