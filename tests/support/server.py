@@ -47,7 +47,9 @@ class VoicebotServer:
             stdin=subprocess.DEVNULL,
         )
         if wait:
-            wait_sip(self.port, timeout=30)
+            # A UA worker listens once its call-worker pool is ready (it waits up to 60 s for it):
+            # with litellm and a warm TTS to load on two busy cores that can take tens of seconds.
+            wait_sip(self.port, timeout=75)
             self.wait_log(r"ua\.ready", count=int(self.env.get("VOICEBOT_WORKERS__UA_WORKERS", "1")))
         return self
 

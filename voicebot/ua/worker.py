@@ -576,9 +576,11 @@ class UAWorker:
             self._create_account(t) for t in self.p.trunks if t.registrar
         ]
         log.info("ua.ready", index=self.p.index, port=self.p.port, pool=len(self.pool.idle))
+        # Free slots first: the supervisor must never see this worker ready with none.
+        free = self._free_slots()
+        self.heartbeat.free(free, time.monotonic())
         self.heartbeat.ready(not self.draining, time.monotonic())
         next_housekeeping = 0.0
-        free = -1
         while True:
             self.ep.libHandleEvents(5)
             self._poll_ipc()
