@@ -29,61 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "bench")]
 
 from pcap import read_udp  # noqa: E402
+from procs import cpu_by_name, cpu_rss, tree  # noqa: E402
 from stats import pct  # noqa: E402
 from support.net import free_port, free_port_block, wait_sip  # noqa: E402
-
-CLK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def tree(root: int) -> list[int]:
-    """root and all its descendants, from /proc."""
-    children: dict[int, list[int]] = defaultdict(list)
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children[ppid].append(int(entry.name))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo += children.get(pid, [])
-    return out
-
-
-def cpu_rss(pids: list[int]) -> tuple[float, int]:
-    cpu, rss = 0.0, 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            cpu += (int(fields[11]) + int(fields[12])) / CLK
-            rss += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
-        except OSError:
-            continue
-    return cpu, rss
-
-
-def cpu_by_name() -> dict[str, float]:
-    """CPU seconds used so far by every process on the machine, grouped by command (sipp, tshark...)."""
-    out: dict[str, float] = defaultdict(float)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmd = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        if name.startswith("python") and len(cmd) > 2:
-            name = cmd[2].decode(errors="replace").rsplit(".", 1)[-1] if cmd[1] == b"-m" else name
-        out[name] += (int(fields[11]) + int(fields[12])) / CLK
-    return out
 
 
 def analyse(capture: Path, sip_port: int, rtp_lo: int, rtp_hi: int) -> dict[str, object]:

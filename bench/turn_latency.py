@@ -14,8 +14,9 @@ From each caller's recording:
 * gaps in the bot's audio: 20 ms frames of silence the UA workers sent inside a prompt (call.ended).
 
 Also, from the call records (the system's own turn metrics, ms after the VAD's end of speech): ASR
-final, decision, TTS first audio and reply on the wire; and memory (RSS) of the call workers, idle
-and at peak, and of everything per concurrent call.
+final, decision, TTS first audio and reply on the wire; memory (RSS) of the call workers, idle
+and at peak, and of everything per concurrent call; CPU of the whole process tree per call while
+calls are up, and to replace a call's worker between rounds (--json output feeds `voicebot capacity`).
 
 Prints p50/p95/p99 of each and how many calls reached the sales queue. Targets (4 calls on 2 cores):
 greeting <= 150 ms p95, turn gap <= 900 ms p95, barge-in stop <= 200 ms p95, no gaps.
@@ -49,6 +50,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO), str(REPO / "bench")]
 
+from procs import tree_cpu_s  # noqa: E402
 from stats import pct  # noqa: E402
 from support.net import free_port, free_port_block, wait_sip  # noqa: E402
 from support.peers import PjsuaPeer, call_bot, queue_peer  # noqa: E402
@@ -269,6 +271,8 @@ def main() -> int:
     results: list[dict[str, float]] = []
     kills: list[tuple[str, float]] = []  # (call id, time of the kill in the caller's recording)
     transferred = referred = 0
+    talking = [0.0, 0.0]  # CPU s, wall s while a round's calls are up
+    refilling = [0.0, 0.0]  # the same between rounds: replacing each ended call's worker
     try:
         wait_sip(port, timeout=120)
         while (work / "voicebot.log").read_text(errors="replace").count("ua.ready") < k:
@@ -282,7 +286,11 @@ def main() -> int:
             if r:
                 # Each call's worker is replaced after the call; four loading Whisper at once take
                 # several seconds on 2 cores: let the pool refill so rounds measure turns, not spawns.
+                cpu0, t0 = tree_cpu_s(server.pid), time.monotonic()
                 time.sleep(10)
+                refilling[0] += tree_cpu_s(server.pid) - cpu0
+                refilling[1] += time.monotonic() - t0
+            cpu0, t0 = tree_cpu_s(server.pid), time.monotonic()
             callers: list[tuple[PjsuaPeer, Path]] = []
             for i in range(args.calls):
                 rec = work / f"heard-{r}-{i}.wav"
@@ -316,6 +324,8 @@ def main() -> int:
                 ref = re.search(r"X-Voicebot-Call-ID=(\w+)", str(res.get("refer_to") or ""))
                 killed = ref is not None and any(call == ref.group(1) for call, _ in kills)
                 results.append(analyse(rec, onset, end, play_at, args.kill_at if killed else 0.0))
+            talking[0] += tree_cpu_s(server.pid) - cpu0
+            talking[1] += time.monotonic() - t0
         queue.kill()
         watch.stop.set()
     finally:
@@ -373,6 +383,17 @@ def main() -> int:
         "ua_worker": round(max(idle["ua_worker"], default=0)),
         "peak_total": round(watch.peak_total),
         "peak_total_per_call": round(watch.peak_total / args.calls),
+    }
+    # CPU of everything voicebot runs (edge, UA workers, call workers), for capacity planning
+    # (`voicebot capacity`): cores per concurrent call while calls are up, and the CPU seconds it takes
+    # to replace an ended call's worker (a fixed cost per call, spread over how long calls last).
+    summary["cpu"] = {
+        "cores": os.cpu_count(),
+        "cores_per_call_talking": round(talking[0] / talking[1] / args.calls, 3) if talking[1] else None,
+        "worker_start_cpu_s_per_call": (
+            round(refilling[0] / (args.calls * (args.rounds - 1)), 2) if args.rounds > 1 else None
+        ),
+        "call_s": round(talking[1] / args.rounds, 1),
     }
     summary["work_dir"] = str(work)
     for key, value in summary.items():

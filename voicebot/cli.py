@@ -36,6 +36,35 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _percent(text: str) -> float:
+    value = float(text.rstrip("%"))
+    return value / 100 if text.endswith("%") or value > 1 else value
+
+
+def _cmd_capacity(args: argparse.Namespace) -> int:
+    """Nodes, cores and memory for a peak of concurrent calls, from a benchmark's measurements."""
+    import os
+
+    from voicebot.capacity import Measured, Node, plan, report
+    from voicebot.config import load_settings
+
+    measured = Measured.from_bench(args.bench)
+    mem_mb = args.node_memory_gb * 1024 if args.node_memory_gb else _host_memory_mb()
+    ua_workers = args.ua_workers or load_settings(args.config).workers.ua_workers
+    node = Node(cores=args.node_cores or float(os.cpu_count() or 1), memory_mb=mem_mb, ua_workers=ua_workers)
+    result = plan(measured, args.peak_calls, args.headroom, node)
+    print("\n".join(report(measured, result, node)))
+    return 0
+
+
+def _host_memory_mb() -> float:
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voicebot", description="Telephony-first voice bot platform")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,6 +83,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", type=Path, default=None, help="YAML settings file (also VOICEBOT_CONFIG)")
     p.set_defaults(func=_cmd_config_check)
+
+    p = sub.add_parser(
+        "capacity",
+        help="nodes, cores and memory for a peak of concurrent calls, from measured per-call costs",
+    )
+    p.add_argument("--peak-calls", type=int, required=True, help="concurrent calls at the busiest moment")
+    p.add_argument(
+        "--headroom", type=_percent, default=0.3, help="spare capacity on top, e.g. 30%% (default)"
+    )
+    p.add_argument(
+        "--bench",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "bench" / "results" / "turn_latency-4.json",
+        help="bench/turn_latency.py --json output (default: this machine's 4-call run in bench/results)",
+    )
+    p.add_argument("--node-cores", type=float, default=None, help="cores per node (default: this machine's)")
+    p.add_argument(
+        "--node-memory-gb", type=float, default=None, help="memory per node (default: this machine's)"
+    )
+    p.add_argument(
+        "--ua-workers", type=int, default=None, help="UA workers per node (default: the settings')"
+    )
+    p.add_argument("--config", type=Path, default=None, help="YAML settings file (also VOICEBOT_CONFIG)")
+    p.set_defaults(func=_cmd_capacity)
 
     _add_optional_commands(sub)
     return parser
