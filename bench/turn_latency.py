@@ -181,7 +181,7 @@ def resumed_on_the_wire(log: Path, records: Path) -> list[float]:
 
 def rss_mb_by_kind() -> dict[str, list[float]]:
     """Resident memory (MB) of every voicebot process on this machine, by kind."""
-    out: dict[str, list[float]] = {"call_worker": [], "ua_worker": [], "supervisor": []}
+    out: dict[str, list[float]] = {"call_worker": [], "ua_worker": [], "supervisor": [], "infer": []}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -194,6 +194,7 @@ def rss_mb_by_kind() -> dict[str, list[float]]:
             "call_worker" if "voicebot.callworker.main" in cmd
             else "ua_worker" if "voicebot.ua.worker" in cmd
             else "supervisor" if "voicebot.cli run" in cmd
+            else "infer" if "voicebot.inference.server" in cmd
             else None
         )  # fmt: skip
         if kind is None:
@@ -224,7 +225,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calls", type=int, default=4, help="concurrent calls per round (<= 4 per UA worker)")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--asr-threads", type=int, default=1)
+    ap.add_argument(
+        "--asr-threads", type=int, default=1, help="decoder threads per call worker (--inference off)"
+    )
+    ap.add_argument(
+        "--inference",
+        choices=["local", "off"],
+        default="local",
+        help="local: the node's speech service (default); off: models in every call worker",
+    )
     ap.add_argument("--json", type=Path)
     ap.add_argument("--uncached", action="store_true", help="a greeting synthesised during each call")
     ap.add_argument("--kill-at", type=float, default=0.0, help="kill -9 call workers this long into the call")
@@ -260,6 +269,8 @@ def main() -> int:
         "VOICEBOT_RUN_DIR": str(work / "run"),
         "VOICEBOT_CALL__RECORD_DIR": str(work / "records"),
         "VOICEBOT_ASR__THREADS": str(args.asr_threads),
+        "VOICEBOT_INFERENCE__MODE": args.inference,
+        "VOICEBOT_INFERENCE__LISTEN": f"127.0.0.1:{free_port()}",
         "VOICEBOT_ASR__MODEL_DIR": str(REPO / "var" / "models"),
         "VOICEBOT_QUEUES": json.dumps({q: f"sip:{q}@127.0.0.1:{queue_port}" for q in ("sales", "support")}),
         "VOICEBOT_ROUTES": json.dumps([{"match": "*", "dialplan": str(plan)}]),
@@ -381,6 +392,7 @@ def main() -> int:
         "idle_call_worker": round(max(idle["call_worker"], default=0)),
         "call_worker_peak": round(watch.worker_peak),
         "ua_worker": round(max(idle["ua_worker"], default=0)),
+        "infer_service": round(max(idle["infer"], default=0)),
         "peak_total": round(watch.peak_total),
         "peak_total_per_call": round(watch.peak_total / args.calls),
     }

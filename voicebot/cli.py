@@ -24,6 +24,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_supervisor(settings)
 
 
+def _cmd_infer(args: argparse.Namespace) -> int:
+    """The speech service alone (another host, a GPU node): the settings' asr.*, tts.*, inference.*."""
+    import asyncio
+
+    from voicebot import logs
+    from voicebot.config import load_settings
+    from voicebot.inference.server import serve
+    from voicebot.supervisor.plan import infer_params
+
+    settings = load_settings(args.config)
+    params = infer_params(settings)
+    if args.listen:
+        host, _, port = args.listen.rpartition(":")
+        params = params.model_copy(update={"host": host.strip("[]") or "127.0.0.1", "port": int(port)})
+    logs.configure(params.log_level, params.log_format, params.redact_pii, process="infer")
+    return asyncio.run(serve(params))
+
+
 def _cmd_config_check(args: argparse.Namespace) -> int:
     """Print the effective settings (file, environment, defaults merged) with secrets masked."""
     import yaml
@@ -75,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="answer calls: UA workers, per-call workers and (K > 1) the Kamailio edge")
     p.add_argument("--config", type=Path, default=None, help="YAML settings file (also VOICEBOT_CONFIG)")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "infer",
+        help="the speech service (OpenAI-compatible audio API) on its own, e.g. on a GPU host",
+    )
+    p.add_argument("--config", type=Path, default=None, help="YAML settings file (also VOICEBOT_CONFIG)")
+    p.add_argument("--listen", default=None, help="HOST:PORT (default: inference.listen)")
+    p.set_defaults(func=_cmd_infer)
 
     p = sub.add_parser("config", help="settings")
     csub = p.add_subparsers(dest="config_command", required=True)

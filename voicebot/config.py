@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from voicebot.edge.params import DEFAULT_SCANNER_USER_AGENTS
+from voicebot.inference.providers import ProviderConfig
 from voicebot.llm.client import LlmConfig
 
 if TYPE_CHECKING:
@@ -213,6 +214,39 @@ class AsrSettings(_Group):
     inject_failures: float = Field(0.0, ge=0, le=1)
 
 
+class InferenceSettings(_Group):
+    """Where speech models run (docs/inference.md).
+
+    ``local`` (default): `voicebot run` starts one `voicebot infer` per node and supervises it; it
+    loads the recogniser (asr.*) and the voices (tts.*) once for every call, batching decodes. Call
+    workers load no model. ``remote``: no model on this node; calls use the providers below only
+    (e.g. `voicebot infer` on a GPU host). ``off``: every call worker loads its own models (the old
+    way: ~230 MB more per call worker).
+    """
+
+    mode: Literal["local", "remote", "off"] = "local"
+    listen: str = Field("127.0.0.1:9470", pattern=r"^[^\s]*:[0-9]{1,5}$")  # the local service
+    threads: int = Field(0, ge=0, le=64)  # decoder CPU threads of the local service; 0: every core
+    batch_max: int = Field(8, ge=1, le=64)  # turns decoded together at most
+    max_queue: int = Field(32, ge=1, le=1024)  # decodes waiting; more are refused (503) at once
+    deadline_ms: int = Field(1500, ge=50, le=30000)  # a decode not started by then is refused
+    timeout_s: float = Field(3.0, gt=0, le=60)  # a call worker's request to the local service
+    start_timeout_s: float = Field(120.0, ge=5, le=600)  # models loaded and ready within this
+    # Providers tried before the local service (or alone, in remote mode), in order, e.g. a cloud
+    # recogniser first: {name, urls: [base URL .../v1, ...replicas], model, voice, api_key_env,
+    # timeout_s, voicebot: true for another node's `voicebot infer`}.
+    asr_providers: list[ProviderConfig] = Field(default_factory=list)
+    tts_providers: list[ProviderConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _remote_has_providers(self) -> InferenceSettings:
+        if self.mode == "remote" and not (self.asr_providers or self.tts_providers):
+            raise ValueError("inference.mode remote needs inference.asr_providers and/or tts_providers")
+        if self.mode == "off" and (self.asr_providers or self.tts_providers):
+            raise ValueError("inference providers are used only with inference.mode local or remote")
+        return self
+
+
 LlmSettings = LlmConfig  # one model for the settings and the call workers' parameters
 
 
@@ -261,6 +295,7 @@ class Settings(BaseSettings):
     call: CallSettings = Field(default_factory=CallSettings)
     tts: TtsSettings = Field(default_factory=TtsSettings)
     asr: AsrSettings = Field(default_factory=AsrSettings)
+    inference: InferenceSettings = Field(default_factory=InferenceSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)

@@ -120,6 +120,60 @@ def _restarts() -> Counter:
     return Counter("voicebot_ua_worker_restarts", "UA workers that died or were killed and started again")
 
 
+@cache
+def _infer() -> tuple[Gauge, Histogram, Histogram, Counter]:
+    from prometheus_client import Counter, Gauge, Histogram
+
+    return (
+        Gauge(
+            "voicebot_infer_queue_depth",
+            "Decodes waiting in the inference service",
+            multiprocess_mode="livesum",
+        ),
+        Histogram(
+            "voicebot_infer_batch_size",
+            "Turns decoded together in one batch",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16),
+        ),
+        Histogram(
+            "voicebot_infer_queue_wait_seconds", "Time a decode waited for the decoder", buckets=TURN_BUCKETS
+        ),
+        Counter(
+            "voicebot_infer_requests",
+            "Inference requests by endpoint and outcome (ok, bad_request, overloaded, expired, failed)",
+            ["endpoint", "outcome"],
+        ),
+    )
+
+
+def infer_queue(depth: int) -> None:
+    _infer()[0].set(depth)
+
+
+def infer_batch(size: int, waits_s: list[float]) -> None:
+    _, batch, wait, _ = _infer()
+    batch.observe(size)
+    for w in waits_s:
+        wait.observe(w)
+
+
+def infer_request(endpoint: str, outcome: str) -> None:
+    _infer()[3].labels(endpoint=endpoint, outcome=outcome).inc()
+
+
+def exposition() -> tuple[bytes, str]:
+    """This process's view of the metrics (all processes' when the multiprocess directory is set)."""
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+    if os.environ.get(ENV):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
 def ua_load(active: int, free: int, idle_workers: int) -> None:
     """A UA worker's share of the node's load (its gauges are summed over the live UA workers)."""
     g_active, g_free, g_idle = _load()

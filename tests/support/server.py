@@ -128,6 +128,8 @@ def server_env(workdir: Path, port: int, rtp_start: int, **extra: str) -> dict[s
         "VOICEBOT_DATABASE__URL": f"sqlite+aiosqlite:///{workdir / 'voicebot.db'}",
         # each server its own /metrics port (a fixed one would collide between tests)
         "VOICEBOT_METRICS__LISTEN": f"127.0.0.1:{free_port()}",
+        # and its own speech service port
+        "VOICEBOT_INFERENCE__LISTEN": f"127.0.0.1:{free_port()}",
     }
     env.update(extra)
     return env

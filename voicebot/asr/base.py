@@ -48,6 +48,19 @@ def joined(parts: Sequence[Transcript | None]) -> Transcript | None:
     )
 
 
+def hints_prompt(hints: Sequence[str]) -> str:
+    """The step's expected phrases as text said just before the turn: what Whisper is prompted with,
+    and the ``prompt`` of the OpenAI transcription API (so a remote recogniser is biased the same)."""
+    return "Options: " + ", ".join(hints) + "." if hints else ""
+
+
+def prompt_hints(prompt: str) -> list[str]:
+    """The phrases back from :func:`hints_prompt`'s text (for recognisers that take a phrase list)."""
+    if not prompt.startswith("Options: "):
+        return []
+    return [h for h in prompt.removeprefix("Options: ").removesuffix(".").split(", ") if h]
+
+
 class AsrBackend(Protocol):
     name: str
 
@@ -86,7 +99,10 @@ def register(name: str) -> Callable[[Callable[..., AsrBackend]], Callable[..., A
 
 
 def create(name: str, **options: Any) -> AsrBackend:
-    from voicebot.asr import vosk, whisper  # noqa: F401  (registration side effect)
+    if name == "service":
+        from voicebot.inference import client  # noqa: F401  (registration side effect)
+    else:
+        from voicebot.asr import vosk, whisper  # noqa: F401  (registration side effect)
 
     try:
         factory = _REGISTRY[name]

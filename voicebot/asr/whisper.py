@@ -22,7 +22,7 @@ import numpy.typing as npt
 import soxr
 
 from voicebot.asr import repetition
-from voicebot.asr.base import AsrError, Transcript, register
+from voicebot.asr.base import AsrError, Transcript, hints_prompt, register
 
 _FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 WHISPER_RATE = 16000
@@ -117,64 +117,114 @@ class WhisperAsr:
         self._suppress = list(get_suppressed_tokens(self._tokenizer, (-1,)))
 
     def transcribe(self, pcm: bytes, sample_rate: int, hints: Sequence[str] = ()) -> Transcript:
+        return self.transcribe_many([(pcm, sample_rate, hints_prompt(hints))])[0]
+
+    def transcribe_many(self, requests: Sequence[tuple[bytes, int, str]]) -> list[Transcript]:
+        """Several turns (pcm, rate, prompt text) decoded as one batch: one encoder pass and one
+        generation over all of them (CTranslate2 batches both), which costs far less CPU than the
+        same turns one by one. Raises AsrError for the whole batch."""
         t0 = time.perf_counter()
-        audio = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
-        if sample_rate != WHISPER_RATE:
-            audio = soxr.resample(audio, sample_rate, WHISPER_RATE, quality="HQ")
-        audio_s = audio.size / WHISPER_RATE
-        if audio.size < WHISPER_RATE // 10:
-            return Transcript("", 0.0, round(audio_s, 3), round(time.perf_counter() - t0, 3))
+        audios = [_to_16k(pcm, rate) for pcm, rate, _ in requests]
+        out: list[Transcript | None] = [None] * len(requests)
+        todo = []
+        for i, audio in enumerate(audios):
+            if audio.size < WHISPER_RATE // 10:
+                out[i] = Transcript("", 0.0, round(audio.size / WHISPER_RATE, 3), 0.0)
+            else:
+                todo.append(i)
         try:
-            text, logprob, no_speech = self._decode(audio, hints, self._min_window)
-            # Two ways a decode goes wrong, both checked on every turn: it stops early (far too few
-            # words for the audio), or it loops (far too many, a phrase over and over). Whisper's
-            # own 30 s window is the second opinion for both.
-            few = len(text.split()) < audio_s * SUSPICIOUSLY_FEW_WORDS_PER_S
-            looped = repetition.looped(text, audio_s)
-            if (few or looped) and self._min_window < FULL_WINDOW_FRAMES:
-                text, logprob, no_speech = self._decode(audio, hints, FULL_WINDOW_FRAMES)
-            if repetition.looped(text, audio_s):
-                text = repetition.collapse(text)  # say the phrase once rather than pass on a loop
+            # One encoder window per batch: turns are grouped by the window they need (most short
+            # answers share the 5 s one), so a long turn does not make the short ones pay its window.
+            groups: dict[int, list[int]] = {}
+            for i in todo:
+                groups.setdefault(window_frames(audios[i].size // HOP, self._min_window), []).append(i)
+            first: dict[int, tuple[str, float, float]] = {}
+            for _, members in sorted(groups.items()):
+                decoded = self._decode_many(
+                    [audios[i] for i in members], [requests[i][2] for i in members], self._min_window
+                )
+                first.update(zip(members, decoded, strict=True))
+            for i, (text, logprob, no_speech) in sorted(first.items()):
+                audio = audios[i]
+                audio_s = audio.size / WHISPER_RATE
+                # Two ways a decode goes wrong, both checked on every turn: it stops early (far too
+                # few words for the audio), or it loops (far too many, a phrase over and over).
+                # Whisper's own 30 s window is the second opinion for both.
+                few = len(text.split()) < audio_s * SUSPICIOUSLY_FEW_WORDS_PER_S
+                looped = repetition.looped(text, audio_s)
+                if (few or looped) and self._min_window < FULL_WINDOW_FRAMES:
+                    text, logprob, no_speech = self._decode_many(
+                        [audio], [requests[i][2]], FULL_WINDOW_FRAMES
+                    )[0]
+                if repetition.looped(text, audio_s):
+                    text = repetition.collapse(text)  # say the phrase once rather than pass on a loop
+                if no_speech > NO_SPEECH_PROB and logprob < -1.0:
+                    text = ""  # Whisper's own silence rule: "probably no speech" and an unsure guess
+                out[i] = Transcript(
+                    text=text,
+                    confidence=round(math.exp(min(0.0, logprob)), 3) if text else 0.0,
+                    audio_s=round(audio_s, 3),
+                    decode_s=0.0,
+                )
         except Exception as exc:
             raise AsrError(f"whisper failed: {exc}") from exc
-        if no_speech > NO_SPEECH_PROB and logprob < -1.0:
-            text = ""  # Whisper's own silence rule: "probably no speech" and an unsure guess
-        return Transcript(
-            text=text,
-            confidence=round(math.exp(min(0.0, logprob)), 3) if text else 0.0,
-            audio_s=round(audio_s, 3),
-            decode_s=round(time.perf_counter() - t0, 3),
-        )
+        took = round(time.perf_counter() - t0, 3)
+        return [Transcript(t.text, t.confidence, t.audio_s, took) for t in out if t is not None]
 
     def _decode(
         self, audio: npt.NDArray[np.float32], hints: Sequence[str], min_window: int
     ) -> tuple[str, float, float]:
+        """One turn (bench/asr_repeats.py compares first decodes with this)."""
+        return self._decode_many([audio], [hints_prompt(hints)], min_window)[0]
+
+    def _decode_many(
+        self, audios: Sequence[npt.NDArray[np.float32]], prompts: Sequence[str], min_window: int | None = None
+    ) -> list[tuple[str, float, float]]:
         import ctranslate2  # type: ignore[import-untyped]
 
-        frames = window_frames(audio.size // HOP, min_window)
-        padded = np.zeros(frames * HOP, np.float32)  # silence after the speech fills the window
-        padded[: min(audio.size, padded.size)] = audio[: padded.size]
-        window = np.ascontiguousarray(self._model.feature_extractor(padded)[:, :frames])
-        encoded = self._model.model.encode(ctranslate2.StorageView.from_array(window[None]), to_cpu=False)
+        # One window for the batch: the longest turn's; shorter turns get more silence after them,
+        # which is what a short window is filled with anyway.
+        frames = max(window_frames(a.size // HOP, min_window or self._min_window) for a in audios)
+        windows = np.zeros((len(audios), 80, frames), np.float32)
+        for i, audio in enumerate(audios):
+            padded = np.zeros(frames * HOP, np.float32)  # silence after the speech fills the window
+            padded[: min(audio.size, padded.size)] = audio[: padded.size]
+            windows[i] = self._model.feature_extractor(padded)[:, :frames]
+        encoded = self._model.model.encode(ctranslate2.StorageView.from_array(windows), to_cpu=False)
         tok = self._tokenizer
-        prompt: list[int] = []
-        # The step's options, as if said just before, bias the decoder towards them.
-        if hints:
-            prompt = [tok.sot_prev, *tok.encode(" Options: " + ", ".join(hints) + ".")[:100]]
-        prompt += [*tok.sot_sequence, tok.no_timestamps]
-        # About 3 tokens per second of speech; the cap stops the repetition loops Whisper can fall into.
-        max_new = min(200, int(audio.size / WHISPER_RATE * 8) + 16)
-        result = self._model.model.generate(
+        token_prompts = []
+        for text in prompts:
+            prompt: list[int] = []
+            # The step's options, as if said just before, bias the decoder towards them.
+            if text:
+                prompt = [tok.sot_prev, *tok.encode(" " + text.strip())[:100]]
+            token_prompts.append([*prompt, *tok.sot_sequence, tok.no_timestamps])
+        # About 3 tokens per second of speech; the cap stops the repetition loops Whisper can fall
+        # into. One cap for the batch (the longest turn's): the loop checks catch what it lets by.
+        longest = max(a.size for a in audios)
+        max_new = min(200, int(longest / WHISPER_RATE * 8) + 16)
+        results = self._model.model.generate(
             encoded,
-            [prompt],
+            token_prompts,
             beam_size=self._beam,
-            max_length=len(prompt) + max_new,
+            max_length=max(len(p) for p in token_prompts) + max_new,
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
             suppress_tokens=self._suppress,
             repetition_penalty=self._penalty,
-        )[0]
-        tokens = [t for t in result.sequences_ids[0] if t < tok.eot]
-        logprob = result.scores[0] * len(tokens) / (len(tokens) + 1) if tokens else -10.0
-        return tok.decode(tokens).strip(), float(logprob), float(result.no_speech_prob)
+        )
+        out = []
+        for audio, result in zip(audios, results, strict=True):
+            cap = int(audio.size / WHISPER_RATE * 8) + 16
+            tokens = [t for t in result.sequences_ids[0] if t < tok.eot][:cap]
+            logprob = result.scores[0] * len(tokens) / (len(tokens) + 1) if tokens else -10.0
+            out.append((tok.decode(tokens).strip(), float(logprob), float(result.no_speech_prob)))
+        return out
+
+
+def _to_16k(pcm: bytes, sample_rate: int) -> npt.NDArray[np.float32]:
+    audio = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
+    if sample_rate != WHISPER_RATE:
+        audio = soxr.resample(audio, sample_rate, WHISPER_RATE, quality="HQ")
+    return audio

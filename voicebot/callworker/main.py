@@ -47,6 +47,10 @@ def voices(params: CallWorkerParams, voice: str | None, rate: int) -> list[Promp
     if params.tts_fallback and params.tts_fallback != params.tts_backend:
         fallback = params.model_copy(update={"tts_backend": params.tts_fallback, "tts_fallback": None})
         chain.append(fallback.prompts(None, rate))
+        if params.tts_providers and params.tts_fallback == "espeak":
+            # espeak-ng is a small program, not a model: when every speech service is down, the
+            # caller still hears words instead of silence
+            chain.append(fallback.prompts(None, rate, local=True))
     return chain
 
 
@@ -97,7 +101,9 @@ async def serve(sock: socket.socket, params: CallWorkerParams, asr: AsrBackend |
 def load_asr(params: CallWorkerParams) -> AsrBackend | None:
     """The configured recogniser, loaded once per worker process (None: keys only)."""
     backend: AsrBackend | None = None
-    if params.asr_backend == "vosk":
+    if params.asr_backend and params.asr_providers:  # a speech service has the model
+        backend = create_asr("service", providers=params.asr_providers, breaker_dir=params.breaker_dir)
+    elif params.asr_backend == "vosk":
         backend = create_asr("vosk", model_dir=params.vosk_model or None)
     elif params.asr_backend:
         backend = create_asr(
@@ -127,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     asr = load_asr(params)
     if params.llm.configured:
         load_litellm()  # seconds of import: paid here, not by the caller's first agent turn
-    if params.llm.configured or params.warm_tts:
+    if (params.llm.configured or params.warm_tts) and not params.tts_providers:
+        # (A speech service keeps its voices warm itself.)
         # LLM sentences and rendered prompts ("Hello {caller}") are never cached: load and warm the
         # TTS now, not while a caller waits (hibari's first load took 5.5 s with four workers at once).
         try:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from voicebot.inference.providers import ProviderConfig
 from voicebot.llm.client import LlmConfig
 from voicebot.media.prompts import Prompts
 
@@ -30,6 +31,11 @@ class CallWorkerParams(BaseModel):
     asr_threads: int = 1
     whisper_window_s: float = 5.0
     asr_inject_failures: float = 0.0  # fault drills: this share of decodes fails
+    # Speech through services (voicebot/inference): non-empty chains replace the in-process models
+    # (asr_backend and tts_backend then name what the service is asked for, and key the prompt cache).
+    asr_providers: list[ProviderConfig] = Field(default_factory=list)
+    tts_providers: list[ProviderConfig] = Field(default_factory=list)
+    breaker_dir: Path | None = None  # circuit state shared by the node's call workers
     prompt_dir: Path = Path("var/prompts")
     tts_backend: str = "hibari"
     tts_fallback: str | None = "espeak"
@@ -45,8 +51,17 @@ class CallWorkerParams(BaseModel):
     log_format: str = "console"
     redact_pii: bool = False
 
-    def prompts(self, voice: str | None = None, sample_rate: int | None = None) -> Prompts:
-        """The configured speech synthesis and prompt cache, in ``voice`` (None: the backend's)."""
+    def prompts(
+        self, voice: str | None = None, sample_rate: int | None = None, local: bool = False
+    ) -> Prompts:
+        """The configured speech synthesis and prompt cache, in ``voice`` (None: the backend's);
+        through the TTS providers when there are any, unless ``local`` (the supervisor's warm-up)."""
+        service = None
+        if self.tts_providers and not local:
+            service = {
+                "providers": [p.model_dump() for p in self.tts_providers],
+                "breaker_dir": self.breaker_dir,
+            }
         return Prompts(
             self.prompt_dir,
             sample_rate or self.sample_rate,
@@ -54,4 +69,5 @@ class CallWorkerParams(BaseModel):
             self.tts_fallback,
             voice,
             self.tts_options,
+            service,
         )

@@ -37,12 +37,14 @@ class Prompts:
         fallback: str | None = "espeak",
         voice: str | None = None,
         options: dict[str, dict[str, Any]] | None = None,
+        service: dict[str, Any] | None = None,
     ) -> None:
         self.cache_dir = cache_dir
         self.sample_rate = sample_rate
         self.voice = voice  # None: the backend's default voice
         self.options = options or {}  # backend name -> constructor options (model paths, speakers)
         self._names = [backend] + ([fallback] if fallback and fallback != backend else [])
+        self.service = service  # {"providers": [...], "breaker_dir": ...}: synthesis by a service
         self._backend: TtsBackend | None = None
 
     def path(self, text: str) -> Path:
@@ -92,10 +94,21 @@ class Prompts:
                 options = dict(self.options.get(name, {}))
                 if self.voice and i == 0:
                     options["voice"] = self.voice  # the dialplan's voice wins for the main backend
-                key = (name, repr(sorted(options.items())))
+                factory = name
+                if self.service is not None:  # the service has the model; we name what to use
+                    factory, options = (
+                        "service",
+                        {
+                            **self.service,
+                            "model": name,
+                            "voice": self.voice if i == 0 else None,
+                            "sample_rate": self.sample_rate,
+                        },
+                    )
+                key = (factory, repr(sorted((k, repr(v)) for k, v in options.items())))
                 try:
                     if key not in _LOADED:  # one load per process and voice: models are big
-                        _LOADED[key] = create(name, **options)
+                        _LOADED[key] = create(factory, **options)
                     self._backend = _LOADED[key]
                     break
                 except TtsError as exc:

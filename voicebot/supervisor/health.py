@@ -29,6 +29,8 @@ class Snapshot:
     draining: bool
     edge_required: bool
     edge_up: bool
+    infer_required: bool = False  # a local speech service (inference.mode local)
+    infer_ready: bool = False
     uas: list[UAView] = field(default_factory=list)
 
 
@@ -49,6 +51,8 @@ def readiness(s: Snapshot) -> tuple[int, dict[str, Any]]:
         why.append("draining")
     if s.edge_required and not s.edge_up:
         why.append("the SIP edge is not up")
+    if s.infer_required and not s.infer_ready:
+        why.append("the speech service is not ready (loading models, restarting or stalled)")
     if not ready:
         why.append("no UA worker is ready (starting, restarting or draining)")
     elif free == 0:

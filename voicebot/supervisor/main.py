@@ -30,7 +30,8 @@ from voicebot.ipc.heartbeat import HeartbeatMonitor
 from voicebot.signaling.params import UAParams
 from voicebot.supervisor import health
 from voicebot.supervisor.edge_plan import edge_params
-from voicebot.supervisor.plan import call_worker_params, ua_params
+from voicebot.supervisor.infer import InferProcess
+from voicebot.supervisor.plan import call_worker_params, infer_params, ua_params
 
 log = logs.get_logger(__name__)
 
@@ -61,6 +62,15 @@ class Supervisor:
         self.s = settings
         self.run_dir = settings.run_dir.resolve()
         self.uas = [UAProcess(p, self.run_dir / f"ua-{p.index}.json") for p in ua_params(settings)]
+        self.cw: CallWorkerParams = call_worker_params(settings)  # completed by prepare()
+        self.infer: InferProcess | None = None
+        if settings.inference.mode == "local":
+            self.infer = InferProcess(
+                infer_params(settings),
+                self.run_dir / "infer.json",
+                start_timeout_s=settings.inference.start_timeout_s,
+                heartbeat_timeout_s=max(settings.workers.heartbeat_timeout_s, 5.0),
+            )
         self.edge: KamailioEdge | None = None
         self.stopping = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
@@ -76,6 +86,8 @@ class Supervisor:
             draining=self.stopping.is_set(),
             edge_required=self.s.uses_edge,
             edge_up=edge is not None and edge.pid is not None and edge.returncode is None,
+            infer_required=self.infer is not None,
+            infer_ready=self.infer is not None and self.infer.ready,
             uas=[
                 health.UAView(
                     alive=ua.proc is not None and ua.proc.returncode is None,
@@ -101,12 +113,7 @@ class Supervisor:
                 "warm_tts": any(speaks_uncached(p) for p in self._routed_plans(cw)),
             }
         )
-        t0 = time.monotonic()
-        for voice, texts in self._static_prompts(cw).items():
-            prompts = cw.prompts(voice)
-            for text in texts:
-                prompts.pcm(text)
-        log.info("prompts.warmed", ms=round((time.monotonic() - t0) * 1000))
+        self.cw = cw
         if cw.asr_backend == "faster-whisper":
             from voicebot.asr.whisper import assemble_model
 
@@ -121,6 +128,16 @@ class Supervisor:
             write_private(
                 ua.params_file.with_name(f"call-worker-{ua.params.index}.json"), cw.model_dump_json()
             )
+
+    def warm_prompts(self) -> None:
+        """Synthesise every fixed text a call can say into the prompt cache, before calls arrive;
+        through the node's speech service when there is one (the supervisor then loads no voice)."""
+        t0 = time.monotonic()
+        for voice, texts in self._static_prompts(self.cw).items():
+            prompts = self.cw.prompts(voice, local=self.infer is None)
+            for text in texts:
+                prompts.pcm(text)
+        log.info("prompts.warmed", ms=round((time.monotonic() - t0) * 1000))
 
     def _static_prompts(self, cw: CallWorkerParams) -> dict[str | None, list[str]]:
         """Every fixed text a call can say, by voice: the built-in plan's and each routed dialplan's
@@ -283,9 +300,21 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
+        if self.infer is not None:
+            write_private(self.infer.params_file, self.infer.params.model_dump_json())
+            # Before the UA workers: a call answered now would have nobody to understand it.
+            if not await self.infer.start():
+                log.error("voicebot.cannot_start", why="the speech service did not start (see infer.* above)")
+                await self.infer.stop()
+                return 1
+            self.tasks.append(asyncio.create_task(self.infer.watch(self.stopping), name="watch-infer"))
+        try:
+            await asyncio.to_thread(self.warm_prompts)
+        except Exception as exc:  # TtsError: calls still run; each prompt is tried again when said
+            log.error("prompts.warm_failed", error=str(exc)[:300])
         for ua in self.uas:
             await self.start_ua(ua)
-        self.tasks = [
+        self.tasks += [
             asyncio.create_task(self.watch_ua(ua), name=f"watch-ua-{ua.params.index}") for ua in self.uas
         ]
         self.tasks.append(asyncio.create_task(self.watch_liveness(), name="watch-ua-liveness"))
@@ -324,6 +353,8 @@ class Supervisor:
         await asyncio.gather(*self.tasks, *self.edge_tasks, return_exceptions=True)
         for ua in self.uas:
             self._close_heartbeat(ua)
+        if self.infer is not None:  # after the calls: they may speak until the end
+            await self.infer.stop()
         if edge is not None:
             await edge.stop()
         log.info("voicebot.stopped")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from voicebot.callworker.params import CallWorkerParams
 from voicebot.config import Settings
+from voicebot.inference.providers import ProviderConfig
+from voicebot.inference.server import InferParams
 from voicebot.signaling.params import TrunkParams, UAParams
 
 EDGE_SOURCES = ["127.0.0.0/8", "::1/128"]
@@ -21,7 +23,78 @@ def absolute_sqlite(url: str) -> str:
     return url
 
 
+def _hostport(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def local_service_url(s: Settings) -> str:
+    host, port = _hostport(s.inference.listen)
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://{host}:{port}/v1"
+
+
+def speech_chains(s: Settings) -> tuple[list[ProviderConfig], list[ProviderConfig]]:
+    """(ASR, TTS) provider chains for call workers: the configured providers, then this node's
+    service (local mode). Both empty in ``off`` mode: call workers load the models themselves."""
+    inf = s.inference
+    if inf.mode == "off":
+        return [], []
+    asr, tts = list(inf.asr_providers), list(inf.tts_providers)
+    if inf.mode == "local":
+        url = local_service_url(s)
+        if s.asr.backend != "none":
+            asr.append(
+                ProviderConfig(
+                    name="local", urls=[url], model=s.asr.backend, timeout_s=inf.timeout_s, voicebot=True
+                )
+            )
+        # synthesis streams sentence by sentence: the timeout bounds the wait for each piece
+        tts.append(
+            ProviderConfig(
+                name="local",
+                urls=[url],
+                model=s.tts.backend,
+                timeout_s=max(inf.timeout_s, 10.0),
+                voicebot=True,
+            )
+        )
+    return asr, tts
+
+
+def infer_params(s: Settings) -> InferParams:
+    host, port = _hostport(s.inference.listen)
+    return InferParams(
+        host=host,
+        port=port,
+        asr_backend=None if s.asr.backend == "none" else s.asr.backend,
+        model_dir=s.asr.model_dir.resolve(),
+        vosk_model=s.asr.vosk_model,
+        threads=s.inference.threads,
+        whisper_window_s=s.asr.whisper_window_s,
+        batch_max=s.inference.batch_max,
+        max_queue=s.inference.max_queue,
+        deadline_ms=s.inference.deadline_ms,
+        tts_backend=s.tts.backend,
+        tts_fallback=s.tts.fallback,
+        tts_options=_tts_options(s),
+        log_level=s.log.level,
+        log_format=s.log.format,
+        redact_pii=s.log.redact_pii,
+    )
+
+
+def _tts_options(s: Settings) -> dict[str, dict[str, object]]:
+    return {
+        name: {k: str(v) if isinstance(v, Path) else v for k, v in s.tts.options(name).items()}
+        for name in {s.tts.backend, s.tts.fallback}
+        if name
+    }
+
+
 def call_worker_params(s: Settings) -> CallWorkerParams:
+    asr_chain, tts_chain = speech_chains(s)
     return CallWorkerParams(
         greeting=s.call.greeting,
         transfer_digits=s.call.transfer_digits,
@@ -36,14 +109,13 @@ def call_worker_params(s: Settings) -> CallWorkerParams:
         asr_threads=s.asr.threads,
         whisper_window_s=s.asr.whisper_window_s,
         asr_inject_failures=s.asr.inject_failures,
+        asr_providers=asr_chain,
+        tts_providers=tts_chain,
+        breaker_dir=(s.run_dir / "breakers").resolve(),
         prompt_dir=s.run_dir / "prompts",
         tts_backend=s.tts.backend,
         tts_fallback=s.tts.fallback,
-        tts_options={
-            name: {k: str(v) if isinstance(v, Path) else v for k, v in s.tts.options(name).items()}
-            for name in {s.tts.backend, s.tts.fallback}
-            if name
-        },
+        tts_options=_tts_options(s),
         record_dir=s.call.record_dir,
         database_url=absolute_sqlite(s.database.url),
         sample_rate=8000,

@@ -46,7 +46,10 @@ def register(name: str) -> Callable[[Callable[..., TtsBackend]], Callable[..., T
 
 def create(name: str, **options: Any) -> TtsBackend:
     """Instantiate a registered backend; unknown names say what is available."""
-    from voicebot.tts import coqui, espeak, hibari, piper  # noqa: F401  (registration side effect)
+    if name == "service":
+        from voicebot.inference import client  # noqa: F401  (registration side effect)
+    else:
+        from voicebot.tts import coqui, espeak, hibari, piper  # noqa: F401  (registration side effect)
 
     try:
         factory = _REGISTRY[name]

@@ -39,6 +39,13 @@ def edits(a: list[str], b: list[str]) -> int:
     return row[-1]
 
 
+def per_turn(decode):  # type: ignore[no-untyped-def]
+    """A scripted one-turn decoder as the batch decoder (audio, prompt text, window) -> result."""
+    return lambda audios, prompts, window=None: [
+        decode(a, p, window) for a, p in zip(audios, prompts, strict=True)
+    ]
+
+
 def pcm_of(name: str) -> tuple[bytes, int]:
     with wave.open(str(AUDIO / name)) as w:
         return w.readframes(w.getnframes()), w.getframerate()
@@ -111,7 +118,7 @@ def test_a_decode_with_far_too_few_words_is_repeated_in_the_full_window(asr, mon
             return "I", -0.2, 0.01
         return "I want to cancel my subscription today", -0.1, 0.01
 
-    monkeypatch.setattr(asr, "_decode", scripted)
+    monkeypatch.setattr(asr, "_decode_many", per_turn(scripted))
     result = asr.transcribe(pcm, rate)
     assert windows == [whisper.MIN_WINDOW_FRAMES, whisper.FULL_WINDOW_FRAMES]
     assert result.text == "I want to cancel my subscription today"
@@ -121,7 +128,7 @@ def test_a_decode_with_far_too_few_words_is_repeated_in_the_full_window(asr, mon
         windows.append(min_window)
         return "Hello, can you hear me? I want to cancel my subscription.", -0.1, 0.0
 
-    monkeypatch.setattr(asr, "_decode", wordy)
+    monkeypatch.setattr(asr, "_decode_many", per_turn(wordy))
     assert asr.transcribe(pcm, rate).text.startswith("Hello")
     assert windows == [whisper.MIN_WINDOW_FRAMES]  # enough words, no loop: decoded once
 
@@ -146,9 +153,9 @@ def test_a_decode_that_loops_is_repeated_in_the_full_window_and_collapsed_if_it_
             0.0,
         )
 
-    monkeypatch.setattr(asr, "_decode", scripted)
+    monkeypatch.setattr(asr, "_decode_many", per_turn(scripted))
     assert asr.transcribe(pcm, rate).text == "Transfer me to sales please."
     assert windows == [whisper.MIN_WINDOW_FRAMES, whisper.FULL_WINDOW_FRAMES]
 
-    monkeypatch.setattr(asr, "_decode", lambda audio, hints, window: (loop, -0.1, 0.0))
+    monkeypatch.setattr(asr, "_decode_many", per_turn(lambda audio, hints, window: (loop, -0.1, 0.0)))
     assert asr.transcribe(pcm, rate).text == "Transfer me to sales please."

@@ -61,9 +61,21 @@ def _commented_list_keys(text: str, section: str) -> set[str]:
     return {f"{section}.{k}" for k in re.findall(r"^\s*#\s*-?\s*([a-z_]+):", body.group(1), re.M)}
 
 
+def _commented_nested_list_keys(text: str, group: str, key: str) -> set[str]:
+    """Keys in the commented-out items under ``  key: []`` inside the top-level ``group``."""
+    body = re.search(rf"^{group}:\n(?:(?:  .*|)\n)*?  {key}: \[\]\n((?:  +#.*\n)*)", text, re.M)
+    assert body, f"no {group}.{key} section"
+    return {f"{group}.{key}.{k}" for k in re.findall(r"^\s*#\s*-?\s*([a-z_]+):", body.group(1), re.M)}
+
+
 def test_every_setting_is_documented_in_the_example_and_nothing_else() -> None:
     text = EXAMPLE.read_text()
-    documented = _documented(yaml.safe_load(text), Settings) | _commented_list_keys(text, "trunks")
+    documented = (
+        _documented(yaml.safe_load(text), Settings)
+        | _commented_list_keys(text, "trunks")
+        | _commented_nested_list_keys(text, "inference", "asr_providers")
+        | _commented_nested_list_keys(text, "inference", "tts_providers")
+    )
     fields = _fields(Settings)
     assert not fields - documented, f"settings missing from {EXAMPLE.name}: {sorted(fields - documented)}"
     assert not documented - fields, (

@@ -1,0 +1,261 @@
+"""The speech service with its real models (Whisper base, hibari, espeak) over real HTTP, through the
+call workers' client (the openai library): transcription, batching, streamed synthesis, bad input,
+overload, provider fallback and the shared circuit breaker."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+import urllib.error
+import urllib.request
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support.net import free_port
+
+from voicebot.asr.base import AsrError
+from voicebot.inference.breaker import SharedBreaker
+from voicebot.inference.client import ServiceAsr, ServiceTts
+from voicebot.inference.providers import ProviderConfig
+from voicebot.inference.server import InferParams, serve
+from voicebot.tts.base import TtsError
+
+AUDIO = Path(__file__).resolve().parents[1] / "data" / "audio"
+
+
+def pcm_of(name: str) -> tuple[bytes, int]:
+    with wave.open(str(AUDIO / name)) as w:
+        return w.readframes(w.getnframes()), w.getframerate()
+
+
+class Running:
+    def __init__(self, params: InferParams) -> None:
+        self.params = params
+        self.url = f"http://127.0.0.1:{params.port}/v1"
+        self.loop = asyncio.new_event_loop()
+        self.stop = asyncio.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{params.port}/readyz", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except (OSError, urllib.error.HTTPError):
+                pass
+            time.sleep(0.2)
+        raise AssertionError("the speech service did not get ready in 120 s")
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        async def main() -> None:
+            self.stop = asyncio.Event()
+            await serve(self.params, self.stop)
+
+        self.loop.run_until_complete(main())
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    models = tmp_path_factory.mktemp("models")
+    running = Running(InferParams(port=free_port(), model_dir=models, threads=2, batch_max=8))
+    yield running
+    running.close()
+
+
+def local(url: str, **kw: object) -> ProviderConfig:
+    return ProviderConfig(name="local", urls=[url], voicebot=True, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def sales(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, int]:
+    from support.speech import spoken_wav
+
+    return spoken_wav(
+        tmp_path_factory.mktemp("say") / "sales.wav", "I would like to talk to someone in sales, please."
+    ), 8000
+
+
+def test_a_phone_turn_is_transcribed_through_the_service(
+    service: Running, sales: tuple[bytes, int], tmp_path: Path
+) -> None:
+    asr = ServiceAsr([local(service.url)], breaker_dir=tmp_path)
+    pcm, rate = sales
+    result = asr.transcribe(pcm, rate, hints=["sales", "support"])
+    assert "sales" in result.text.lower()
+    assert 0.3 < result.confidence <= 1.0
+    assert result.audio_s == pytest.approx(len(pcm) / 2 / rate, abs=0.01)
+
+
+def test_concurrent_turns_are_decoded_in_batches(service: Running, tmp_path: Path) -> None:
+    asr = ServiceAsr([local(service.url, timeout_s=20)], breaker_dir=tmp_path)
+    before = batches(service)
+    turns = [
+        pcm_of(n)
+        for n in (
+            "short_prompts/espeak_02_8k_s16.wav",
+            "short_prompts/hibari_12_8k_s16.wav",
+            "short_prompts/piper_01_8k_s16.wav",
+            "barge_in_long_8k_s16.wav",
+        )
+    ] * 2
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda t: asr.transcribe(*t), turns))
+    texts = [r.text.lower() for r in results]
+    assert "cancel my order" in texts[0] and "repeat" in texts[1] and "someone" in texts[2]
+    assert "subscription" in texts[3]
+    assert texts[:4] == texts[4:]  # a turn's words do not depend on its batch-mates
+    assert batches(service) - before < 8, "eight turns sent at once were decoded in fewer, larger batches"
+
+
+def batches(service: Running) -> float:
+    """Batches the service has decoded (its own /metrics)."""
+    with urllib.request.urlopen(service.url.removesuffix("/v1") + "/metrics") as r:
+        page = r.read().decode()
+    sizes = [line for line in page.splitlines() if line.startswith("voicebot_infer_batch_size_count")]
+    return float(sizes[0].split()[-1]) if sizes else 0.0
+
+
+def test_synthesis_streams_call_rate_pcm(service: Running) -> None:
+    tts = ServiceTts([local(service.url, timeout_s=30)], model="hibari", sample_rate=8000)
+    chunks = list(tts.stream("Thank you for calling. How can I help you today?"))
+    audio = np.concatenate(chunks)
+    assert tts.sample_rate == 8000
+    assert 1.5 < audio.size / 8000 < 8  # two sentences of speech at 8 kHz
+    assert float(np.abs(audio).max()) > 0.05  # not silence
+
+
+def test_the_fallback_voice_is_served_too(service: Running) -> None:
+    tts = ServiceTts([local(service.url, timeout_s=30)], model="espeak", sample_rate=16000)
+    assert np.concatenate(list(tts.stream("Goodbye."))).size > 1600
+
+
+def post(url: str, body: bytes, content_type: str) -> tuple[int, str]:
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def multipart(fields: dict[str, bytes | str]) -> tuple[bytes, str]:
+    boundary = "voicebot-test-boundary"
+    out = b""
+    for name, value in fields.items():
+        out += f"--{boundary}\r\n".encode()
+        if isinstance(value, bytes):
+            out += f'Content-Disposition: form-data; name="{name}"; filename="a.wav"\r\n'.encode()
+            out += b"Content-Type: audio/wav\r\n\r\n" + value + b"\r\n"
+        else:
+            out += f'Content-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+    return out + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"file": b"this is not a wav file"}, "not a PCM WAV"),
+        ({"file": b""}, "empty"),
+        ({"model": "whisper-1"}, "multipart field 'file'"),
+        ({"file": (AUDIO / "barge_in_long_8k_s16.wav").read_bytes(), "response_format": "srt"}, "srt"),
+    ],
+)
+def test_bad_uploads_get_400_and_the_service_goes_on(service: Running, fields: dict, says: str) -> None:
+    body, ctype = multipart(fields)
+    status, text = post(service.url + "/audio/transcriptions", body, ctype)
+    assert status == 400 and says in text
+    body, ctype = multipart(
+        {"file": (AUDIO / "barge_in_long_8k_s16.wav").read_bytes(), "response_format": "text"}
+    )
+    status, text = post(service.url + "/audio/transcriptions", body, ctype)
+    assert status == 200 and "subscription" in text.lower()
+
+
+def test_garbage_and_oversized_bodies(service: Running) -> None:
+    status, text = post(
+        service.url + "/audio/transcriptions", b"\x00\xff" * 1000, "multipart/form-data; boundary=x"
+    )
+    assert status == 400
+    status, text = post(service.url + "/audio/speech", b"{not json", "application/json")
+    assert status == 400 and "JSON object" in text
+    status, text = post(
+        service.url + "/audio/speech", b'{"input": "hi", "model": "nope"}', "application/json"
+    )
+    assert status == 400 and "nope" in text
+    big = b"\x00" * (17 * 1024 * 1024)
+    status, _ = post(service.url + "/audio/transcriptions", big, "multipart/form-data; boundary=x")
+    assert status in (400, 413)
+
+
+def test_a_client_error_is_not_a_provider_failure(service: Running, tmp_path: Path) -> None:
+    asr = ServiceAsr([local(service.url)], breaker_dir=tmp_path)
+    with pytest.raises(AsrError, match="refused the audio"):
+        asr.transcribe(b"\x00\x00" * 8000 * 130, 8000)  # 130 s: over the service's limit
+    assert not SharedBreaker(tmp_path, f"local-{service.url}").is_open()
+
+
+def test_a_dead_provider_falls_back_within_the_turn_and_is_skipped_after(
+    service: Running, sales: tuple[bytes, int], tmp_path: Path
+) -> None:
+    dead = ProviderConfig(name="cloud", urls=[f"http://127.0.0.1:{free_port()}/v1"], timeout_s=1)
+    asr = ServiceAsr([dead, local(service.url)], breaker_dir=tmp_path)
+    pcm, rate = sales
+    assert "sales" in asr.transcribe(pcm, rate).text.lower()
+    breaker = SharedBreaker(tmp_path, f"cloud-{dead.urls[0]}")
+    assert breaker.is_open()  # every call worker of the node now skips it ...
+    again = ServiceAsr([dead, local(service.url)], breaker_dir=tmp_path)  # ... e.g. the next call's
+    t0 = time.monotonic()
+    assert "sales" in again.transcribe(pcm, rate).text.lower()
+    assert time.monotonic() - t0 < 5
+
+
+def test_replicas_share_the_load_and_a_dead_one_is_skipped(service: Running, tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    asr = ServiceAsr(
+        [ProviderConfig(name="pool", urls=[dead, service.url], voicebot=True)], breaker_dir=tmp_path
+    )
+    pcm, rate = pcm_of("short_prompts/espeak_02_8k_s16.wav")
+    for _ in range(3):
+        assert "cancel" in asr.transcribe(pcm, rate).text.lower()
+    assert SharedBreaker(tmp_path, f"pool-{dead}").is_open()
+
+
+def test_every_provider_down_is_an_error_that_says_so(tmp_path: Path) -> None:
+    dead = ProviderConfig(name="cloud", urls=[f"http://127.0.0.1:{free_port()}/v1"], timeout_s=1)
+    with pytest.raises(AsrError, match="every recogniser failed: cloud"):
+        ServiceAsr([dead], breaker_dir=tmp_path).transcribe(b"\x00\x00" * 8000, 8000)
+    assert SharedBreaker(tmp_path, f"cloud-{dead.urls[0]}").is_open()
+    with pytest.raises(AsrError, match="every recogniser failed: cloud"):  # the last one left is still asked
+        ServiceAsr([dead], breaker_dir=tmp_path).transcribe(b"\x00\x00" * 8000, 8000)
+    with pytest.raises(TtsError, match="every voice provider failed"):
+        list(ServiceTts([dead.model_copy(update={"name": "cloud-tts"})], breaker_dir=tmp_path).stream("Hi."))
+
+
+def test_overload_is_refused_fast_not_queued_for_seconds(tmp_path: Path) -> None:
+    running = Running(
+        InferParams(port=free_port(), model_dir=tmp_path / "models", threads=1, batch_max=1, max_queue=1)
+    )
+    try:
+        long_turn = pcm_of("barge_in_long_8k_s16.wav")
+        body, ctype = multipart({"file": (AUDIO / "barge_in_long_8k_s16.wav").read_bytes()})
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            statuses = list(
+                pool.map(lambda _: post(running.url + "/audio/transcriptions", body, ctype)[0], range(6))
+            )
+        assert statuses.count(200) >= 1 and 503 in statuses, statuses
+        asr = ServiceAsr([local(running.url)], breaker_dir=tmp_path)
+        assert "subscription" in asr.transcribe(*long_turn).text.lower()  # and it serves again
+    finally:
+        running.close()

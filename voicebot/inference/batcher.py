@@ -1,0 +1,160 @@
+"""The decode queue: bounded, with a deadline per request, decoded in batches on one model.
+
+Requests wait in a queue of at most ``max_queue``; a request that would overflow it is refused at once
+(:class:`Overloaded`, HTTP 503 with Retry-After) and one that waited past its deadline is dropped
+unstarted (:class:`Expired`), so a caller's turn hears the reprompt within its budget instead of
+seconds of silence. One decoder thread takes everything waiting (up to ``batch_max``) as one batch:
+no timer holds a request back when the decoder is idle, and under load the requests that queued
+during a decode go together in the next one, where batching costs far less CPU than one by one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from voicebot.asr.base import Transcript
+from voicebot.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class Overloaded(Exception):
+    """The queue is full: the client should try another replica or provider, or give up the turn."""
+
+
+class Expired(Exception):
+    """The request waited past its deadline and was not decoded."""
+
+
+class BatchDecoder(Protocol):
+    def transcribe_many(self, requests: Sequence[tuple[bytes, int, str]]) -> list[Transcript]: ...
+
+
+@dataclass
+class Stats:
+    """What the metrics endpoint reports (read from the event loop; written by the decoder thread)."""
+
+    batches: int = 0
+    decoded: int = 0
+    refused: int = 0
+    expired: int = 0
+    failed: int = 0
+    last_batch: int = 0
+    batch_sizes: collections.Counter[int] = field(default_factory=collections.Counter)
+
+
+@dataclass
+class _Job:
+    pcm: bytes
+    rate: int
+    prompt: str
+    deadline: float
+    queued: float
+    future: asyncio.Future[Transcript]
+    loop: asyncio.AbstractEventLoop
+
+
+class DecodeQueue:
+    def __init__(
+        self,
+        decoder: BatchDecoder,
+        max_queue: int = 32,
+        batch_max: int = 8,
+        clock: Callable[[], float] = time.monotonic,
+        on_batch: Callable[[int, list[float]], None] | None = None,
+    ) -> None:
+        self.decoder = decoder
+        self.max_queue = max_queue
+        self.batch_max = batch_max
+        self.clock = clock
+        self.on_batch = on_batch  # (size, each request's wait in s): metrics, from the decoder thread
+        self.stats = Stats()
+        self._jobs: collections.deque[_Job] = collections.deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="decoder", daemon=True)
+        self._thread.start()
+
+    @property
+    def depth(self) -> int:
+        return len(self._jobs)
+
+    async def transcribe(self, pcm: bytes, rate: int, prompt: str, deadline_s: float) -> Transcript:
+        """Decode one turn; Overloaded when the queue is full, Expired when not started in time."""
+        loop = asyncio.get_running_loop()
+        now = self.clock()
+        job = _Job(pcm, rate, prompt, now + deadline_s, now, loop.create_future(), loop)
+        with self._cond:
+            if len(self._jobs) >= self.max_queue or self._closed:
+                self.stats.refused += 1
+                raise Overloaded(f"{len(self._jobs)} decodes already waiting")
+            self._jobs.append(job)
+            self._cond.notify()
+        return await job.future
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout=30)
+
+    def _take(self) -> list[_Job] | None:
+        with self._cond:
+            while not self._jobs and not self._closed:
+                self._cond.wait()
+            if self._closed:
+                return None
+            now = self.clock()
+            batch: list[_Job] = []
+            while self._jobs and len(batch) < self.batch_max:
+                job = self._jobs.popleft()
+                if job.future.cancelled():
+                    continue  # the client hung up
+                if now > job.deadline:
+                    self.stats.expired += 1
+                    _settle(job, exc=Expired(f"waited {now - job.queued:.2f} s"))
+                    continue
+                batch.append(job)
+            if batch and self.on_batch is not None:
+                self.on_batch(len(batch), [now - j.queued for j in batch])
+            return batch
+
+    def _run(self) -> None:
+        while (batch := self._take()) is not None:
+            if not batch:
+                continue
+            try:
+                results = self.decoder.transcribe_many([(j.pcm, j.rate, j.prompt) for j in batch])
+            except Exception as exc:  # AsrError or a bug: every request of the batch hears of it
+                self.stats.failed += len(batch)
+                log.error("infer.decode_failed", batch=len(batch), error=str(exc)[:300])
+                for job in batch:
+                    _settle(job, exc=exc)
+                continue
+            self.stats.batches += 1
+            self.stats.decoded += len(batch)
+            self.stats.last_batch = len(batch)
+            self.stats.batch_sizes[len(batch)] += 1
+            for job, result in zip(batch, results, strict=True):
+                _settle(job, result=result)
+
+
+def _settle(job: _Job, result: Transcript | None = None, exc: BaseException | None = None) -> None:
+    def apply() -> None:
+        if job.future.done():
+            return
+        if exc is not None:
+            job.future.set_exception(exc)
+        else:
+            assert result is not None
+            job.future.set_result(result)
+
+    with contextlib.suppress(RuntimeError):  # the server's loop is gone (shutdown)
+        job.loop.call_soon_threadsafe(apply)

@@ -1,0 +1,240 @@
+"""Recognition and synthesis through speech services: an ordered chain of providers per stage.
+
+A provider is any OpenAI-compatible audio API: voicebot's own service (`voicebot infer`, started per
+node by `voicebot run`), vLLM's or speaches' Whisper serving, OpenAI, Groq, Azure. Requests go
+through the official ``openai`` client (no retries of its own: one policy, here). For each request
+the chain is walked in order: a provider whose circuit is open (voicebot/inference/breaker.py, shared
+by the node's call workers) is skipped, a provider with several replicas sends it to the one with
+the fewest requests outstanding, and a failure (connection, timeout, 429, 5xx) moves on to the next
+replica and provider within the same turn. A 400 is the request's fault: no fallback, AsrError.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voicebot.asr.base import AsrError, Transcript, hints_prompt
+from voicebot.asr.base import register as register_asr
+from voicebot.inference import wire
+from voicebot.inference.breaker import SharedBreaker
+from voicebot.inference.providers import ProviderConfig
+from voicebot.logs import get_logger
+from voicebot.tts.base import Audio, TtsError
+from voicebot.tts.base import register as register_tts
+
+log = get_logger(__name__)
+
+
+_CLIENTS: dict[tuple[str, str, float], Any] = {}
+_OUTSTANDING: dict[str, int] = {}
+_LOCK = threading.Lock()
+
+
+def _client(url: str, provider: ProviderConfig) -> Any:
+    from openai import OpenAI
+
+    key = os.environ.get(provider.api_key_env, "") if provider.api_key_env else ""
+    cache_key = (url, provider.api_key_env or "", provider.timeout_s)
+    with _LOCK:
+        if cache_key not in _CLIENTS:
+            client = OpenAI(base_url=url, api_key=key or "unused", timeout=provider.timeout_s, max_retries=0)
+            # openai imports its resources on first use: ~1.5 s here, paid at worker start instead
+            # of on the first caller's turn
+            _ = client.audio.transcriptions, client.audio.speech
+            _CLIENTS[cache_key] = client
+        return _CLIENTS[cache_key]
+
+
+def _replicas(provider: ProviderConfig) -> list[str]:
+    """Fewest outstanding first (ties in random order, so the node's workers spread their requests)."""
+    urls = list(provider.urls)
+    random.shuffle(urls)
+    with _LOCK:
+        return sorted(urls, key=lambda u: _OUTSTANDING.get(u, 0))
+
+
+class _Outstanding:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __enter__(self) -> None:
+        with _LOCK:
+            _OUTSTANDING[self.url] = _OUTSTANDING.get(self.url, 0) + 1
+
+    def __exit__(self, *_: object) -> None:
+        with _LOCK:
+            _OUTSTANDING[self.url] -= 1
+
+
+def _is_request_fault(exc: Exception) -> bool:
+    status = getattr(exc, "status_code", None)
+    return isinstance(status, int) and 400 <= status < 500 and status not in (408, 409, 429)
+
+
+def _why(exc: Exception) -> str:
+    status = getattr(exc, "status_code", None)
+    text = f"{type(exc).__name__}" + (f" {status}" if status else "") + f": {exc}"
+    return text[:200]
+
+
+class _Chain:
+    def __init__(
+        self, providers: Sequence[ProviderConfig | dict[str, Any]], breaker_dir: Path | str | None
+    ) -> None:
+        self.providers = [p if isinstance(p, ProviderConfig) else ProviderConfig(**p) for p in providers]
+        if not self.providers:
+            raise ValueError("no speech provider configured")
+        directory = Path(breaker_dir) if breaker_dir else None
+        self.breakers = {
+            (p.name, url): SharedBreaker(directory, f"{p.name}-{url}")
+            for p in self.providers
+            for url in p.urls
+        }
+        for p in self.providers:  # import openai and build the clients now, not on a caller's turn
+            for url in p.urls:
+                _client(url, p)
+
+    def targets(self) -> Iterator[tuple[ProviderConfig, str, SharedBreaker]]:
+        """Every replica of every provider, in order, open circuits skipped; if every one was tried
+        or skipped and the request still failed, the skipped ones get a last try (a node's only
+        service that was restarted a moment ago is better asked than given up on)."""
+        skipped = []
+        for provider in self.providers:
+            for url in _replicas(provider):
+                breaker = self.breakers[(provider.name, url)]
+                if breaker.allow():
+                    yield provider, url, breaker
+                else:
+                    skipped.append((provider, url, breaker))
+        yield from skipped
+
+
+@register_asr("service")
+class ServiceAsr:
+    """Recognition through the provider chain (a call worker loads no model)."""
+
+    name = "service"
+
+    def __init__(
+        self,
+        providers: Sequence[ProviderConfig | dict[str, Any]],
+        breaker_dir: Path | str | None = None,
+        language: str | None = None,
+    ) -> None:
+        self.chain = _Chain(providers, breaker_dir)
+        self.language = language
+
+    def transcribe(self, pcm: bytes, sample_rate: int, hints: Sequence[str] = ()) -> Transcript:
+        t0 = time.perf_counter()
+        audio_s = len(pcm) / 2 / sample_rate
+        upload = ("turn.wav", wire.write_wav(pcm[: len(pcm) // 2 * 2], sample_rate), "audio/wav")
+        errors: list[str] = []
+        for provider, url, breaker in self.chain.targets():
+            extra: dict[str, Any] = {}
+            if self.language:
+                extra["language"] = self.language
+            if provider.voicebot:  # the server drops it unstarted rather than answer too late
+                extra["extra_headers"] = {"X-Deadline-Ms": str(round(provider.timeout_s * 1000 * 0.8))}
+            try:
+                with _Outstanding(url):
+                    answer = _client(url, provider).audio.transcriptions.create(
+                        model=provider.model if provider.model != "default" else "whisper-1",
+                        file=upload,
+                        prompt=hints_prompt(hints),
+                        response_format="verbose_json",
+                        **extra,
+                    )
+            except Exception as exc:
+                if _is_request_fault(exc):
+                    raise AsrError(f"{provider.name} refused the audio: {_why(exc)}") from exc
+                overloaded = getattr(exc, "status_code", None) == 503 and provider.voicebot
+                if not overloaded:  # a full queue is not a broken service: try the next, keep it in
+                    breaker.failure()
+                errors.append(f"{provider.name} ({url}): {_why(exc)}")
+                log.warning("asr.provider_failed", provider=provider.name, url=url, error=_why(exc))
+                continue
+            breaker.success()
+            text = (getattr(answer, "text", "") or "").strip()
+            confidence = wire.confidence_of(getattr(answer, "segments", None))
+            if confidence is None:
+                confidence = 0.9 if text else 0.0  # providers that give no scores: trust the text
+            return Transcript(text, confidence, round(audio_s, 3), round(time.perf_counter() - t0, 3))
+        raise AsrError("every recogniser failed: " + "; ".join(errors))
+
+
+@register_tts("service")
+class ServiceTts:
+    """Synthesis through the provider chain, streamed: audio comes as the provider sends it.
+
+    ``sample_rate`` is what the chain delivers: voicebot's service sends the call's rate; other
+    providers send OpenAI's 24 kHz pcm, resampled by voicebot/media/prompts.py like any backend."""
+
+    name = "service"
+
+    def __init__(
+        self,
+        providers: Sequence[ProviderConfig | dict[str, Any]],
+        model: str = "default",
+        voice: str | None = None,
+        sample_rate: int = 8000,
+        breaker_dir: Path | str | None = None,
+    ) -> None:
+        self.chain = _Chain(providers, breaker_dir)
+        self.model = model
+        self.voice = voice or ""
+        self.call_rate = sample_rate
+        # One rate for the whole chain: the first provider's (a fallback at another rate is resampled).
+        self.sample_rate = sample_rate if self.chain.providers[0].voicebot else 24000
+
+    def stream(self, text: str) -> Iterator[Audio]:
+        errors: list[str] = []
+        for provider, url, breaker in self.chain.targets():
+            sent = False
+            try:
+                for audio in self._ask(provider, url, text):
+                    sent = True
+                    yield audio
+                breaker.success()
+                return
+            except Exception as exc:
+                if sent:  # half a prompt was said: do not say it again in another voice
+                    raise TtsError(f"{provider.name} stopped mid-prompt: {_why(exc)}") from exc
+                if not _is_request_fault(exc):
+                    breaker.failure()
+                errors.append(f"{provider.name} ({url}): {_why(exc)}")
+                log.warning("tts.provider_failed", provider=provider.name, url=url, error=_why(exc))
+        raise TtsError("every voice provider failed: " + "; ".join(errors))
+
+    def _ask(self, provider: ProviderConfig, url: str, text: str) -> Iterator[Audio]:
+        rate = self.call_rate if provider.voicebot else 24000
+        extra: dict[str, Any] = {"extra_body": {"sample_rate": rate}} if provider.voicebot else {}
+        model = self.model if provider.voicebot else provider.model
+        voice = self.voice or provider.voice or "default"
+        with (
+            _Outstanding(url),
+            _client(url, provider).audio.speech.with_streaming_response.create(
+                model=model, voice=voice, input=text, response_format="pcm", **extra
+            ) as response,
+        ):
+            rest = b""
+            for chunk in response.iter_bytes():
+                data = rest + chunk
+                cut = len(data) // 2 * 2
+                rest = data[cut:]
+                if cut:
+                    samples = np.frombuffer(data[:cut], dtype="<i2").astype(np.float32) / 32768.0
+                    if rate != self.sample_rate:
+                        import soxr
+
+                        samples = soxr.resample(samples, rate, self.sample_rate, quality="HQ").astype(
+                            np.float32
+                        )
+                    yield samples

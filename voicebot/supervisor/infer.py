@@ -1,0 +1,148 @@
+"""The node's speech service as a supervised child (`voicebot infer`, inference.mode local).
+
+Started before the UA workers and waited for (models loaded: /readyz 200), probed every second
+(/readyz: loaded and not overloaded; no answer for ``heartbeat_timeout_s``: stalled, e.g. SIGSTOP or a
+stuck C extension, and killed), restarted when it exits. While it is down, call workers' requests
+fail fast and callers hear the step's reprompt or the espeak fallback; the node reports not ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from pathlib import Path
+
+from voicebot import logs
+from voicebot.inference.server import InferParams
+
+log = logs.get_logger(__name__)
+PROBE_S = 1.0
+
+
+async def http_status(host: str, port: int, path: str, timeout_s: float) -> int | None:
+    """The status code of ``GET path``, or None when nothing answered in time."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+    except (OSError, TimeoutError):
+        return None
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), timeout_s)
+        parts = line.split()
+        return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else None
+    except (OSError, TimeoutError, ValueError):
+        return None
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+class InferProcess:
+    def __init__(
+        self, params: InferParams, params_file: Path, start_timeout_s: float, heartbeat_timeout_s: float
+    ) -> None:
+        self.params = params
+        self.params_file = params_file
+        self.start_timeout_s = start_timeout_s
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.proc: asyncio.subprocess.Process | None = None
+        self.ready = False
+        self.restarts = 0
+        self.started_at = 0.0
+        self._last_answer = 0.0
+
+    @property
+    def _host(self) -> str:
+        return "127.0.0.1" if self.params.host in ("0.0.0.0", "::", "") else self.params.host
+
+    async def start(self) -> bool:
+        """Spawn and wait until it is ready; False if it exited or did not load in time."""
+        self.ready = False
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "voicebot.inference.server",
+            "--params",
+            str(self.params_file),
+            stdin=asyncio.subprocess.DEVNULL,
+        )
+        self.started_at = self._last_answer = time.monotonic()
+        log.info("infer.started", pid=self.proc.pid, port=self.params.port)
+        deadline = self.started_at + self.start_timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.returncode is not None:
+                log.error("infer.exited_at_start", rc=self.proc.returncode)
+                return False
+            if await http_status(self._host, self.params.port, "/readyz", 1.0) == 200:
+                self.ready = True
+                self._last_answer = time.monotonic()
+                log.info("infer.ready", ms=round((time.monotonic() - self.started_at) * 1000))
+                return True
+            await asyncio.sleep(0.2)
+        log.error("infer.start_timeout", timeout_s=self.start_timeout_s)
+        return False
+
+    async def probe(self) -> None:
+        """Readiness, and liveness: a service that stopped answering is killed (and restarted)."""
+        assert self.proc is not None
+        status = await http_status(
+            self._host, self.params.port, "/readyz", min(2.0, self.heartbeat_timeout_s)
+        )
+        now = time.monotonic()
+        if status is not None:
+            self._last_answer = now
+        ready = status == 200
+        if ready != self.ready:
+            log.info("infer.readiness", ready=ready, status=status)
+            self.ready = ready
+        if (
+            status is None
+            and now - self._last_answer > self.heartbeat_timeout_s
+            and self.proc.returncode is None
+        ):
+            log.error(
+                "infer.unresponsive",
+                pid=self.proc.pid,
+                silent_s=round(now - self._last_answer, 1),
+                why="no answer to /readyz: killing it so that it is restarted",
+            )
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+
+    async def watch(self, stopping: asyncio.Event) -> None:
+        """Probe while it runs; restart it whenever it exits, unless we are stopping."""
+        while not stopping.is_set():
+            assert self.proc is not None
+            proc = self.proc
+            while proc.returncode is None and not stopping.is_set():
+                await self.probe()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(proc.wait(), PROBE_S)
+            if stopping.is_set():
+                return
+            self.ready = False
+            self.restarts += 1
+            log.error("infer.died", rc=proc.returncode, restarts=self.restarts)
+            if time.monotonic() - self.started_at < 5.0:  # dies at once: do not spin
+                await asyncio.sleep(min(10.0, 0.5 * 2 ** min(self.restarts, 5)))
+            if stopping.is_set():
+                return
+            if not await self.start():
+                log.error("infer.restart_failed", restarts=self.restarts)
+
+    async def stop(self) -> None:
+        proc = self.proc
+        if proc is None or proc.returncode is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), 10.0)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        self.ready = False
