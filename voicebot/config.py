@@ -226,8 +226,9 @@ class InferenceSettings(_Group):
 
     mode: Literal["local", "remote", "off"] = "local"
     listen: str = Field("127.0.0.1:9470", pattern=r"^[^\s]*:[0-9]{1,5}$")  # the local service
-    threads: int = Field(0, ge=0, le=64)  # decoder CPU threads of the local service; 0: every core
+    threads: int = Field(0, ge=0, le=64)  # the local service's decoders (a CPU thread each); 0: one per core
     batch_max: int = Field(8, ge=1, le=64)  # turns decoded together at most
+    batch_wait_ms: int = Field(40, ge=0, le=500)  # a free decoder waits this long for more turns to batch
     max_queue: int = Field(32, ge=1, le=1024)  # decodes waiting; more are refused (503) at once
     deadline_ms: int = Field(1500, ge=50, le=30000)  # a decode not started by then is refused
     timeout_s: float = Field(3.0, gt=0, le=60)  # a call worker's request to the local service

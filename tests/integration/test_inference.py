@@ -113,9 +113,9 @@ def test_concurrent_turns_are_decoded_in_batches(service: Running, tmp_path: Pat
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda t: asr.transcribe(*t), turns))
     texts = [r.text.lower() for r in results]
-    assert "cancel my order" in texts[0] and "repeat" in texts[1] and "someone" in texts[2]
-    assert "subscription" in texts[3]
-    assert texts[:4] == texts[4:]  # a turn's words do not depend on its batch-mates
+    for i in (0, 4):  # each turn right, whatever it was batched with
+        assert "cancel my order" in texts[i] and "repeat" in texts[i + 1] and "someone" in texts[i + 2], texts
+        assert "subscription" in texts[i + 3], texts
     assert batches(service) - before < 8, "eight turns sent at once were decoded in fewer, larger batches"
 
 

@@ -101,13 +101,17 @@ class WhisperAsr:
         language: str = "en",
         min_window_s: float = 5.0,
         repetition_penalty: float = REPETITION_PENALTY,
+        workers: int = 1,
     ) -> None:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
 
         path = assemble_model(model_dir)
-        self._model: Any = WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=threads)
+        # workers: how many threads may decode at once (the speech service's decoders)
+        self._model: Any = WhisperModel(
+            str(path), device="cpu", compute_type="int8", cpu_threads=threads, num_workers=workers
+        )
         self._beam = beam_size
         self._penalty = repetition_penalty
         self._min_window = min(FULL_WINDOW_FRAMES, max(100, int(min_window_s * 100)))

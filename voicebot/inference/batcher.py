@@ -3,9 +3,10 @@
 Requests wait in a queue of at most ``max_queue``; a request that would overflow it is refused at once
 (:class:`Overloaded`, HTTP 503 with Retry-After) and one that waited past its deadline is dropped
 unstarted (:class:`Expired`), so a caller's turn hears the reprompt within its budget instead of
-seconds of silence. One decoder thread takes everything waiting (up to ``batch_max``) as one batch:
-no timer holds a request back when the decoder is idle, and under load the requests that queued
-during a decode go together in the next one, where batching costs far less CPU than one by one.
+seconds of silence. Decoder threads (one per core, each single-threaded) take what is waiting as
+batches, shared fairly among the free decoders, after a short gather window that lets turns ending
+together go together; requests that queued during a decode go together in the next one, where a
+batch costs far less CPU than the same turns one by one.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class DecodeQueue:
         batch_max: int = 8,
         clock: Callable[[], float] = time.monotonic,
         on_batch: Callable[[int, list[float]], None] | None = None,
+        decoders: int = 1,
+        gather_s: float = 0.0,
     ) -> None:
         self.decoder = decoder
         self.max_queue = max_queue
@@ -79,8 +82,12 @@ class DecodeQueue:
         self._jobs: collections.deque[_Job] = collections.deque()
         self._cond = threading.Condition()
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="decoder", daemon=True)
-        self._thread.start()
+        self.gather_s = gather_s
+        self._threads = [
+            threading.Thread(target=self._run, name=f"decoder-{i}", daemon=True) for i in range(decoders)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     @property
     def depth(self) -> int:
@@ -103,17 +110,27 @@ class DecodeQueue:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._thread.join(timeout=30)
+        for thread in self._threads:
+            thread.join(timeout=30)
 
     def _take(self) -> list[_Job] | None:
         with self._cond:
             while not self._jobs and not self._closed:
                 self._cond.wait()
+            # Callers' turns often end together (a round of calls, a shared prompt): a moment's wait
+            # after the first lets them go in one batch instead of one alone and the rest after it.
+            first = time.monotonic()
+            while self.gather_s and not self._closed and time.monotonic() - first < self.gather_s:
+                self._cond.wait(self.gather_s - (time.monotonic() - first))
             if self._closed:
                 return None
             now = self.clock()
+            # Shared among the decoders, busy ones included (one is usually about to be free): two
+            # single-threaded decoders with two turns each finish sooner than one with four, and
+            # sooner than one with three after one with one (docs/inference.md).
+            share = min(self.batch_max, -(-len(self._jobs) // len(self._threads)))
             batch: list[_Job] = []
-            while self._jobs and len(batch) < self.batch_max:
+            while self._jobs and len(batch) < share:
                 job = self._jobs.popleft()
                 if job.future.cancelled():
                     continue  # the client hung up
@@ -130,6 +147,7 @@ class DecodeQueue:
         while (batch := self._take()) is not None:
             if not batch:
                 continue
+            started = self.clock()
             try:
                 results = self.decoder.transcribe_many([(j.pcm, j.rate, j.prompt) for j in batch])
             except Exception as exc:  # AsrError or a bug: every request of the batch hears of it
@@ -142,6 +160,12 @@ class DecodeQueue:
             self.stats.decoded += len(batch)
             self.stats.last_batch = len(batch)
             self.stats.batch_sizes[len(batch)] += 1
+            log.debug(
+                "infer.batch",
+                size=len(batch),
+                waited_ms=[round((started - j.queued) * 1000) for j in batch],
+                decode_ms=round((self.clock() - started) * 1000),
+            )
             for job, result in zip(batch, results, strict=True):
                 _settle(job, result=result)
 

@@ -2,7 +2,11 @@
 
 A provider is any OpenAI-compatible audio API: voicebot's own service (`voicebot infer`, started per
 node by `voicebot run`), vLLM's or speaches' Whisper serving, OpenAI, Groq, Azure. Requests go
-through the official ``openai`` client (no retries of its own: one policy, here). For each request
+through httpx (already in every call worker for dialplan tools): the official ``openai`` client was
+tried first and costs 36 MB more per call worker (its types and resources; 116 MB instead of 80), a
+third of the worker's budget, for two endpoints whose shape is simple and stable (multipart
+``/audio/transcriptions``, streamed ``/audio/speech``). No retries below this module: one policy,
+here. For each request
 the chain is walked in order: a provider whose circuit is open (voicebot/inference/breaker.py, shared
 by the node's call workers) is skipped, a provider with several replicas sends it to the one with
 the fewest requests outstanding, and a failure (connection, timeout, 429, 5xx) moves on to the next
@@ -19,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 
 from voicebot.asr.base import AsrError, Transcript, hints_prompt
@@ -33,24 +38,43 @@ from voicebot.tts.base import register as register_tts
 log = get_logger(__name__)
 
 
-_CLIENTS: dict[tuple[str, str, float], Any] = {}
+_CLIENTS: dict[tuple[str, str, float], httpx.Client] = {}
 _OUTSTANDING: dict[str, int] = {}
 _LOCK = threading.Lock()
 
 
-def _client(url: str, provider: ProviderConfig) -> Any:
-    from openai import OpenAI
+class ProviderError(Exception):
+    """A provider answered with an error status."""
 
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+def _client(url: str, provider: ProviderConfig) -> httpx.Client:
     key = os.environ.get(provider.api_key_env, "") if provider.api_key_env else ""
     cache_key = (url, provider.api_key_env or "", provider.timeout_s)
     with _LOCK:
         if cache_key not in _CLIENTS:
-            client = OpenAI(base_url=url, api_key=key or "unused", timeout=provider.timeout_s, max_retries=0)
-            # openai imports its resources on first use: ~1.5 s here, paid at worker start instead
-            # of on the first caller's turn
-            _ = client.audio.transcriptions, client.audio.speech
-            _CLIENTS[cache_key] = client
+            _CLIENTS[cache_key] = httpx.Client(
+                base_url=url.rstrip("/") + "/",
+                timeout=httpx.Timeout(provider.timeout_s),  # each connect/read/write; no redirects
+                headers={"Authorization": f"Bearer {key}"} if key else {},
+                follow_redirects=False,
+            )
         return _CLIENTS[cache_key]
+
+
+def _check(response: httpx.Response) -> None:
+    """ProviderError with the provider's own message (OpenAI's error body) for a non-2xx answer."""
+    if response.is_success:
+        return
+    try:
+        body = response.json()
+        message = str(body.get("error", {}).get("message") or body)
+    except ValueError:
+        message = response.text
+    raise ProviderError(response.status_code, f"HTTP {response.status_code}: {message[:200]}")
 
 
 def _replicas(provider: ProviderConfig) -> list[str]:
@@ -80,9 +104,9 @@ def _is_request_fault(exc: Exception) -> bool:
 
 
 def _why(exc: Exception) -> str:
-    status = getattr(exc, "status_code", None)
-    text = f"{type(exc).__name__}" + (f" {status}" if status else "") + f": {exc}"
-    return text[:200]
+    if isinstance(exc, ProviderError):
+        return str(exc)[:200]
+    return f"{type(exc).__name__}: {exc}"[:200]
 
 
 class _Chain:
@@ -98,7 +122,7 @@ class _Chain:
             for p in self.providers
             for url in p.urls
         }
-        for p in self.providers:  # import openai and build the clients now, not on a caller's turn
+        for p in self.providers:  # connection pools ready before the first turn
             for url in p.urls:
                 _client(url, p)
 
@@ -138,21 +162,26 @@ class ServiceAsr:
         upload = ("turn.wav", wire.write_wav(pcm[: len(pcm) // 2 * 2], sample_rate), "audio/wav")
         errors: list[str] = []
         for provider, url, breaker in self.chain.targets():
-            extra: dict[str, Any] = {}
+            form = {
+                "model": provider.model if provider.model != "default" else "whisper-1",
+                "prompt": hints_prompt(hints),
+                "response_format": "verbose_json",
+            }
             if self.language:
-                extra["language"] = self.language
+                form["language"] = self.language
+            headers = {}
             if provider.voicebot:  # the server drops it unstarted rather than answer too late
-                extra["extra_headers"] = {"X-Deadline-Ms": str(round(provider.timeout_s * 1000 * 0.8))}
+                headers["X-Deadline-Ms"] = str(round(provider.timeout_s * 1000 * 0.8))
             try:
                 with _Outstanding(url):
-                    answer = _client(url, provider).audio.transcriptions.create(
-                        model=provider.model if provider.model != "default" else "whisper-1",
-                        file=upload,
-                        prompt=hints_prompt(hints),
-                        response_format="verbose_json",
-                        **extra,
+                    response = _client(url, provider).post(
+                        "audio/transcriptions", files={"file": upload}, data=form, headers=headers
                     )
-            except Exception as exc:
+                    _check(response)
+                    answer = response.json()
+                if not isinstance(answer, dict):
+                    raise ProviderError(502, "the answer is not a JSON object")
+            except Exception as exc:  # httpx.TransportError (refused, timed out), ProviderError
                 if _is_request_fault(exc):
                     raise AsrError(f"{provider.name} refused the audio: {_why(exc)}") from exc
                 overloaded = getattr(exc, "status_code", None) == 503 and provider.voicebot
@@ -162,8 +191,8 @@ class ServiceAsr:
                 log.warning("asr.provider_failed", provider=provider.name, url=url, error=_why(exc))
                 continue
             breaker.success()
-            text = (getattr(answer, "text", "") or "").strip()
-            confidence = wire.confidence_of(getattr(answer, "segments", None))
+            text = str(answer.get("text") or "").strip()
+            confidence = wire.confidence_of(answer.get("segments"))
             if confidence is None:
                 confidence = 0.9 if text else 0.0  # providers that give no scores: trust the text
             return Transcript(text, confidence, round(audio_s, 3), round(time.perf_counter() - t0, 3))
@@ -215,15 +244,21 @@ class ServiceTts:
 
     def _ask(self, provider: ProviderConfig, url: str, text: str) -> Iterator[Audio]:
         rate = self.call_rate if provider.voicebot else 24000
-        extra: dict[str, Any] = {"extra_body": {"sample_rate": rate}} if provider.voicebot else {}
-        model = self.model if provider.voicebot else provider.model
-        voice = self.voice or provider.voice or "default"
+        body: dict[str, Any] = {
+            "model": self.model if provider.voicebot else provider.model,
+            "voice": self.voice or provider.voice or "default",
+            "input": text,
+            "response_format": "pcm",
+        }
+        if provider.voicebot:
+            body["sample_rate"] = rate  # voicebot's extension; OpenAI's pcm is always 24 kHz
         with (
             _Outstanding(url),
-            _client(url, provider).audio.speech.with_streaming_response.create(
-                model=model, voice=voice, input=text, response_format="pcm", **extra
-            ) as response,
+            _client(url, provider).stream("POST", "audio/speech", json=body) as response,
         ):
+            if not response.is_success:
+                response.read()
+                _check(response)
             rest = b""
             for chunk in response.iter_bytes():
                 data = rest + chunk

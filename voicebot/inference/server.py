@@ -50,7 +50,8 @@ class InferParams(BaseModel):
     model_dir: Path = Path("var/models")
     vosk_model: str = ""
     language: str = "en"
-    threads: int = Field(0, ge=0)  # decoder CPU threads; 0: every core
+    threads: int = Field(0, ge=0)  # decoders, one CPU thread each; 0: one per core
+    batch_wait_ms: int = Field(40, ge=0, le=500)  # a free decoder waits this long for turns to batch
     whisper_window_s: float = 5.0
     batch_max: int = Field(8, ge=1, le=64)
     max_queue: int = Field(32, ge=1)
@@ -88,7 +89,12 @@ class Service:
             noise = np.random.default_rng(0).normal(0, 30, 16000).astype("<i2").tobytes()
             recogniser.transcribe_many([(noise, 16000, ""), (noise, 16000, "")])
             self.queue = DecodeQueue(
-                recogniser, self.p.max_queue, self.p.batch_max, on_batch=metrics.infer_batch
+                recogniser,
+                self.p.max_queue,
+                self.p.batch_max,
+                on_batch=metrics.infer_batch,
+                decoders=self.decoders,
+                gather_s=self.p.batch_wait_ms / 1000,
             )
         try:
             backend = self.tts(self.p.tts_backend, "default")
@@ -99,12 +105,15 @@ class Service:
         self.ready = True
         log.info("infer.ready", ms=round((time.monotonic() - t0) * 1000), asr=self.p.asr_backend)
 
-    def _recogniser(self) -> Any:
+    @property
+    def decoders(self) -> int:
         import os
 
+        return self.p.threads or os.cpu_count() or 1
+
+    def _recogniser(self) -> Any:
         from voicebot.asr.base import create as create_asr
 
-        threads = self.p.threads or os.cpu_count() or 1
         if self.p.asr_backend == "vosk":
             vosk = create_asr("vosk", model_dir=self.p.vosk_model or None)
             if isinstance(vosk, StreamingAsr):
@@ -113,7 +122,8 @@ class Service:
         return create_asr(
             self.p.asr_backend or "faster-whisper",
             model_dir=self.p.model_dir / "whisper-base",
-            threads=threads,
+            threads=1,  # per decoder: on 2 cores two single-threaded decoders beat one with two
+            workers=self.decoders,
             min_window_s=self.p.whisper_window_s,
             language=self.p.language,
         )

@@ -74,6 +74,7 @@ def infer_params(s: Settings) -> InferParams:
         threads=s.inference.threads,
         whisper_window_s=s.asr.whisper_window_s,
         batch_max=s.inference.batch_max,
+        batch_wait_ms=s.inference.batch_wait_ms,
         max_queue=s.inference.max_queue,
         deadline_ms=s.inference.deadline_ms,
         tts_backend=s.tts.backend,

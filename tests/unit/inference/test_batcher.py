@@ -98,3 +98,27 @@ async def test_a_failed_batch_fails_its_requests_and_the_queue_goes_on() -> None
     dec.fail = False
     assert (await q.transcribe(b"y", 8000, "", 5)).text == "y"
     q.close()
+
+
+async def test_waiting_turns_are_shared_between_decoders() -> None:
+    dec = Decoder(hold=True)
+    q = DecodeQueue(dec, max_queue=16, batch_max=8, decoders=2)
+    busy = [asyncio.create_task(q.transcribe(f"b{i}".encode(), 8000, "", 5)) for i in range(2)]
+    await asyncio.sleep(0.05)  # both decoders hold a batch
+    rest = [asyncio.create_task(q.transcribe(str(i).encode(), 8000, "", 5)) for i in range(4)]
+    await asyncio.sleep(0.05)
+    dec.gate.set()
+    await asyncio.gather(*busy, *rest)
+    q.close()
+    assert max(len(b) for b in dec.batches) == 2  # the four are shared out, not one batch of four
+
+
+async def test_turns_ending_together_are_gathered_into_one_batch() -> None:
+    dec = Decoder()
+    q = DecodeQueue(dec, max_queue=16, batch_max=8, gather_s=0.1)
+    first = asyncio.create_task(q.transcribe(b"a", 8000, "", 5))
+    await asyncio.sleep(0.02)  # within the gather window
+    second = asyncio.create_task(q.transcribe(b"b", 8000, "", 5))
+    await asyncio.gather(first, second)
+    q.close()
+    assert dec.batches == [["a", "b"]]
