@@ -60,6 +60,7 @@ class _Job:
     queued: float
     future: asyncio.Future[Transcript]
     loop: asyncio.AbstractEventLoop
+    started: bool = False  # taken by a decoder (under the queue's lock)
 
 
 class DecodeQueue:
@@ -104,6 +105,15 @@ class DecodeQueue:
                 raise Overloaded(f"{len(self._jobs)} decodes already waiting")
             self._jobs.append(job)
             self._cond.notify()
+        # Not started by its deadline: dropped now, not when a decoder next looks (under load that
+        # is a whole decode later); once started, it is decoded and answered.
+        done, _ = await asyncio.wait({job.future}, timeout=deadline_s)
+        if not done:
+            with self._cond:
+                if not job.started:
+                    self._jobs.remove(job)
+                    self.stats.expired += 1
+                    raise Expired(f"waited {self.clock() - job.queued:.2f} s")
         return await job.future
 
     def close(self) -> None:
@@ -138,6 +148,7 @@ class DecodeQueue:
                     self.stats.expired += 1
                     _settle(job, exc=Expired(f"waited {now - job.queued:.2f} s"))
                     continue
+                job.started = True
                 batch.append(job)
             if batch and self.on_batch is not None:
                 self.on_batch(len(batch), [now - j.queued for j in batch])

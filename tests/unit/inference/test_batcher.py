@@ -122,3 +122,17 @@ async def test_turns_ending_together_are_gathered_into_one_batch() -> None:
     await asyncio.gather(first, second)
     q.close()
     assert dec.batches == [["a", "b"]]
+
+
+async def test_an_expired_request_is_answered_at_its_deadline_not_after_the_busy_decode() -> None:
+    dec = Decoder(hold=True)
+    q = DecodeQueue(dec, max_queue=8, batch_max=8)
+    busy = asyncio.create_task(q.transcribe(b"busy", 8000, "", 5))
+    await asyncio.to_thread(dec.started.wait, 5)
+    with pytest.raises(Expired):
+        await asyncio.wait_for(q.transcribe(b"late", 8000, "", 0.05), 1.0)  # the decoder is still busy
+    assert q.depth == 0
+    dec.gate.set()
+    await busy
+    q.close()
+    assert dec.batches == [["busy"]]
