@@ -282,6 +282,7 @@ def main() -> int:
     results: list[dict[str, float]] = []
     kills: list[tuple[str, float]] = []  # (call id, time of the kill in the caller's recording)
     transferred = referred = 0
+    refused: list[int] = []  # calls the bot did not answer (their SIP final code)
     talking = [0.0, 0.0]  # CPU s, wall s while a round's calls are up
     refilling = [0.0, 0.0]  # the same between rounds: replacing each ended call's worker
     try:
@@ -329,6 +330,9 @@ def main() -> int:
                 )
             for peer, rec in callers:
                 res = peer.result(timeout=60)
+                if not res.get("confirmed") and not rec.exists():
+                    refused.append(int(res.get("final_code") or 0))  # e.g. 503: no free worker yet
+                    continue
                 referred += int(str(res.get("refer_to") or "").startswith("<sip:sales@"))
                 transferred += int(res.get("transferred_code") == 200)
                 # The REFER names the call (X-Voicebot-Call-ID): only killed calls have a resumption.
@@ -350,6 +354,7 @@ def main() -> int:
         "cores": os.cpu_count(),
         # The bot's decision: REFER to the sales queue. The test queue is one pjsua2 process, which
         # takes 4 calls at once (PJSUA_MAX_CALLS): past 4 concurrent calls some transfers get 486.
+        "not_answered": f"{len(refused)} (SIP {sorted(set(refused))})" if refused else 0,
         "referred_to_sales": f"{referred}/{len(results)}",
         "queue_answered": f"{transferred}/{len(results)}",
     }

@@ -50,6 +50,9 @@ def configure(level: str = "info", fmt: str = "console", redact_pii: bool = Fals
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    # httpx logs every request at INFO (URLs included): our own events say what matters
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
