@@ -32,6 +32,7 @@ greeting <= 150 ms p95, turn gap <= 900 ms p95, barge-in stop <= 200 ms p95, no 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -179,19 +180,34 @@ def resumed_on_the_wire(log: Path, records: Path) -> list[float]:
     return out
 
 
-def rss_mb_by_kind() -> dict[str, list[float]]:
-    """Resident memory (MB) of every voicebot process on this machine, by kind."""
-    out: dict[str, list[float]] = {"call_worker": [], "ua_worker": [], "supervisor": [], "infer": []}
+def rss_mb_by_kind(field: str = "VmRSS") -> dict[str, list[float]]:
+    """Memory (MB) of every voicebot process on this machine, by kind: ``VmRSS`` (resident, pages
+    shared with other processes counted in each) or ``Pss`` (shared pages divided among their
+    sharers: what the processes cost together; call workers forked from the fork server share most
+    of theirs)."""
+    out: dict[str, list[float]] = {
+        "call_worker": [], "ua_worker": [], "supervisor": [], "infer": [], "fork_server": [],
+    }  # fmt: skip
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             status = (proc / "status").read_text()
+            source = (proc / "smaps_rollup").read_text() if field == "Pss" and "voicebot" in cmd else status
         except OSError:
             continue
+        forked = "voicebot.callworker.forkserver" in cmd
+        forked_worker = False
+        if forked:  # the server itself, or a call worker it forked (its parent is the server)
+            ppid = next((line.split()[1] for line in status.splitlines() if line.startswith("PPid:")), "0")
+            with contextlib.suppress(OSError):
+                forked_worker = (
+                    b"voicebot.callworker.forkserver" in (Path("/proc") / ppid / "cmdline").read_bytes()
+                )
         kind = (
-            "call_worker" if "voicebot.callworker.main" in cmd
+            "call_worker" if "voicebot.callworker.main" in cmd or (forked and forked_worker)
+            else "fork_server" if forked
             else "ua_worker" if "voicebot.ua.worker" in cmd
             else "supervisor" if "voicebot.cli run" in cmd
             else "infer" if "voicebot.inference.server" in cmd
@@ -199,8 +215,9 @@ def rss_mb_by_kind() -> dict[str, list[float]]:
         )  # fmt: skip
         if kind is None:
             continue
-        rss = next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")), "0")
-        out[kind].append(int(rss) / 1024)
+        key = "VmRSS:" if field == "VmRSS" else "Pss:"
+        value = next((line.split()[1] for line in source.splitlines() if line.startswith(key)), "0")
+        out[kind].append(int(value) / 1024)
     return out
 
 
@@ -211,7 +228,9 @@ class MemoryWatch(threading.Thread):
         super().__init__(name="memory-watch", daemon=True)
         self.stop = threading.Event()
         self.peak_total = 0.0
+        self.peak_pss = 0.0
         self.worker_peak = 0.0
+        self.worker_pss_peak = 0.0
         self.idle_worker: list[float] = []
 
     def run(self) -> None:
@@ -219,6 +238,9 @@ class MemoryWatch(threading.Thread):
             kinds = rss_mb_by_kind()
             self.peak_total = max(self.peak_total, sum(sum(v) for v in kinds.values()))
             self.worker_peak = max([self.worker_peak, *kinds["call_worker"]])
+            pss = rss_mb_by_kind("Pss")
+            self.peak_pss = max(self.peak_pss, sum(sum(v) for v in pss.values()))
+            self.worker_pss_peak = max([self.worker_pss_peak, *pss["call_worker"]])
 
 
 def main() -> int:
@@ -233,6 +255,11 @@ def main() -> int:
         choices=["local", "off"],
         default="local",
         help="local: the node's speech service (default); off: models in every call worker",
+    )
+    ap.add_argument(
+        "--no-fork-server",
+        action="store_true",
+        help="start every call worker as a program (workers.fork_server off)",
     )
     ap.add_argument("--json", type=Path)
     ap.add_argument("--uncached", action="store_true", help="a greeting synthesised during each call")
@@ -270,6 +297,7 @@ def main() -> int:
         "VOICEBOT_CALL__RECORD_DIR": str(work / "records"),
         "VOICEBOT_ASR__THREADS": str(args.asr_threads),
         "VOICEBOT_INFERENCE__MODE": args.inference,
+        "VOICEBOT_WORKERS__FORK_SERVER": "false" if args.no_fork_server else "true",
         "VOICEBOT_INFERENCE__LISTEN": f"127.0.0.1:{free_port()}",
         "VOICEBOT_ASR__MODEL_DIR": str(REPO / "var" / "models"),
         "VOICEBOT_QUEUES": json.dumps({q: f"sip:{q}@127.0.0.1:{queue_port}" for q in ("sales", "support")}),
@@ -398,8 +426,13 @@ def main() -> int:
         "call_worker_peak": round(watch.worker_peak),
         "ua_worker": round(max(idle["ua_worker"], default=0)),
         "infer_service": round(max(idle["infer"], default=0)),
+        "fork_server": round(max(idle["fork_server"], default=0)),
         "peak_total": round(watch.peak_total),
         "peak_total_per_call": round(watch.peak_total / args.calls),
+        # PSS: shared pages divided among their sharers (RSS counts them in every process)
+        "call_worker_pss_peak": round(watch.worker_pss_peak),
+        "peak_pss_total": round(watch.peak_pss),
+        "peak_pss_per_call": round(watch.peak_pss / args.calls),
     }
     # CPU of everything voicebot runs (edge, UA workers, call workers), for capacity planning
     # (`voicebot capacity`): cores per concurrent call while calls are up, and the CPU seconds it takes

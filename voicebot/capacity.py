@@ -49,7 +49,11 @@ class Measured:
                 bench_cores=float(cpu["cores"]),
                 cores_per_call_talking=float(cpu["cores_per_call_talking"]),
                 worker_start_cpu_s=float(cpu.get("worker_start_cpu_s_per_call") or 0.0),
-                memory_mb_per_call=float(data["memory_mb"]["peak_total_per_call"]),
+                # PSS when measured (shared pages counted once: call workers forked from the fork
+                # server share most of theirs), else the RSS sum
+                memory_mb_per_call=float(
+                    data["memory_mb"].get("peak_pss_per_call") or data["memory_mb"]["peak_total_per_call"]
+                ),
                 turn_gap_p95_ms=(data.get("turn_gap_ms") or {}).get("p95"),
             )
         except OSError as exc:

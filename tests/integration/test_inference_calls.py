@@ -54,9 +54,10 @@ def test_the_speech_service_killed_mid_call_is_restarted_and_the_next_turn_works
     queue = queue_peer(tmp_path, queue_port, "--hold", "1", "--duration", "50", "--max-calls", "1")
     caller = call_bot(tmp_path, server.port, "--play", str(speech), "--play-at", "1.0", "--duration", "35")
     server.wait_log(r"call\.answered", count=1)
-    # The caller speaks from ~1.5 s to ~2.8 s; its decode is asked for at ~3.1 s. Restarting the
-    # service takes ~2 s (loading Whisper), so a kill at 2.7 s leaves that turn without a service.
-    time.sleep(2.7)
+    # The caller speaks from ~1.5 s to ~2.8 s; decodes are asked for from 300 ms after the first
+    # pause ("Sales," ...) on, so none before ~2.1 s. A new service needs > 2 s to start (Python,
+    # Whisper, the voice): killed at 1.5 s, it is gone for that whole turn.
+    time.sleep(1.5)
     os.kill(infer_pid, signal.SIGKILL)
     c = caller.result(timeout=80)
     queue.result(timeout=80)

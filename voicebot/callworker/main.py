@@ -124,10 +124,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", type=Path, required=True)
     args = parser.parse_args(argv)
     die_with_parent(signal.SIGKILL)  # our UA worker is gone, and with it the call
-    # Ctrl-C in a terminal hits the whole process group; the UA worker decides when a call ends.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     params = CallWorkerParams.model_validate_json(args.params.read_text())
     logs.configure(params.log_level, params.log_format, params.redact_pii, process="call")
+    return run(args.fd, params)
+
+
+def run(fd: int, params: CallWorkerParams) -> int:
+    """One call worker's life on socket ``fd``: started as a program (main) or forked from the
+    fork server (voicebot/callworker/forkserver.py), which has already imported everything."""
+    # Ctrl-C in a terminal hits the whole process group; the UA worker decides when a call ends.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     t0 = time.monotonic()
     # Load the recogniser before saying ready: the pool hides the load time from callers.
     asr = load_asr(params)
@@ -142,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         except TtsError as exc:
             log.warning("tts.warm_failed", error=str(exc))
     log.debug("call_worker.loaded", ms=round((time.monotonic() - t0) * 1000))
-    sock = socket.socket(fileno=args.fd)
+    sock = socket.socket(fileno=fd)
     sock.setblocking(False)
     try:
         return asyncio.run(serve(sock, params, asr))

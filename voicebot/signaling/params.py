@@ -49,7 +49,7 @@ class UAParams(BaseModel):
     max_calls: int = 4
     pool_size: int = 4
     spare_workers: int = 1  # ready even when every call slot is taken: a dead worker's call resumes at once
-    call_worker_nice: int = 5
+    fork_server: bool = False  # fork call workers from a pre-imported parent (workers.fork_server)
     sample_rate: int = 8000
     rtp_timeout_s: float = 30.0
     drain_timeout_s: float = 30.0

@@ -173,6 +173,7 @@ def ua_params(s: Settings) -> list[UAParams]:
                 max_calls=s.workers.calls_per_ua,
                 pool_size=s.workers.call_pool_size,
                 spare_workers=s.workers.spare_call_workers,
+                fork_server=s.workers.fork_server,
                 rtp_timeout_s=s.sip.rtp_timeout_s,
                 drain_timeout_s=s.workers.drain_timeout_s,
                 user_agent=s.sip.user_agent,

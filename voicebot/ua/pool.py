@@ -8,7 +8,9 @@ another, and no call's state leaks into the next.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -27,13 +29,136 @@ READY_TIMEOUT_S = 60.0
 # Workers that die before they are ready (a model path that does not exist, a broken install) would
 # otherwise be restarted as fast as they die: back off, doubling up to this, until one gets ready.
 MAX_START_BACKOFF_S = 30.0
+FORK_TIMEOUT_S = 5.0  # a fork server that does not answer a request by then is replaced
+FORK_WAIT_S = 15.0  # how long the first workers wait for a (re)started fork server, then programs
+
+
+class ForkedProc:
+    """A call worker forked by the fork server (not our child): watched through a pidfd, which
+    becomes readable when it exits; its exit status goes to the fork server, so it reads as -1."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        try:
+            self._fd: int | None = os.pidfd_open(pid)
+        except ProcessLookupError:  # already gone
+            self._fd, self.returncode = None, -1
+
+    def poll(self) -> int | None:
+        if self.returncode is None and self._fd is not None:
+            ready, _, _ = select.select([self._fd], [], [], 0)
+            if ready:
+                self._done()
+        return self.returncode
+
+    def _done(self) -> None:
+        self.returncode = -1
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None and self._fd is not None:
+            ready, _, _ = select.select([self._fd], [], [], timeout)
+            if not ready:
+                raise subprocess.TimeoutExpired(f"call worker {self.pid}", timeout or 0)
+            self._done()
+        return -1
+
+
+class ForkServer:
+    """The UA worker's end of its fork server (voicebot/callworker/forkserver.py)."""
+
+    def __init__(self, params_file: Path) -> None:
+        self.params_file = params_file
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.sock: socket.socket | None = None
+        self.ready = False  # it said it has imported everything
+        self.started_at = 0.0
+
+    def start(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "voicebot.callworker.forkserver",
+                "--fd",
+                str(theirs.fileno()),
+                "--params",
+                str(self.params_file),
+            ],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+        )
+        theirs.close()
+        ours.settimeout(FORK_TIMEOUT_S)
+        self.sock = ours
+        self.started_at = time.monotonic()
+        log.debug("fork_server.started", pid=self.proc.pid)
+
+    def fork(self, child_sock: socket.socket) -> ForkedProc | None:
+        """A new call worker on ``child_sock``; None if the fork server is not there (then it is
+        restarted on the next call and this worker is started as a program)."""
+        if self.proc is None or self.proc.poll() is not None or self.sock is None:
+            if self.proc is not None:
+                log.warning("fork_server.died", rc=self.proc.returncode)
+            self.close()
+            self.start()
+            return None  # it is still importing: this once, a program
+        if not self.is_ready():
+            return None  # still importing: never make the UA worker's loop wait for it
+        try:
+            socket.send_fds(self.sock, [b"fork"], [child_sock.fileno()])
+            answer = self.sock.recv(64)
+            return ForkedProc(int(answer))
+        except (OSError, ValueError) as exc:
+            log.warning("fork_server.failed", error=str(exc)[:200])
+            self.close()
+            return None
+
+    def is_ready(self) -> bool:
+        """Whether it has said it imported everything (never blocks)."""
+        if not self.ready and self.sock is not None:
+            try:
+                said = self.sock.recv(64, socket.MSG_DONTWAIT)
+                self.ready = said == b"ready"
+                if not said:  # it exited before it was ready (see its error above)
+                    log.warning("fork_server.died", rc=self.proc.poll() if self.proc else None)
+                    self.close()
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as exc:
+                log.warning("fork_server.failed", error=str(exc)[:200])
+                self.close()
+        return self.ready
+
+    def close(self) -> None:
+        self.ready = False
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
 
 
 @dataclass
 class CallWorkerProc:
     """One per-call worker process and the UA worker's end of its socket."""
 
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | ForkedProc
     sock: socket.socket
     started_at: float
     ready: bool = False
@@ -53,15 +178,17 @@ class CallWorkerPool:
         size: int,
         params_file: Path,
         max_busy: int,
-        nice: int = 5,
         spares: int = 0,
         ready_timeout_s: float = READY_TIMEOUT_S,
+        fork_server: bool = False,
     ) -> None:
         self.size = size
+        self.fork_server = ForkServer(params_file) if fork_server else None
+        if self.fork_server is not None:
+            self.fork_server.start()
         self.ready_timeout_s = ready_timeout_s
         self.max_busy = max_busy
         self.spares = spares  # kept ready beyond the free call slots, to take over a dead worker's call
-        self.nice = nice
         self._params_file = params_file
         self.idle: list[CallWorkerProc] = []
         self.starting: list[CallWorkerProc] = []
@@ -76,19 +203,23 @@ class CallWorkerPool:
         for s in (parent, child):
             s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "voicebot.callworker.main",
-                "--fd",
-                str(child.fileno()),
-                "--params",
-                str(self._params_file),
-            ],
-            pass_fds=(child.fileno(),),
-            stdin=subprocess.DEVNULL,
-        )
+        proc: subprocess.Popen[bytes] | ForkedProc | None = None
+        if self.fork_server is not None:
+            proc = self.fork_server.fork(child)
+        if proc is None:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "voicebot.callworker.main",
+                    "--fd",
+                    str(child.fileno()),
+                    "--params",
+                    str(self._params_file),
+                ],
+                pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+            )
         child.close()
         parent.setblocking(False)
         worker = CallWorkerProc(proc=proc, sock=parent, started_at=time.monotonic())
@@ -105,6 +236,14 @@ class CallWorkerPool:
         new: list[CallWorkerProc] = []
         if time.monotonic() < self.next_start:
             return new
+        server = self.fork_server
+        if (
+            server is not None
+            and not server.is_ready()
+            and server.proc is not None
+            and time.monotonic() - server.started_at < FORK_WAIT_S
+        ):
+            return new  # a moment for it to import, rather than start the first workers as programs
         want = min(self.size, self.max_busy - len(self.busy) + self.spares)
         while not self.closed and len(self.idle) + len(self.starting) < want:
             new.append(self.spawn())
@@ -207,3 +346,5 @@ class CallWorkerPool:
                 os.kill(worker.pid, signal.SIGKILL)
                 worker.proc.wait()
         self._retiring.clear()
+        if self.fork_server is not None:
+            self.fork_server.close()

@@ -98,7 +98,7 @@ class UAWorker:
             params.pool_size,
             params_file.with_name(f"call-worker-{params.index}.json"),
             max_busy=params.max_calls,
-            nice=params.call_worker_nice,
+            fork_server=params.fork_server,
             spares=params.spare_workers,
         )
         codecs: list[str] = []

@@ -60,3 +60,41 @@ def test_a_worker_stuck_before_ready_is_killed_and_its_socket_can_be_unwatched(t
         pool.closed = True
         for worker in pool.starting + pool.idle:
             pool.discard(worker)
+
+
+def test_workers_forked_from_the_fork_server_say_ready_and_are_watched(tmp_path: Path) -> None:
+    """Real processes: the fork server imports the call worker once; forked workers say ready on
+    their socket, share its pages, and their exit is seen through a pidfd."""
+    import os
+    import signal
+
+    from voicebot.callworker.params import CallWorkerParams
+    from voicebot.ipc import proto
+    from voicebot.ua.pool import ForkedProc
+
+    params = tmp_path / "call-worker.json"
+    params.write_text(CallWorkerParams(asr_backend=None, prompt_dir=tmp_path).model_dump_json())
+    pool = CallWorkerPool(size=1, params_file=params, max_busy=4, fork_server=True)
+    try:
+        server = pool.fork_server
+        assert server is not None and server.proc is not None
+        deadline = time.monotonic() + 60
+        forked = None
+        while time.monotonic() < deadline and forked is None:
+            worker = pool.spawn()  # programs until the server says it is ready, then forks
+            if isinstance(worker.proc, ForkedProc):
+                forked = worker
+            else:
+                pool.discard(worker)
+                time.sleep(0.5)
+        assert forked is not None, "the fork server never got ready"
+        with open(f"/proc/{forked.pid}/stat") as fh:
+            assert int(fh.read().rsplit(")", 1)[1].split()[1]) == server.proc.pid  # its child
+        forked.sock.settimeout(30)
+        assert isinstance(proto.decode(forked.sock.recv(proto.MAX_MESSAGE)), proto.WorkerReady)
+        assert forked.proc.poll() is None
+        os.kill(forked.pid, signal.SIGKILL)
+        assert forked.proc.wait(timeout=10) == -1 and forked.proc.poll() == -1
+    finally:
+        pool.close()
+    assert pool.fork_server is not None and pool.fork_server.proc is None  # stopped with the pool
