@@ -43,10 +43,8 @@ def preload(params: CallWorkerParams) -> None:
 
     if params.asr_providers or params.tts_providers:
         from voicebot.inference import client  # noqa: F401
-    if params.llm.configured:
-        from voicebot.llm.client import load_litellm
-
-        load_litellm()
+    # Not litellm: it starts threads when imported, and a process with threads cannot fork safely
+    # (the supervisor does not use the fork server when an LLM is configured).
 
 
 def child(fd: int, control: socket.socket, params: CallWorkerParams) -> int:

@@ -29,7 +29,9 @@ READY_TIMEOUT_S = 60.0
 # Workers that die before they are ready (a model path that does not exist, a broken install) would
 # otherwise be restarted as fast as they die: back off, doubling up to this, until one gets ready.
 MAX_START_BACKOFF_S = 30.0
-FORK_TIMEOUT_S = 5.0  # a fork server that does not answer a request by then is replaced
+# A fork server that does not answer a request by then is replaced (the UA worker's loop waits for
+# the answer: well under its 3 s heartbeat)
+FORK_TIMEOUT_S = 1.0
 FORK_WAIT_S = 15.0  # how long the first workers wait for a (re)started fork server, then programs
 
 
@@ -96,6 +98,8 @@ class ForkServer:
             ],
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
+            # no thread pools in a process that forks (numpy's BLAS would start one per core)
+            env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
         )
         theirs.close()
         ours.settimeout(FORK_TIMEOUT_S)
