@@ -257,9 +257,9 @@ def main() -> int:
         help="local: the node's speech service (default); off: models in every call worker",
     )
     ap.add_argument(
-        "--no-fork-server",
+        "--fork-server",
         action="store_true",
-        help="start every call worker as a program (workers.fork_server off)",
+        help="fork call workers from the fork server (workers.fork_server: true)",
     )
     ap.add_argument("--json", type=Path)
     ap.add_argument("--uncached", action="store_true", help="a greeting synthesised during each call")
@@ -297,7 +297,7 @@ def main() -> int:
         "VOICEBOT_CALL__RECORD_DIR": str(work / "records"),
         "VOICEBOT_ASR__THREADS": str(args.asr_threads),
         "VOICEBOT_INFERENCE__MODE": args.inference,
-        "VOICEBOT_WORKERS__FORK_SERVER": "false" if args.no_fork_server else "true",
+        "VOICEBOT_WORKERS__FORK_SERVER": "true" if args.fork_server else "false",
         "VOICEBOT_INFERENCE__LISTEN": f"127.0.0.1:{free_port()}",
         "VOICEBOT_ASR__MODEL_DIR": str(REPO / "var" / "models"),
         "VOICEBOT_QUEUES": json.dumps({q: f"sip:{q}@127.0.0.1:{queue_port}" for q in ("sales", "support")}),

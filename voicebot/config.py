@@ -119,9 +119,10 @@ class WorkerSettings(_Group):
     # warm one at once (a worker loading Whisper takes seconds); each costs one idle worker's memory.
     spare_call_workers: int = Field(1, ge=0, le=4)
     # Fork call workers from a parent that has imported them once (pages shared copy-on-write:
-    # ~36 MB of their own per worker instead of ~94 MB); off: each starts as a fresh program.
-    # Not used when an LLM is configured (litellm's threads make forking unsafe).
-    fork_server: bool = True
+    # ~36 MB of their own per worker instead of ~94 MB); off (the default until it has been through
+    # the whole test suite): each starts as a fresh program. Not used when an LLM is configured
+    # (litellm's threads make forking unsafe).
+    fork_server: bool = False
     drain_timeout_s: float = Field(30.0, ge=0)
     restart_backoff_s: float = Field(0.5, ge=0)
     # A UA worker writes a heartbeat from the loop that serves its calls (every 0.2 s); silent for

@@ -130,8 +130,11 @@ class ForkServer:
     def is_ready(self) -> bool:
         """Whether it has said it imported everything (never blocks)."""
         if not self.ready and self.sock is not None:
+            # (the socket has a timeout for fork(): recv would wait for it; select does not)
+            if not select.select([self.sock], [], [], 0)[0]:
+                return False
             try:
-                said = self.sock.recv(64, socket.MSG_DONTWAIT)
+                said = self.sock.recv(64)
                 self.ready = said == b"ready"
                 if not said:  # it exited before it was ready (see its error above)
                     log.warning("fork_server.died", rc=self.proc.poll() if self.proc else None)
