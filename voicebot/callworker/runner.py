@@ -16,7 +16,6 @@ import os
 import socket
 import sys
 import time
-import wave
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from voicebot.engine.engine import CallEngine
 from voicebot.errors import ProtocolError
 from voicebot.ipc import proto
 from voicebot.llm.client import sentences as llm_sentences
+from voicebot.media.audiofile import wav_bytes
 from voicebot.media.prompts import Prompts
 
 log = logs.get_logger(__name__)
@@ -327,8 +327,4 @@ class CallRunner:
 
 def write_wav(path: Path, pcm: bytes, rate: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm)
+    path.write_bytes(wav_bytes(pcm, rate))

@@ -32,6 +32,7 @@ from voicebot.inference import wire
 from voicebot.inference.breaker import SharedBreaker
 from voicebot.inference.providers import ProviderConfig
 from voicebot.logs import get_logger
+from voicebot.media.audiofile import wav_bytes
 from voicebot.tts.base import Audio, TtsError
 from voicebot.tts.base import register as register_tts
 
@@ -159,7 +160,7 @@ class ServiceAsr:
     def transcribe(self, pcm: bytes, sample_rate: int, hints: Sequence[str] = ()) -> Transcript:
         t0 = time.perf_counter()
         audio_s = len(pcm) / 2 / sample_rate
-        upload = ("turn.wav", wire.write_wav(pcm[: len(pcm) // 2 * 2], sample_rate), "audio/wav")
+        upload = ("turn.wav", wav_bytes(pcm[: len(pcm) // 2 * 2], sample_rate), "audio/wav")
         errors: list[str] = []
         for provider, url, breaker in self.chain.targets():
             form = {

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import io
 import math
-import wave
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+from voicebot.media.audiofile import read_pcm16
 
 MAX_UPLOAD_BYTES = 16 * 1024 * 1024
 MAX_AUDIO_S = 120.0  # a call's turn is cut at 30 s; a minute of speech is already a long message
@@ -41,26 +40,12 @@ def read_wav(data: bytes) -> Audio:
     if len(data) > MAX_UPLOAD_BYTES:
         raise BadAudio(f"the file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
     try:
-        with wave.open(io.BytesIO(data)) as w:
-            channels, width, rate, frames = (
-                w.getnchannels(),
-                w.getsampwidth(),
-                w.getframerate(),
-                w.getnframes(),
-            )
-            if width != 2:
-                raise BadAudio(f"{8 * width}-bit samples: send 16-bit PCM WAV")
-            if not MIN_RATE <= rate <= MAX_RATE:
-                raise BadAudio(f"sample rate {rate} Hz: send {MIN_RATE}-{MAX_RATE} Hz")
-            if channels not in (1, 2):
-                raise BadAudio(f"{channels} channels: send mono or stereo")
-            raw = w.readframes(frames)
-    except (wave.Error, EOFError) as exc:
-        raise BadAudio(f"not a PCM WAV file ({exc})") from None
-    samples = np.frombuffer(raw[: len(raw) - len(raw) % (2 * channels)], dtype="<i2")
-    if channels == 2:
-        samples = samples.reshape(-1, 2).mean(axis=1).astype("<i2")
-    return _checked(Audio(samples.tobytes(), rate))
+        pcm, rate = read_pcm16(io.BytesIO(data), "the file", max_seconds=None)  # length: _checked
+    except ValueError as exc:
+        raise BadAudio(str(exc)) from None
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise BadAudio(f"sample rate {rate} Hz: send {MIN_RATE}-{MAX_RATE} Hz")
+    return _checked(Audio(pcm, rate))
 
 
 def read_raw(data: bytes, rate: int) -> Audio:
@@ -78,17 +63,6 @@ def _checked(audio: Audio) -> Audio:
     if audio.seconds > MAX_AUDIO_S:
         raise BadAudio(f"{audio.seconds:.0f} s of audio: at most {MAX_AUDIO_S:.0f} s per request")
     return audio
-
-
-def write_wav(pcm: bytes, rate: int) -> bytes:
-    """A mono 16-bit WAV file (what the client uploads)."""
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm)
-    return buf.getvalue()
 
 
 def transcription_body(
