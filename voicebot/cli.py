@@ -36,8 +36,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     params = infer_params(settings)
     if args.listen:
-        host, _, port = args.listen.rpartition(":")
-        params = params.model_copy(update={"host": host.strip("[]") or "127.0.0.1", "port": int(port)})
+        host, port = args.listen
+        params = params.model_copy(update={"host": host, "port": port})
     logs.configure(params.log_level, params.log_format, params.redact_pii, process="infer")
     return asyncio.run(serve(params))
 
@@ -52,6 +52,15 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     print(yaml.safe_dump(effective_settings(settings), sort_keys=False, allow_unicode=True), end="")
     print("configuration OK", file=sys.stderr)
     return 0
+
+
+def _listen(text: str) -> tuple[str, int]:
+    from voicebot.config import host_port
+
+    try:
+        return host_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _percent(text: str) -> float:
@@ -99,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the speech service (OpenAI-compatible audio API) on its own, e.g. on a GPU host",
     )
     p.add_argument("--config", type=Path, default=None, help="YAML settings file (also VOICEBOT_CONFIG)")
-    p.add_argument("--listen", default=None, help="HOST:PORT (default: inference.listen)")
+    p.add_argument("--listen", type=_listen, default=None, help="HOST:PORT (default: inference.listen)")
     p.set_defaults(func=_cmd_infer)
 
     p = sub.add_parser("config", help="settings")

@@ -356,6 +356,15 @@ class Settings(BaseSettings):
         return self.workers.ua_workers > 1 or self.edge.force
 
 
+def host_port(listen: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port``; an empty host is loopback) as (host, port); ValueError saying
+    what is wrong otherwise."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{listen!r} is not HOST:PORT (e.g. 127.0.0.1:9470)")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
 def _registrar_host(uri: str) -> str:
     """The host of ``sip:host[:port][;params]`` (IPv6 in brackets)."""
     hostport = uri.split(":", 1)[-1].split(";")[0].split("@")[-1]

@@ -161,17 +161,24 @@ def infer_request(endpoint: str, outcome: str) -> None:
     _infer()[3].labels(endpoint=endpoint, outcome=outcome).inc()
 
 
+def _registry() -> Any:
+    """Every process's values when the multiprocess directory is set, else this process's own."""
+    from prometheus_client import REGISTRY, CollectorRegistry
+
+    if ENV not in os.environ:
+        return REGISTRY
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
 def exposition() -> tuple[bytes, str]:
-    """This process's view of the metrics (all processes' when the multiprocess directory is set)."""
-    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+    """The metrics page (the speech service's /metrics)."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    if os.environ.get(ENV):
-        from prometheus_client import multiprocess
-
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    return generate_latest(_registry()), CONTENT_TYPE_LATEST
 
 
 def ua_load(active: int, free: int, idle_workers: int) -> None:
@@ -219,17 +226,14 @@ Probe = Callable[[], tuple[int, dict[str, Any]]]
 def serve(listen: str, probes: dict[str, Probe] | None = None) -> Any:
     """Serve /metrics (summed over every process's files) and the ``probes`` (``/healthz``,
     ``/readyz``: JSON) on ``host:port`` from a thread; None when it cannot bind."""
-    from prometheus_client import CollectorRegistry, make_wsgi_app
-    from prometheus_client.multiprocess import MultiProcessCollector
+    from prometheus_client import make_wsgi_app
 
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
-    registry = CollectorRegistry()
-    if ENV in os.environ:
-        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    app = _with_probes(make_wsgi_app(registry), probes or {})
+    from voicebot.config import host_port
+
+    host, port = host_port(listen)
+    app = _with_probes(make_wsgi_app(_registry()), probes or {})
     try:
-        server = _HttpServer.bind(host, int(port), app)
+        server = _HttpServer.bind(host, port, app)
     except OSError as exc:
         log.error("metrics.unavailable", listen=listen, error=str(exc))  # calls go on without them
         return None

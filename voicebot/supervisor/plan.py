@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from voicebot.callworker.params import CallWorkerParams
-from voicebot.config import Settings
+from voicebot.config import Settings, host_port
 from voicebot.inference.providers import ProviderConfig
 from voicebot.inference.server import InferParams
 from voicebot.signaling.params import TrunkParams, UAParams
@@ -23,13 +23,8 @@ def absolute_sqlite(url: str) -> str:
     return url
 
 
-def _hostport(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
 def local_service_url(s: Settings) -> str:
-    host, port = _hostport(s.inference.listen)
+    host, port = host_port(s.inference.listen)
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1"
     return f"http://{host}:{port}/v1"
@@ -64,7 +59,7 @@ def speech_chains(s: Settings) -> tuple[list[ProviderConfig], list[ProviderConfi
 
 
 def infer_params(s: Settings) -> InferParams:
-    host, port = _hostport(s.inference.listen)
+    host, port = host_port(s.inference.listen)
     return InferParams(
         host=host,
         port=port,

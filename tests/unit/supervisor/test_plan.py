@@ -81,3 +81,47 @@ def test_a_routable_advertise_lets_remote_trunks_in(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("VOICEBOT_TRUNKS", '[{"name": "local", "allow": ["127.0.0.0/8", "::1/128"]}]')
     monkeypatch.delenv("VOICEBOT_SIP__ADVERTISE")
     assert load_settings().sip.advertise == "127.0.0.1"  # loopback trunks only: the default is right
+
+
+def test_speech_chains_follow_the_inference_mode() -> None:
+    from voicebot.supervisor.plan import call_worker_params, speech_chains
+
+    cloud = {"name": "cloud", "urls": ["https://speech.example/v1"], "api_key_env": "SPEECH_KEY"}
+    # local (default): the configured providers first, then this node's service
+    asr, tts = speech_chains(Settings(inference={"listen": "0.0.0.0:9555", "asr_providers": [cloud]}))
+    assert [p.name for p in asr] == ["cloud", "local"] and asr[1].urls == ["http://127.0.0.1:9555/v1"]
+    assert asr[1].voicebot and [p.name for p in tts] == ["local"]
+    # remote: no model and no service on this node, the providers only
+    asr, tts = speech_chains(Settings(inference={"mode": "remote", "asr_providers": [cloud]}))
+    assert [p.name for p in asr] == ["cloud"] and tts == []
+    # off: the models in every call worker, as before the service
+    cw = call_worker_params(Settings(inference={"mode": "off"}))
+    assert cw.asr_providers == [] and cw.tts_providers == [] and cw.asr_backend == "faster-whisper"
+    # keys only: no recogniser asked for, the voices still from the service
+    asr, tts = speech_chains(Settings(asr={"backend": "none"}))
+    assert asr == [] and [p.name for p in tts] == ["local"]
+
+
+def test_remote_without_providers_and_providers_without_a_service_are_refused() -> None:
+    with pytest.raises(ValueError, match="mode remote needs"):
+        Settings(inference={"mode": "remote"})
+    with pytest.raises(ValueError, match=r"only with inference\.mode local or remote"):
+        Settings(inference={"mode": "off", "asr_providers": [{"name": "x", "urls": ["http://x/v1"]}]})
+
+
+@pytest.mark.parametrize(
+    ("listen", "expected"),
+    [("127.0.0.1:9470", ("127.0.0.1", 9470)), (":9470", ("127.0.0.1", 9470)), ("[::1]:80", ("::1", 80))],
+)
+def test_host_port(listen: str, expected: tuple[str, int]) -> None:
+    from voicebot.config import host_port
+
+    assert host_port(listen) == expected
+
+
+@pytest.mark.parametrize("listen", ["9470", "host:", "host:port", "host:70000", "host:0"])
+def test_host_port_says_what_is_wrong(listen: str) -> None:
+    from voicebot.config import host_port
+
+    with pytest.raises(ValueError, match="is not HOST:PORT"):
+        host_port(listen)
