@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import io
+import json
 import threading
 import time
 import urllib.error
@@ -181,6 +183,38 @@ def test_bad_uploads_get_400_and_the_service_goes_on(service: Running, fields: d
     )
     status, text = post(service.url + "/audio/transcriptions", body, ctype)
     assert status == 200 and "subscription" in text.lower()
+
+
+def test_a_bad_deadline_header_and_a_voice_that_is_a_path_get_400(service: Running) -> None:
+    body, ctype = multipart({"file": (AUDIO / "barge_in_long_8k_s16.wav").read_bytes()})
+    for bad in ("soon", "-5", "nan"):
+        req = urllib.request.Request(
+            service.url + "/audio/transcriptions",
+            data=body,
+            headers={"Content-Type": ctype, "X-Deadline-Ms": bad},
+        )
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=30)
+        assert err.value.code == 400 and b"X-Deadline-Ms" in err.value.read()
+    for voice in ("../../etc/passwd", "/tmp/x.onnx", "a b"):
+        payload = json.dumps({"input": "Hello.", "model": "espeak", "voice": voice}).encode()
+        status, text = post(service.url + "/audio/speech", payload, "application/json")
+        assert status == 400 and "a voice name is" in text
+    assert post(service.url + "/audio/transcriptions", body, ctype)[0] == 200  # and it goes on
+
+
+def test_speech_as_a_streamed_wav_file(service: Running) -> None:
+    payload = json.dumps(
+        {"input": "Goodbye.", "model": "espeak", "response_format": "wav", "sample_rate": 16000}
+    )
+    req = urllib.request.Request(
+        service.url + "/audio/speech", data=payload.encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        data = r.read()
+    with wave.open(io.BytesIO(data)) as w:  # the header's sizes say "unknown": read to the end
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
+    assert len(data) - 44 > 16000 * 2 * 0.3  # at least 0.3 s of speech after the header
 
 
 def test_garbage_and_oversized_bodies(service: Running) -> None:

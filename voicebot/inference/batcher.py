@@ -40,14 +40,10 @@ class BatchDecoder(Protocol):
 
 @dataclass
 class Stats:
-    """What the metrics endpoint reports (read from the event loop; written by the decoder thread)."""
+    """Counts kept beside the Prometheus metrics (``on_batch``), for tests and debugging."""
 
-    batches: int = 0
-    decoded: int = 0
     refused: int = 0
     expired: int = 0
-    failed: int = 0
-    last_batch: int = 0
     batch_sizes: collections.Counter[int] = field(default_factory=collections.Counter)
 
 
@@ -129,9 +125,13 @@ class DecodeQueue:
                 self._cond.wait()
             # Callers' turns often end together (a round of calls, a shared prompt): a moment's wait
             # after the first lets them go in one batch instead of one alone and the rest after it.
-            first = time.monotonic()
-            while self.gather_s and not self._closed and time.monotonic() - first < self.gather_s:
-                self._cond.wait(self.gather_s - (time.monotonic() - first))
+            # The window runs from the oldest request's arrival: one that already waited out a busy
+            # decoder is not held back again.
+            while self.gather_s and self._jobs and not self._closed:
+                left = self._jobs[0].queued + self.gather_s - self.clock()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
             if self._closed:
                 return None
             now = self.clock()
@@ -162,14 +162,10 @@ class DecodeQueue:
             try:
                 results = self.decoder.transcribe_many([(j.pcm, j.rate, j.prompt) for j in batch])
             except Exception as exc:  # AsrError or a bug: every request of the batch hears of it
-                self.stats.failed += len(batch)
                 log.error("infer.decode_failed", batch=len(batch), error=str(exc)[:300])
                 for job in batch:
                     _settle(job, exc=exc)
                 continue
-            self.stats.batches += 1
-            self.stats.decoded += len(batch)
-            self.stats.last_batch = len(batch)
             self.stats.batch_sizes[len(batch)] += 1
             log.debug(
                 "infer.batch",

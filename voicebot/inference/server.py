@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import signal
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -36,6 +39,7 @@ from voicebot.tts.base import create as create_tts
 from voicebot.tts.resample import to_call_pcm
 
 log = logs.get_logger(__name__)
+VOICE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 MAX_SPEECH_WAITING = 16  # synthesis requests waiting for a TTS thread before more are refused
 
 
@@ -75,8 +79,8 @@ class Service:
         self.ready = False
         self._tts: dict[tuple[str, str], TtsBackend] = {}
         self._tts_locks: dict[int, threading.Lock] = {}
-        self._tts_slots = asyncio.Semaphore(params.tts_threads)
-        self._tts_waiting = 0
+        self.tts_slots = asyncio.Semaphore(params.tts_threads)  # syntheses running at once
+        self.tts_admitted = 0  # running or waiting for a slot
         self._load_lock = threading.Lock()
 
     def load(self) -> None:
@@ -107,8 +111,6 @@ class Service:
 
     @property
     def decoders(self) -> int:
-        import os
-
         return self.p.threads or os.cpu_count() or 1
 
     def _recogniser(self) -> Any:
@@ -130,6 +132,9 @@ class Service:
 
     def tts(self, model: str, voice: str) -> TtsBackend:
         """The backend for ``model`` ("default": the configured one) in ``voice`` (loaded once)."""
+        if not VOICE_NAME.fullmatch(voice):
+            # a backend may take a voice as a file path (piper): clients name voices, not files
+            raise wire.BadAudio(f"voice {voice[:80]!r}: a voice name is letters, digits, '_', '-' and '.'")
         name = self.p.tts_backend if model in ("default", "tts-1", "tts-1-hd") else model
         if name not in {self.p.tts_backend, self.p.tts_fallback}:
             raise wire.BadAudio(
@@ -206,13 +211,17 @@ async def transcriptions(request: web.Request) -> web.StreamResponse:
     except wire.BadAudio as exc:
         metrics.infer_request("transcriptions", "bad_request")
         return _error(400, str(exc), "invalid_request_error")
-    deadline = float(request.headers.get("X-Deadline-Ms", svc.p.deadline_ms)) / 1000
+    try:
+        deadline_ms = min(float(request.headers.get("X-Deadline-Ms", svc.p.deadline_ms)), svc.p.deadline_ms)
+        if not deadline_ms > 0:  # also NaN
+            raise ValueError
+    except ValueError:
+        metrics.infer_request("transcriptions", "bad_request")
+        return _error(400, "X-Deadline-Ms must be a positive number of milliseconds", "invalid_request_error")
     try:
         metrics.infer_queue(svc.queue.depth + 1)
         t0 = time.monotonic()
-        result = await svc.queue.transcribe(
-            audio.pcm, audio.rate, prompt, min(deadline, svc.p.deadline_ms / 1000)
-        )
+        result = await svc.queue.transcribe(audio.pcm, audio.rate, prompt, deadline_ms / 1000)
     except Overloaded as exc:
         metrics.infer_request("transcriptions", "overloaded")
         return _error(503, f"overloaded: {exc}", "overloaded", 1)
@@ -224,10 +233,9 @@ async def transcriptions(request: web.Request) -> web.StreamResponse:
         return _error(500, str(exc)[:300], "server_error")
     finally:
         metrics.infer_queue(svc.queue.depth)
-    stats = svc.queue.stats
     metrics.infer_request("transcriptions", "ok")
     body = wire.transcription_body(result.text, result.confidence, audio.seconds, language, fmt)
-    headers = {"X-Decode-Ms": str(round((time.monotonic() - t0) * 1000)), "X-Batch": str(stats.last_batch)}
+    headers = {"X-Decode-Ms": str(round((time.monotonic() - t0) * 1000))}
     if isinstance(body, str):
         return web.Response(text=body, headers=headers)
     return web.json_response(body, headers=headers)
@@ -248,15 +256,15 @@ async def speech(request: web.Request) -> web.StreamResponse:
     except Exception as exc:  # TtsError, a voice whose files are missing
         metrics.infer_request("speech", "failed")
         return _error(500, f"voice {voice!r} of {model!r} cannot start: {exc}"[:300], "server_error")
-    if svc._tts_waiting >= MAX_SPEECH_WAITING:
+    if svc.tts_admitted >= MAX_SPEECH_WAITING:
         metrics.infer_request("speech", "overloaded")
         return _error(503, "overloaded: too many syntheses waiting", "overloaded", 1)
-    svc._tts_waiting += 1
+    svc.tts_admitted += 1
     try:
-        async with svc._tts_slots:
+        async with svc.tts_slots:
             return await _stream_speech(request, svc, backend, text, fmt, rate)
     finally:
-        svc._tts_waiting -= 1
+        svc.tts_admitted -= 1
 
 
 async def _stream_speech(
@@ -293,8 +301,6 @@ async def _stream_speech(
 
 def _wav_header(rate: int) -> bytes:
     """A streaming WAV header (sizes unknown: the maximum, as streaming servers send)."""
-    import struct
-
     size = 0xFFFFFFFF
     return (
         b"RIFF"

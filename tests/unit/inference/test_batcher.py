@@ -136,3 +136,17 @@ async def test_an_expired_request_is_answered_at_its_deadline_not_after_the_busy
     await busy
     q.close()
     assert dec.batches == [["busy"]]
+
+
+async def test_the_gather_window_runs_from_the_oldest_requests_arrival() -> None:
+    """A request that has waited longer than the window (by the queue's clock) is not held back."""
+    now = [0.0]
+    dec = Decoder()
+    q = DecodeQueue(dec, max_queue=8, batch_max=8, clock=lambda: now[0], gather_s=10.0)
+    first = asyncio.create_task(q.transcribe(b"a", 8000, "", 100))
+    await asyncio.sleep(0.05)  # the decoder is in the window of "a" (10 s by the clock)
+    now[0] = 50.0  # "a" has now waited 50 s: the window is long over
+    second = asyncio.create_task(q.transcribe(b"b", 8000, "", 100))
+    await asyncio.wait_for(asyncio.gather(first, second), 3)
+    q.close()
+    assert dec.batches == [["a", "b"]]
