@@ -12,8 +12,8 @@ imports are done (until then the pool starts workers as programs); then each req
 carrying the new worker's socket as SCM_RIGHTS, answered with the child's pid as text. The server
 has no threads (fork is safe), reaps its children when they exit (the pool watches them through
 pidfds), and exits when the UA worker closes the socket or dies (PR_SET_PDEATHSIG). A
-child resets its signal dispositions and its parent-death signal (the server's death kills it too)
-and runs the call worker (voicebot/callworker/main.run).
+child resets its signal dispositions and runs the call worker (voicebot/callworker/main.run); it
+ends with its socket to the UA worker, not with the server, which can be replaced mid-call.
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ def child(fd: int, control: socket.socket, params: CallWorkerParams) -> int:
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
     # The imported objects stay frozen: a full collection would touch (and so copy) every page of
-    # them; what the call itself allocates is collected as usual.
-    die_with_parent(signal.SIGKILL)  # the server, and so the UA worker: the call is gone
+    # them; what the call itself allocates is collected as usual. No parent-death signal: the
+    # server may be replaced while its workers carry calls; a worker ends when its socket to the
+    # UA worker closes (the call is over, or the UA worker is gone).
     return worker_main.run(fd, params)
 
 

@@ -35,6 +35,18 @@ FORK_TIMEOUT_S = 1.0
 FORK_WAIT_S = 15.0  # how long the first workers wait for a (re)started fork server, then programs
 
 
+def start_module(
+    module: str, sock: socket.socket, params: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``python -m module --fd N --params FILE`` with ``sock`` as its inherited descriptor N."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module, "--fd", str(sock.fileno()), "--params", str(params)],
+        pass_fds=(sock.fileno(),),
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **env} if env else None,
+    )
+
+
 class ForkedProc:
     """A call worker forked by the fork server (not our child): watched through a pidfd, which
     becomes readable when it exits; its exit status goes to the fork server, so it reads as -1."""
@@ -86,21 +98,9 @@ class ForkServer:
 
     def start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "voicebot.callworker.forkserver",
-                "--fd",
-                str(theirs.fileno()),
-                "--params",
-                str(self.params_file),
-            ],
-            pass_fds=(theirs.fileno(),),
-            stdin=subprocess.DEVNULL,
-            # no thread pools in a process that forks (numpy's BLAS would start one per core)
-            env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-        )
+        # no thread pools in a process that forks (numpy's BLAS would start one per core)
+        single = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        self.proc = start_module("voicebot.callworker.forkserver", theirs, self.params_file, single)
         theirs.close()
         ours.settimeout(FORK_TIMEOUT_S)
         self.sock = ours
@@ -152,12 +152,11 @@ class ForkServer:
             self.sock.close()
             self.sock = None
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            # SIGKILL: the UA worker's loop must not wait on a server that stopped answering, and
+            # the workers it forked live on (they end with their socket, not with the server)
+            self.proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=1)
         self.proc = None
 
 
@@ -214,19 +213,7 @@ class CallWorkerPool:
         if self.fork_server is not None:
             proc = self.fork_server.fork(child)
         if proc is None:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "voicebot.callworker.main",
-                    "--fd",
-                    str(child.fileno()),
-                    "--params",
-                    str(self._params_file),
-                ],
-                pass_fds=(child.fileno(),),
-                stdin=subprocess.DEVNULL,
-            )
+            proc = start_module("voicebot.callworker.main", child, self._params_file)
         child.close()
         parent.setblocking(False)
         worker = CallWorkerProc(proc=proc, sock=parent, started_at=time.monotonic())

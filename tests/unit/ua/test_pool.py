@@ -65,8 +65,6 @@ def test_a_worker_stuck_before_ready_is_killed_and_its_socket_can_be_unwatched(t
 def test_workers_forked_from_the_fork_server_say_ready_and_are_watched(tmp_path: Path) -> None:
     """Real processes: the fork server imports the call worker once; forked workers say ready on
     their socket, share its pages, and their exit is seen through a pidfd."""
-    import os
-    import signal
 
     from voicebot.callworker.params import CallWorkerParams
     from voicebot.ipc import proto
@@ -93,7 +91,15 @@ def test_workers_forked_from_the_fork_server_say_ready_and_are_watched(tmp_path:
         forked.sock.settimeout(30)
         assert isinstance(proto.decode(forked.sock.recv(proto.MAX_MESSAGE)), proto.WorkerReady)
         assert forked.proc.poll() is None
-        os.kill(forked.pid, signal.SIGKILL)
+        # The fork server replaced (it stopped answering): its workers, maybe mid-call, live on ...
+        server.close()
+        time.sleep(0.3)
+        assert forked.proc.poll() is None
+        # ... and a worker ends when its socket to the UA worker closes
+        second = pool.spawn()  # the server starting again: this one is a program
+        assert not isinstance(second.proc, ForkedProc)
+        pool.discard(second)
+        forked.sock.close()
         assert forked.proc.wait(timeout=10) == -1 and forked.proc.poll() == -1
     finally:
         pool.close()
