@@ -348,3 +348,15 @@ def test_a_recogniser_that_does_not_stream_says_so(service: Running) -> None:
         "type": "error",
         "message": "recogniser 'faster-whisper' does not stream: use /v1/audio/transcriptions",
     }
+
+
+def test_this_hosts_service_is_reached_directly_whatever_the_proxy_settings(
+    service: Running, sales: tuple[bytes, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dead_proxy = f"http://127.0.0.1:{free_port()}"
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, dead_proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    asr = ServiceAsr([local(service.url, timeout_s=7.7)], breaker_dir=tmp_path)  # a client of its own
+    assert "sales" in asr.transcribe(*sales).text.lower()

@@ -62,6 +62,9 @@ def _client(url: str, provider: ProviderConfig) -> httpx.Client:
                 timeout=httpx.Timeout(provider.timeout_s),  # each connect/read/write; no redirects
                 headers={"Authorization": f"Bearer {key}"} if key else {},
                 follow_redirects=False,
+                # HTTP(S)_PROXY from the environment for providers out there, never for this host's
+                # own service (a proxy setting without NO_PROXY would send it to the proxy)
+                trust_env=httpx.URL(url).host not in ("127.0.0.1", "localhost", "::1"),
             )
         return _CLIENTS[cache_key]
 

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
 from voicebot import logs
 from voicebot.inference.server import InferParams
 
@@ -22,24 +24,12 @@ log = logs.get_logger(__name__)
 PROBE_S = 1.0
 
 
-async def http_status(host: str, port: int, path: str, timeout_s: float) -> int | None:
-    """The status code of ``GET path``, or None when nothing answered in time."""
+async def http_status(client: httpx.AsyncClient, url: str, timeout_s: float) -> int | None:
+    """The status code of ``GET url``, or None when nothing answered in time."""
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
-    except (OSError, TimeoutError):
+        return (await client.get(url, timeout=timeout_s)).status_code
+    except httpx.HTTPError:
         return None
-    try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-        await writer.drain()
-        line = await asyncio.wait_for(reader.readline(), timeout_s)
-        parts = line.split()
-        return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else None
-    except (OSError, TimeoutError, ValueError):
-        return None
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
 
 
 class InferProcess:
@@ -55,10 +45,13 @@ class InferProcess:
         self.restarts = 0
         self.started_at = 0.0
         self._last_answer = 0.0
+        self._http: httpx.AsyncClient | None = None
 
-    @property
-    def _host(self) -> str:
-        return "127.0.0.1" if self.params.host in ("0.0.0.0", "::", "") else self.params.host
+    async def _readyz(self, timeout_s: float) -> int | None:
+        host = "127.0.0.1" if self.params.host in ("0.0.0.0", "::", "") else self.params.host
+        if self._http is None:
+            self._http = httpx.AsyncClient(trust_env=False)  # our own child: never through a proxy
+        return await http_status(self._http, f"http://{host}:{self.params.port}/readyz", timeout_s)
 
     async def start(self) -> bool:
         """Spawn and wait until it is ready; False if it exited or did not load in time."""
@@ -78,7 +71,7 @@ class InferProcess:
             if self.proc.returncode is not None:
                 log.error("infer.exited_at_start", rc=self.proc.returncode)
                 return False
-            if await http_status(self._host, self.params.port, "/readyz", 1.0) == 200:
+            if await self._readyz(1.0) == 200:
                 self.ready = True
                 self._last_answer = time.monotonic()
                 log.info("infer.ready", ms=round((time.monotonic() - self.started_at) * 1000))
@@ -90,9 +83,7 @@ class InferProcess:
     async def probe(self) -> None:
         """Readiness, and liveness: a service that stopped answering is killed (and restarted)."""
         assert self.proc is not None
-        status = await http_status(
-            self._host, self.params.port, "/readyz", min(2.0, self.heartbeat_timeout_s)
-        )
+        status = await self._readyz(min(2.0, self.heartbeat_timeout_s))
         now = time.monotonic()
         if status is not None:
             self._last_answer = now
@@ -136,6 +127,9 @@ class InferProcess:
                 log.error("infer.restart_failed", restarts=self.restarts)
 
     async def stop(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
         proc = self.proc
         if proc is None or proc.returncode is not None:
             return
