@@ -120,8 +120,8 @@ class WorkerSettings(_Group):
     spare_call_workers: int = Field(1, ge=0, le=4)
     # Fork call workers from a parent that has imported them once (pages shared copy-on-write:
     # ~36 MB of their own per worker instead of ~94 MB); off (the default until it has been through
-    # the whole test suite): each starts as a fresh program. Not used when an LLM is configured
-    # (litellm's threads make forking unsafe).
+    # the whole test suite): each starts as a fresh program. With an LLM, a forked worker imports
+    # litellm itself (the fork server must not: its threads make forking unsafe).
     fork_server: bool = False
     drain_timeout_s: float = Field(30.0, ge=0)
     restart_backoff_s: float = Field(0.5, ge=0)

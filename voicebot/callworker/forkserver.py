@@ -44,7 +44,7 @@ def preload(params: CallWorkerParams) -> None:
     if params.asr_providers or params.tts_providers:
         from voicebot.inference import client  # noqa: F401
     # Not litellm: it starts threads when imported, and a process with threads cannot fork safely
-    # (the supervisor does not use the fork server when an LLM is configured).
+    # (forked workers hung). A forked worker imports it itself when an LLM is configured.
 
 
 def child(fd: int, control: socket.socket, params: CallWorkerParams) -> int:

@@ -168,9 +168,7 @@ def ua_params(s: Settings) -> list[UAParams]:
                 max_calls=s.workers.calls_per_ua,
                 pool_size=s.workers.call_pool_size,
                 spare_workers=s.workers.spare_call_workers,
-                # litellm starts threads when imported: a process that has them cannot fork safely
-                # (forked workers hung), so with an LLM every worker starts as a program
-                fork_server=s.workers.fork_server and not s.llm.configured,
+                fork_server=s.workers.fork_server,
                 rtp_timeout_s=s.sip.rtp_timeout_s,
                 drain_timeout_s=s.workers.drain_timeout_s,
                 user_agent=s.sip.user_agent,
