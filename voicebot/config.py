@@ -116,7 +116,8 @@ class WorkerSettings(_Group):
     ua_base_port: int = Field(5080, ge=1024, le=65000)  # internal SIP ports behind the edge
     call_pool_size: int = Field(4, ge=1, le=4)  # pre-started per-call workers per UA worker
     # Kept ready even when every call slot is taken, so that a call whose worker dies goes on in a
-    # warm one at once (a worker loading Whisper takes seconds); each costs one idle worker's memory.
+    # warm one at once (a worker starting takes ~0.5 s, seconds with inference.mode off and its own
+    # models); each costs one idle worker's memory.
     spare_call_workers: int = Field(1, ge=0, le=4)
     # Fork call workers from a parent that has imported them once (pages shared copy-on-write:
     # ~36 MB of their own per worker instead of ~94 MB); off (the default until it has been through

@@ -1,7 +1,9 @@
 """Per-call worker process: one answered call, driven over the IPC socket by its UA worker.
 
-Started by :class:`voicebot.ua.pool.CallWorkerPool` with the socket as an inherited fd. It loads
-what it needs (the recogniser; litellm and a warm TTS when an LLM is configured), says
+Started by :class:`voicebot.ua.pool.CallWorkerPool` with the socket as an inherited fd, as a program
+or forked from the fork server (voicebot/callworker/forkserver.py). It gets ready what it needs (the
+speech service's client, or with ``inference.mode: off`` its own recogniser and a warm TTS; litellm
+when an LLM is configured), says
 ``WorkerReady``, waits for ``CallStart``, runs the call's engine (voicebot/engine) through the effects
 runner, and exits when the call ends or the socket closes. A ``CallStart`` with ``resume`` goes on
 with a call whose previous worker died, from its last checkpoint.

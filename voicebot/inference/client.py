@@ -155,10 +155,8 @@ class ServiceAsr:
         self,
         providers: Sequence[ProviderConfig | dict[str, Any]],
         breaker_dir: Path | str | None = None,
-        language: str | None = None,
     ) -> None:
         self.chain = _Chain(providers, breaker_dir)
-        self.language = language
 
     def transcribe(self, pcm: bytes, sample_rate: int, hints: Sequence[str] = ()) -> Transcript:
         t0 = time.perf_counter()
@@ -171,8 +169,6 @@ class ServiceAsr:
                 "prompt": hints_prompt(hints),
                 "response_format": "verbose_json",
             }
-            if self.language:
-                form["language"] = self.language
             headers = {}
             if provider.voicebot:  # the server drops it unstarted rather than answer too late
                 headers["X-Deadline-Ms"] = str(round(provider.timeout_s * 1000 * 0.8))
