@@ -18,14 +18,13 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from asr_window import AUDIO_DIRS, speech_bounds, utterances, wer, words
 from stats import pct
-from support.net import free_port
+from support.net import free_port, wait_http_ok
 
 from voicebot.asr.whisper import WhisperAsr
 from voicebot.inference.client import ServiceAsr
@@ -87,16 +86,8 @@ def main() -> None:
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("the service did not start") from None
-                time.sleep(0.3)
+        if not wait_http_ok(f"http://127.0.0.1:{port}/readyz"):
+            raise SystemExit("the service did not start")
         url = f"http://127.0.0.1:{port}/v1"
         asr = ServiceAsr([ProviderConfig(name="bench", urls=[url], voicebot=True, timeout_s=60)])
         for n in args.concurrency:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.net import free_port
+from support.net import free_port, wait_http_ok
 
 from voicebot.asr.base import AsrError
 from voicebot.inference.breaker import SharedBreaker
@@ -43,16 +43,8 @@ class Running:
         self.stop = asyncio.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{params.port}/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except (OSError, urllib.error.HTTPError):
-                pass
-            time.sleep(0.2)
-        raise AssertionError("the speech service did not get ready in 120 s")
+        if not wait_http_ok(f"http://127.0.0.1:{params.port}/readyz"):
+            raise AssertionError("the speech service did not get ready in 120 s")
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from support.net import free_port
+from support.net import free_port, wait_http_ok
 from support.peers import call_bot, queue_peer
 from support.procs import stop
 from support.server import REPO
@@ -91,16 +91,8 @@ def _primary(tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
     )
-    import urllib.request
-
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.3)
+    if wait_http_ok(f"http://127.0.0.1:{port}/readyz"):
+        return proc
     stop(proc, 10)
     raise AssertionError((tmp_path / "primary.log").read_text()[-2000:])
 

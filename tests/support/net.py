@@ -77,3 +77,20 @@ def wait_sip(port: int, timeout: float = 20.0) -> None:
             return
         time.sleep(0.1)
     raise TimeoutError(f"nothing answered OPTIONS on port {port} within {timeout}s")
+
+
+def wait_http_ok(url: str, timeout: float = 120.0) -> bool:
+    """Poll ``GET url`` until it answers 200 (a speech service's /readyz once its models are loaded);
+    False if it has not within ``timeout`` seconds."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                if reply.status == 200:
+                    return True
+        except OSError:  # refused while it starts, 503 while it loads
+            pass
+        time.sleep(0.2)
+    return False
