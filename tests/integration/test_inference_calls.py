@@ -4,6 +4,7 @@ node's own service as the fallback. Real pjsua2 callers and queues, the example 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -197,3 +198,23 @@ def test_a_slow_then_dead_primary_falls_back_to_the_node_service_within_the_turn
     finally:
         if primary.poll() is None:
             stop(primary, 10)
+
+
+def test_a_speech_service_that_stops_answering_is_killed_and_replaced(voicebot, tmp_path: Path) -> None:
+    """SIGSTOP: alive to the kernel, deaf to its clients (as a stuck C extension would be)."""
+    server = voicebot()
+    (started,) = server.wait_log(r"infer\.started", count=1)
+    pid = int(re.search(r"pid=(\d+)", started).group(1))  # type: ignore[union-attr]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        server.wait_log(r"infer\.unresponsive", count=1, timeout=20)
+        server.wait_log(r"infer\.ready .*proc=supervisor", count=2, timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+    assert (
+        not os.path.exists(f"/proc/{pid}/cmdline")
+        or b"voicebot" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    )
+    status, body = server.probe("readyz")
+    assert status == 200, body  # the node takes calls again
