@@ -47,7 +47,7 @@ def test_ten_concurrent_calls_spread_over_three_workers(voicebot) -> None:
     res = sipp(
         "uac_rr.xml", f"127.0.0.1:{server.port}", "-m", "10", "-l", "10", "-r", "20", "-d", "3000", timeout=60
     )
-    assert res.returncode == 0, res.stdout[-2000:]
+    assert res.returncode == 0, _why(server, res.stdout)
     records = server.records(expect=10)
     per_worker = collections.Counter(r["call"]["ua_worker"] for r in records)
     assert sum(per_worker.values()) == 10

@@ -76,7 +76,11 @@ modparam("dispatcher", "ds_ping_method", "OPTIONS")
 modparam("dispatcher", "ds_ping_from", "sip:edge@@@PING_FROM_HOST@@")
 modparam("dispatcher", "ds_ping_interval", @@PROBE_INTERVAL@@)
 modparam("dispatcher", "ds_probing_mode", 1)
-modparam("dispatcher", "ds_probing_threshold", 1)
+# Two missed probes before a worker is taken out: the supervisor marks a worker active the moment
+# it is ready, and a probe sent while it was still starting may fail a moment later (fr_timer is
+# shorter than the probe interval, so at most one such stale failure is in flight). A dead worker
+# is still taken out at once by the supervisor or by the first INVITE that times out on it.
+modparam("dispatcher", "ds_probing_threshold", 2)
 modparam("dispatcher", "ds_inactive_threshold", 1)
 # A worker that answers OPTIONS with 405/501 is alive; 503 (draining/overloaded) takes it out.
 modparam("dispatcher", "ds_ping_reply_codes", "class=2;code=405;code=501")
