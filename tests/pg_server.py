@@ -49,6 +49,10 @@ class PostgresServer:
             "-E",
             "UTF8",
         )
+        return self.resume()
+
+    def resume(self) -> PostgresServer:
+        """Start the server on its existing data (after start() or halt())."""
         opts = (
             f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50"
         )
@@ -66,6 +70,10 @@ class PostgresServer:
             "start",
         )
         return self
+
+    def halt(self) -> None:
+        """Stop the server, keeping its data: a database outage (resume() ends it)."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def create_database(self, name: str) -> str:
         self._run(

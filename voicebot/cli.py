@@ -151,9 +151,11 @@ def _add_optional_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
     """Commands contributed by packages (dialplan tools, db)."""
     from voicebot.db import cli as db_cli
     from voicebot.dialplan import cli as dialplan_cli
+    from voicebot.jobs import cli as jobs_cli
 
     dialplan_cli.add_commands(sub)
     db_cli.add_commands(sub)
+    jobs_cli.add_commands(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSett
 
 from voicebot.edge.params import DEFAULT_SCANNER_USER_AGENTS
 from voicebot.inference.providers import ProviderConfig
+from voicebot.jobs.settings import JobSettings
 from voicebot.llm.client import LlmConfig
 
 if TYPE_CHECKING:
@@ -307,10 +308,19 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
     run_dir: Path = Path("var/run")
     dialplan_store: Path = Path("var/dialplans")  # published versions (voicebot dialplan publish)
     # Base URLs dialplan `tool` steps may call; none by default (a dialplan cannot reach the network).
     tools_allow: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _summary_needs_llm(self) -> Settings:
+        if self.jobs.summary and not self.llm.configured:
+            raise ValueError(
+                "jobs.summary needs an LLM: set llm.model and llm.api_base, or jobs.summary: false"
+            )
+        return self
 
     @model_validator(mode="after")
     def _advertise_reachable(self) -> Settings:

@@ -181,6 +181,31 @@ def exposition() -> tuple[bytes, str]:
     return generate_latest(_registry()), CONTENT_TYPE_LATEST
 
 
+@cache
+def _records() -> tuple[Gauge, Counter]:
+    from prometheus_client import Counter, Gauge
+
+    return (
+        Gauge(
+            "voicebot_records_spooled",
+            "Call records kept on local disk because the database could not take them",
+            multiprocess_mode="livemax",
+        ),
+        Counter(
+            "voicebot_jobs_finished", "Post-call jobs finished, by kind and outcome", ["kind", "outcome"]
+        ),
+    )
+
+
+def records_spooled(count: int) -> None:
+    _records()[0].set(count)
+
+
+def job_finished(kind: str, outcome: str) -> None:
+    """outcome: done, retry (failed, will run again) or dead (failed for good: a dead letter)."""
+    _records()[1].labels(kind=kind, outcome=outcome).inc()
+
+
 def ua_load(active: int, free: int, idle_workers: int) -> None:
     """A UA worker's share of the node's load (its gauges are summed over the live UA workers)."""
     g_active, g_free, g_idle = _load()

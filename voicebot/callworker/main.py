@@ -94,7 +94,14 @@ async def serve(sock: socket.socket, params: CallWorkerParams, asr: AsrBackend |
         runner.save({"worker_pid": os.getpid(), "plan": plan.id})
         if params.database_url:
             await save_call(
-                params.database_url, first, started_at, runner.events, params.redact_pii, worker_started
+                params.database_url,
+                first,
+                started_at,
+                runner.events,
+                params.redact_pii,
+                worker_started,
+                params.jobs,
+                params.spool_dir,
             )
         log.info("call.worker_done", digits=len(engine.digits))
     return 0

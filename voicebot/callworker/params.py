@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from voicebot.inference.providers import ProviderConfig
+from voicebot.jobs.settings import JobSettings
 from voicebot.llm.client import LlmConfig
 from voicebot.media.prompts import Prompts
 
@@ -45,6 +46,8 @@ class CallWorkerParams(BaseModel):
     warm_tts: bool = False
     record_dir: Path | None = None
     database_url: str = ""  # where finished calls are kept ("" = nowhere)
+    spool_dir: Path | None = None  # where a record waits while the database cannot take it
+    jobs: JobSettings = Field(default_factory=JobSettings)  # post-call jobs queued with each record
     sample_rate: int = 8000
     max_call_s: float = 3600.0
     log_level: str = "info"

@@ -65,8 +65,10 @@ class Job(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(64))
+    # What makes two enqueues the same job (e.g. "webhook:crm:<call id>"): the second is ignored.
+    key: Mapped[str | None] = mapped_column(String(255), unique=True)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued, running, done, failed
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued, running, done, failed (dead)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=5)
     run_after: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

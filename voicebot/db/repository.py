@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -43,6 +45,11 @@ class CallRepository:
         self.s.add(CallEvent(call_id=call_id, kind=kind, data=data, at=at))
         await self.s.flush()
 
+    async def replace_event(self, call_id: str, kind: str, data: dict[str, Any], at: datetime) -> None:
+        """The call's one event of ``kind`` (a summary written again replaces the first)."""
+        await self.s.execute(delete(CallEvent).where(CallEvent.call_id == call_id, CallEvent.kind == kind))
+        await self.add_event(call_id, kind, data, at)
+
     async def get(self, call_id: str) -> Call | None:
         res = await self.s.execute(select(Call).where(Call.id == call_id).options(selectinload(Call.events)))
         return res.scalar_one_or_none()
@@ -52,17 +59,50 @@ class CallRepository:
         return list(res.scalars())
 
 
+@dataclass(frozen=True)
+class JobSpec:
+    """A job to enqueue: ``key`` makes it idempotent (a second enqueue with the key is ignored)."""
+
+    kind: str
+    key: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    max_attempts: int = 5
+
+
 class JobRepository:
     """A durable queue: claim is atomic (FOR UPDATE SKIP LOCKED on PostgreSQL, one UPDATE on SQLite)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
 
-    async def enqueue(self, kind: str, payload: dict[str, Any], now: datetime, max_attempts: int = 5) -> Job:
-        job = Job(kind=kind, payload=payload, run_after=now, max_attempts=max_attempts, status="queued")
-        self.s.add(job)
-        await self.s.flush()
-        return job
+    async def enqueue(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        now: datetime,
+        max_attempts: int = 5,
+        key: str | None = None,
+    ) -> Job | None:
+        """Queue a job; with a ``key`` that is already queued (in any state) nothing happens: None."""
+        if key is None:
+            job = Job(kind=kind, payload=payload, run_after=now, max_attempts=max_attempts, status="queued")
+            self.s.add(job)
+            await self.s.flush()
+            return job
+        values = {
+            "kind": kind,
+            "key": key,
+            "payload": payload,
+            "run_after": now,
+            "max_attempts": max_attempts,
+            "status": "queued",
+            "attempts": 0,
+        }
+        dialect = self.s.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = insert(Job).values(**values).on_conflict_do_nothing(index_elements=["key"]).returning(Job.id)
+        new_id = (await self.s.execute(stmt)).scalar_one_or_none()
+        return None if new_id is None else await self.s.get(Job, new_id)
 
     async def claim_next(
         self, worker: str, now: datetime, lease: timedelta = timedelta(minutes=5)
@@ -91,10 +131,16 @@ class JobRepository:
         )
 
     async def fail(
-        self, job: Job, error: str, now: datetime, base_delay: timedelta = timedelta(seconds=30)
+        self,
+        job: Job,
+        error: str,
+        now: datetime,
+        base_delay: timedelta = timedelta(seconds=30),
+        permanent: bool = False,
     ) -> str:
-        """Retry with exponential back-off, or give up after max_attempts; return the new status."""
-        status = "failed" if job.attempts >= job.max_attempts else "queued"
+        """Retry with exponential back-off, or give up after max_attempts (or at once when
+        ``permanent``: the far end refused the job itself); return the new status."""
+        status = "failed" if permanent or job.attempts >= job.max_attempts else "queued"
         delay = base_delay * (2 ** max(0, job.attempts - 1))
         await self.s.execute(
             update(Job)
@@ -108,6 +154,33 @@ class JobRepository:
             )
         )
         return status
+
+    async def retry(self, job_id: int, now: datetime) -> bool:
+        """A dead letter (failed) back to the queue with its attempts counted from zero."""
+        res = await self.s.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "failed")
+            .values(status="queued", attempts=0, run_after=now, last_error=None)
+        )
+        return bool(res.rowcount)  # type: ignore[attr-defined]
+
+    async def get(self, job_id: int) -> Job | None:
+        return await self.s.get(Job, job_id)
+
+    async def listing(self, status: str | None = None, limit: int = 50) -> list[Job]:
+        query = select(Job).order_by(Job.id.desc()).limit(limit)
+        if status:
+            query = query.where(Job.status == status)
+        return list((await self.s.execute(query)).scalars())
+
+    async def counts(self) -> dict[str, int]:
+        res = await self.s.execute(select(Job.status, func.count()).group_by(Job.status))
+        return {status: int(n) for status, n in res.all()}
+
+    async def purge_finished(self, before: datetime) -> int:
+        """Done jobs older than ``before`` (dead letters stay until someone looks at them)."""
+        res = await self.s.execute(delete(Job).where(Job.status == "done", Job.updated_at < before))
+        return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
     async def requeue_expired(self, now: datetime) -> int:
         """Jobs whose worker died mid-run go back to the queue when their lease ends."""

@@ -27,6 +27,10 @@ from voicebot.edge.runner import KamailioEdge
 from voicebot.engine.engine import ENGINE_TEXTS, plan_prompts, speaks_uncached
 from voicebot.errors import EdgeError
 from voicebot.ipc.heartbeat import HeartbeatMonitor
+from voicebot.jobs.plan import post_call_jobs
+from voicebot.jobs.worker import JobWorker
+from voicebot.records import flusher
+from voicebot.records.spool import Spool
 from voicebot.signaling.params import UAParams
 from voicebot.supervisor import health
 from voicebot.supervisor.edge_plan import edge_params
@@ -73,6 +77,8 @@ class Supervisor:
             )
         self.edge: KamailioEdge | None = None
         self.stopping = asyncio.Event()
+        self.finished = asyncio.Event()  # the UA workers are gone: no more records will come
+        self.records_task: asyncio.Task[None] | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.edge_tasks: set[asyncio.Task[None]] = set()  # backend state changes sent to the edge
         self.loop_tick = time.monotonic()  # the liveness loop's last turn (/healthz)
@@ -238,9 +244,9 @@ class Supervisor:
             return
         if lost:
             log.error("ua.calls_lost", index=index, calls=len(lost), why=why)
-            url = call_worker_params(self.s).database_url
-            if url:
-                await record_lost_calls(url, lost, index, why)
+            cw = self.cw
+            if cw.database_url:
+                await record_lost_calls(cw.database_url, lost, index, why, cw.jobs, cw.spool_dir)
 
     async def watch_liveness(self) -> None:
         """Kill a UA worker that stopped serving (its loop died or hangs, or it was SIGSTOPped): it is
@@ -318,6 +324,7 @@ class Supervisor:
             asyncio.create_task(self.watch_ua(ua), name=f"watch-ua-{ua.params.index}") for ua in self.uas
         ]
         self.tasks.append(asyncio.create_task(self.watch_liveness(), name="watch-ua-liveness"))
+        self.start_records()
         if self.s.uses_edge:
             try:
                 await self.start_edge()
@@ -328,6 +335,23 @@ class Supervisor:
         await self.stopping.wait()
         await self.drain()
         return 0
+
+    def start_records(self) -> None:
+        """The spool flusher (records the database could not take, written when it is back) and,
+        unless other nodes do it (jobs.worker: false), a post-call job worker."""
+        url = self.cw.database_url
+        if not url:
+            return
+        if self.cw.spool_dir is not None:
+            spool = Spool(self.cw.spool_dir)
+            jobs = self.cw.jobs
+            self.records_task = asyncio.create_task(
+                flusher.run(spool, url, lambda rec: post_call_jobs(jobs, rec), self.finished),
+                name="records-flusher",
+            )
+        if self.s.jobs.worker:
+            worker = JobWorker(url, self.s.jobs, self.s.llm)
+            self.tasks.append(asyncio.create_task(worker.run(self.finished), name="jobs-worker"))
 
     async def drain(self) -> None:
         log.info("voicebot.draining", timeout_s=self.s.workers.drain_timeout_s)
@@ -348,6 +372,12 @@ class Supervisor:
                 log.error("ua.kill", index=ua.params.index, why="did not drain in time")
                 ua.proc.kill()
                 await ua.proc.wait()
+        self.finished.set()
+        if self.records_task is not None:  # records of the last calls: one more try, bounded
+            try:
+                await asyncio.wait_for(self.records_task, 15.0)
+            except TimeoutError:
+                log.warning("records.flush_unfinished", why="kept in the spool for the next start")
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, *self.edge_tasks, return_exceptions=True)

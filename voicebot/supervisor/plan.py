@@ -114,6 +114,8 @@ def call_worker_params(s: Settings) -> CallWorkerParams:
         tts_options=_tts_options(s),
         record_dir=s.call.record_dir,
         database_url=absolute_sqlite(s.database.url),
+        spool_dir=(s.run_dir / "spool").resolve(),
+        jobs=s.jobs,
         sample_rate=8000,
         max_call_s=s.call.max_call_s,
         log_level=s.log.level,

@@ -4,15 +4,21 @@ the example dialplan, its turns and events, and its disposition."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+from pg_server import PostgresServer
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from support.net import free_port
 from support.peers import call_bot, queue_peer
+from support.receiver import serve
 
-from voicebot.db.engine import sessionmaker
+from voicebot.db.engine import DatabaseParams, create_engine, sessionmaker
+from voicebot.db.models import Job
 from voicebot.db.repository import CallRepository
+from voicebot.jobs import webhook
 
 pytestmark = pytest.mark.integration
 
@@ -44,10 +50,51 @@ async def test_a_transferred_call_is_kept_with_its_events(
     assert any(e.kind == "turn" and e.data.get("greeting_ms") is not None for e in call.events)
 
 
-async def test_a_database_that_is_down_costs_a_warning_not_the_call(voicebot, tmp_path: Path) -> None:
-    dead = f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/none"
-    server = voicebot(VOICEBOT_CALL__LOGIC="dialplan", VOICEBOT_DATABASE__URL=dead)
-    server.wait_log(r"database\.unavailable")
-    caller = call_bot(tmp_path, server.port, "--record", str(tmp_path / "heard.wav"), "--duration", "5")
-    assert caller.result(timeout=30)["recording_rms"] > 300  # the call was answered and heard as usual
-    server.wait_log(r"call\.not_persisted", timeout=20)
+async def test_postgresql_stopped_mid_call_loses_nothing_and_doubles_nothing(
+    voicebot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database goes away during a call: the call goes on, its record waits in the spool, and
+    when PostgreSQL is back the record, its events and its webhook arrive exactly once."""
+    pg = PostgresServer().start()
+    try:
+        url = pg.create_database("outage")
+        monkeypatch.setenv("CRM_SECRET", "k")
+        with serve() as crm:
+            hooks = [{"name": "crm", "url": crm.url("crm"), "secret_env": "CRM_SECRET"}]
+            server = voicebot(
+                VOICEBOT_CALL__LOGIC="dialplan",
+                VOICEBOT_DATABASE__URL=url,
+                VOICEBOT_JOBS__WEBHOOKS=json.dumps(hooks),
+                VOICEBOT_JOBS__POLL_S="0.2",
+                CRM_SECRET="k",
+            )
+            server.wait_log(r"database\.ready")
+            caller = call_bot(
+                tmp_path, server.port, "--record", str(tmp_path / "heard.wav"), "--duration", "6"
+            )
+            server.wait_log(r"call\.started")
+            pg.halt()  # mid-call
+            assert caller.result(timeout=30)["recording_rms"] > 300  # answered and heard as usual
+            (line,) = server.wait_log(r"call\.spooled", timeout=30)
+            call_id = re.search(r"call_id=(\w+)", line).group(1)  # type: ignore[union-attr]
+            assert len(list((server.workdir / "run" / "spool").glob("*.json"))) == 1
+            pg.resume()
+            server.wait_log(r"records\.unspooled", timeout=60)
+            server.wait_log(r"jobs\.done.*webhook", timeout=60)
+            assert list((server.workdir / "run" / "spool").glob("*.json")) == []
+            engine = create_engine(DatabaseParams(url=url))
+            try:
+                async with sessionmaker(engine)() as session:
+                    call = await CallRepository(session).get(call_id)
+                    assert call is not None and call.ended_at is not None
+                    kinds = [e.kind for e in call.events]
+                    assert kinds.count("call_ended") == 1 and kinds.count("turn") >= 1
+                    (job,) = list(await session.scalars(select(Job)))
+                    assert job.key == f"webhook:crm:{call_id}" and job.status == "done"
+            finally:
+                await engine.dispose()
+            (got,) = crm.of("crm")  # delivered once
+            assert json.loads(got.body)["call"]["id"] == call_id
+            assert webhook.verify(b"k", got.headers[webhook.SIGNATURE], got.body)
+    finally:
+        pg.stop()
