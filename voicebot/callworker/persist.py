@@ -24,12 +24,17 @@ from voicebot.records.spool import Spool
 log = get_logger(__name__)
 
 
-async def keep(url: str, rec: CallRecord, jobs: JobSettings, spool_dir: Path | None) -> str:
-    """Write ``rec``; returns "saved", "duplicate", "spooled" or "lost" (logged as call.not_persisted)."""
-    try:
-        return "saved" if await store.save(url, rec, post_call_jobs(jobs, rec)) else "duplicate"
-    except Exception as exc:  # the database is not the call's business: spool it and go on
-        error = f"{type(exc).__name__}: {str(exc)[:200]}"
+async def keep(
+    url: str, rec: CallRecord, jobs: JobSettings, spool_dir: Path | None, database_failed: str = ""
+) -> str:
+    """Write ``rec`` (straight to the spool when ``database_failed`` says why the database just
+    refused another); returns "saved", "duplicate", "spooled" or "lost" (call.not_persisted)."""
+    error = database_failed
+    if not error:
+        try:
+            return "saved" if await store.save(url, rec, post_call_jobs(jobs, rec)) else "duplicate"
+        except Exception as exc:  # the database is not the call's business: spool it and go on
+            error = f"{type(exc).__name__}: {str(exc)[:200]}"
     if spool_dir is not None:
         try:
             path = Spool(spool_dir).put(rec)
@@ -66,5 +71,8 @@ async def record_lost_calls(
     """Calls of a UA worker that died: their workers died with it and kept nothing, so the supervisor
     records each (by its SIP Call-ID) as failed, with the cause."""
     now = dt.datetime.now(dt.UTC)
+    failed = ""  # after one refusal the rest go to the spool: a dead database costs one timeout, not N
     for sip_call_id in sip_call_ids:
-        await keep(url, records.lost(sip_call_id, ua_worker, reason, now), jobs or JobSettings(), spool_dir)
+        rec = records.lost(sip_call_id, ua_worker, reason, now)
+        if await keep(url, rec, jobs or JobSettings(), spool_dir, failed) in ("spooled", "lost"):
+            failed = failed or "the database refused this node's previous record a moment ago"

@@ -32,3 +32,8 @@ class JobSettings(_Model):
     redact_after_days: int = Field(0, ge=0)
     retention_days: int = Field(0, ge=0)  # calls older than this are deleted with their events (0 = keep)
     maintenance_interval_s: float = Field(3600.0, gt=0)  # how often redaction and the purge run
+
+    @property
+    def active(self) -> bool:
+        """Whether any job can be queued at all (otherwise no worker needs to poll the database)."""
+        return bool(self.webhooks or self.summary or self.redact_after_days or self.retention_days)

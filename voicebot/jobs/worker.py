@@ -50,6 +50,8 @@ class JobWorker:
         self.llm = llm or LlmConfig()
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.engine: AsyncEngine | None = None
+        self._next_sweep = 0.0  # monotonic time of the next look for jobs whose worker died
+        self._queued_maintenance = ""  # the maintenance key this worker last queued
 
     async def run(self, stopping: asyncio.Event) -> None:
         self.engine = create_engine(DatabaseParams(url=self.url, pool_size=2))
@@ -79,14 +81,21 @@ class JobWorker:
         assert self.engine is not None
         make = sessionmaker(self.engine)
         now = _now()
+        sweep = time.monotonic() >= self._next_sweep  # writes only now and then (SQLite: one writer)
+        key = ""
+        if self.cfg.redact_after_days or self.cfg.retention_days:
+            key = plan.maintenance_key(time.time(), self.cfg.maintenance_interval_s)
         async with make() as session, session.begin():
             queue = JobRepository(session)
-            if back := await queue.requeue_expired(now):
+            if sweep and (back := await queue.requeue_expired(now)):
                 log.warning("jobs.lease_expired", requeued=back)
-            if self.cfg.redact_after_days or self.cfg.retention_days:
-                key = plan.maintenance_key(time.time(), self.cfg.maintenance_interval_s)
+            if key and key != self._queued_maintenance:
                 await queue.enqueue(plan.MAINTENANCE, {}, now, 3, key=key)
             job = await queue.claim_next(self.name, now, dt.timedelta(seconds=self.cfg.lease_s))
+        if sweep:
+            self._next_sweep = time.monotonic() + min(30.0, self.cfg.lease_s / 4)
+        if key:
+            self._queued_maintenance = key
         if job is None:
             return False
         started = time.monotonic()

@@ -338,7 +338,8 @@ class Supervisor:
 
     def start_records(self) -> None:
         """The spool flusher (records the database could not take, written when it is back) and,
-        unless other nodes do it (jobs.worker: false), a post-call job worker."""
+        when any post-call job is configured and other nodes do not work the queue (jobs.worker:
+        false), a job worker."""
         url = self.cw.database_url
         if not url:
             return
@@ -349,7 +350,7 @@ class Supervisor:
                 flusher.run(spool, url, lambda rec: post_call_jobs(jobs, rec), self.finished),
                 name="records-flusher",
             )
-        if self.s.jobs.worker:
+        if self.s.jobs.worker and self.s.jobs.active:
             worker = JobWorker(url, self.s.jobs, self.s.llm)
             self.tasks.append(asyncio.create_task(worker.run(self.finished), name="jobs-worker"))
 
