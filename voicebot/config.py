@@ -263,6 +263,9 @@ class DatabaseSettings(_Group):
     # production: postgresql+asyncpg://user@host/db (a password in the URL stays out of the logs).
     url: str = "sqlite+aiosqlite:///var/voicebot.db"
     migrate_on_start: bool = True  # `voicebot run` brings the schema to the newest migration first
+    # Published dialplan versions live in the database too, so every node that shares it serves the
+    # same live version and canary (each node keeps a copy in dialplan_store, synced every 2 s).
+    share_dialplans: bool = True
 
 
 class MetricsSettings(_Group):

@@ -126,6 +126,8 @@ def server_env(workdir: Path, port: int, rtp_start: int, **extra: str) -> dict[s
         "VOICEBOT_ASR__MODEL_DIR": str(REPO / "var" / "models"),
         # each server its own database (calls are kept there when they end)
         "VOICEBOT_DATABASE__URL": f"sqlite+aiosqlite:///{workdir / 'voicebot.db'}",
+        # and its own copy of the published dialplan versions
+        "VOICEBOT_DIALPLAN_STORE": str(workdir / "dialplans"),
         # each server its own /metrics port (a fixed one would collide between tests)
         "VOICEBOT_METRICS__LISTEN": f"127.0.0.1:{free_port()}",
         # and its own speech service port

@@ -1,11 +1,23 @@
-"""Tables: calls, their events, and the durable post-call job queue."""
+"""Tables: calls, their events, the durable post-call job queue, and published dialplan versions."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, func
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Named constraints: Alembic can drop/alter them by name on every backend.
@@ -76,6 +88,36 @@ class Job(Base):
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class DialplanVersion(Base):
+    """A published dialplan version: its files (plan.yaml and the subflows it uses), never changed."""
+
+    __tablename__ = "dialplan_versions"
+    __table_args__ = (UniqueConstraint("plan_id", "ref", name="uq_dialplan_versions_plan_id_ref"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    plan_id: Mapped[str] = mapped_column(String(128))
+    ref: Mapped[str] = mapped_column(String(128))  # <version>-<content hash>
+    files: Mapped[dict[str, Any]] = mapped_column(default=dict)  # relative path -> text
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class DialplanState(Base):
+    """Which version of a dialplan is live, the canary and its share, the history to roll back to.
+    ``revision`` grows with every change: nodes compare it with their copy every few seconds."""
+
+    __tablename__ = "dialplan_states"
+
+    plan_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    live: Mapped[str | None] = mapped_column(String(128))
+    canary: Mapped[str | None] = mapped_column(String(128))
+    canary_percent: Mapped[int] = mapped_column(Integer, default=0)
+    history: Mapped[list[str]] = mapped_column(JSON, default=list)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from voicebot.dialplan.events import AgentTurn
@@ -142,21 +142,65 @@ def _versions(args: argparse.Namespace) -> int:
     from voicebot.config import load_settings
     from voicebot.dialplan.versions import VersionStore
 
-    store = VersionStore(args.store or load_settings(args.config).dialplan_store)
+    settings = None if args.store else load_settings(args.config)
+    store = VersionStore(args.store or settings.dialplan_store)  # type: ignore[union-attr]
+    url = _shared_url(settings)
     if args.dialplan_command == "publish":
         queues, bases = _admin_lists(args)
-        plan, ref = store.publish(args.path, args.canary, queues, bases)
+
+        def publish(s: VersionStore) -> tuple[Any, str]:
+            return s.publish(args.path, args.canary, queues, bases)
+
+        plan, ref = _apply(url, store, publish, lambda r: str(r[0].id))
         role = f"canary for {args.canary}% of new calls" if args.canary else "live"
         print(f"{plan.id} {ref} is {role}")
         plan_id = plan.id
     else:
         plan_id = args.id
         if args.dialplan_command == "promote":
-            print(f"{plan_id} {store.promote(plan_id)} is live")
+            print(f"{plan_id} {_apply(url, store, lambda s: s.promote(plan_id), lambda _: plan_id)} is live")
         elif args.dialplan_command == "rollback":
-            print(f"{plan_id} {store.rollback(plan_id)} is live (canary dropped if there was one)")
+            ref = _apply(url, store, lambda s: s.rollback(plan_id), lambda _: plan_id)
+            print(f"{plan_id} {ref} is live (canary dropped if there was one)")
+        elif url:  # status: the shared state as the database has it
+            from voicebot.dialplan import shared
+
+            _reach(lambda: shared.pull_now(url, store))
     print(store.state(plan_id).to_json())
+    if url:
+        print(f"shared through the database at {url.split('@')[-1]}: every node serves it within seconds")
     return 0
+
+
+def _shared_url(settings: Any) -> str:
+    """The database the versions are shared through ("" with --store, or share_dialplans: false)."""
+    if settings is None or not settings.database.share_dialplans or not settings.database.url:
+        return ""
+    from voicebot.db import migrate
+    from voicebot.supervisor.plan import absolute_sqlite
+
+    url = absolute_sqlite(settings.database.url)
+    if settings.database.migrate_on_start:
+        migrate.upgrade(url)
+    return url
+
+
+def _apply(url: str, store: Any, op: Any, plan_id_of: Any) -> Any:
+    """``op`` on the store; through the database (pull, change, push) when the versions are shared."""
+    if not url:
+        return op(store)
+    from voicebot.dialplan import shared
+
+    return _reach(lambda: shared.change(url, store, op, plan_id_of))
+
+
+def _reach(work: Any) -> Any:
+    from voicebot.dialplan.versions import VersionError
+
+    try:
+        return work()
+    except (OSError, ConnectionError) as exc:
+        raise VersionError(f"the shared dialplan versions are out of reach ({exc}); nothing changed") from exc
 
 
 def _chat(args: argparse.Namespace) -> int:

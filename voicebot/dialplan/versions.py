@@ -38,6 +38,11 @@ class StoreState:
     canary: str | None = None
     canary_percent: int = 0
     history: list[str] = field(default_factory=list)  # previous live refs, newest last
+    revision: int = 0  # the shared state's revision this copy came from (voicebot/dialplan/shared.py)
+
+    def refs(self) -> list[str]:
+        """Every version this state can send a call to or roll back to."""
+        return [r for r in dict.fromkeys([self.live, self.canary, *self.history]) if r]
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=1)
@@ -53,6 +58,40 @@ class VersionStore:
             return StoreState()
         data: dict[str, Any] = json.loads(path.read_text())
         return StoreState(**data)
+
+    def plans(self) -> list[str]:
+        return sorted(p.parent.name for p in self.root.glob("*/state.json"))
+
+    def version_files(self, plan_id: str, ref: str) -> dict[str, str]:
+        """A published version's files (plan.yaml and its subflows) by relative path."""
+        folder = self.root / plan_id / ref
+        if not (folder / PLAN_FILE).is_file():
+            raise VersionError(f"{plan_id} {ref} is not in {self.root}")
+        return {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    def has_version(self, plan_id: str, ref: str) -> bool:
+        return (self.root / plan_id / ref / PLAN_FILE).is_file()
+
+    def write_version(self, plan_id: str, ref: str, files: dict[str, str]) -> None:
+        """Store a version published elsewhere (all or nothing; paths must stay inside its folder)."""
+        target = self.root / plan_id / ref
+        if target.is_dir():
+            return
+        if PLAN_FILE not in files:
+            raise VersionError(f"{plan_id} {ref} has no {PLAN_FILE}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".publish-"))
+        for rel, text in files.items():
+            path = (tmp / rel).resolve()
+            if not path.is_relative_to(tmp.resolve()):
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise VersionError(f"{plan_id} {ref}: file {rel!r} would land outside its version folder")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        os.replace(tmp, target)
+
+    def save_state(self, plan_id: str, state: StoreState) -> None:
+        self._save(plan_id, state)
 
     def _save(self, plan_id: str, state: StoreState) -> None:
         folder = self.root / plan_id

@@ -21,7 +21,9 @@ from voicebot.callworker.persist import record_lost_calls
 from voicebot.callworker.plans import builtin
 from voicebot.config import Settings
 from voicebot.db import migrate
+from voicebot.dialplan import shared
 from voicebot.dialplan.plan import Plan, parse
+from voicebot.dialplan.versions import VersionStore
 from voicebot.dialplan.yamlsafe import YamlError
 from voicebot.edge.runner import KamailioEdge
 from voicebot.engine.engine import ENGINE_TEXTS, plan_prompts, speaks_uncached
@@ -314,6 +316,7 @@ class Supervisor:
                 await self.infer.stop()
                 return 1
             self.tasks.append(asyncio.create_task(self.infer.watch(self.stopping), name="watch-infer"))
+        self.start_dialplan_sync()
         try:
             await asyncio.to_thread(self.warm_prompts)
         except Exception as exc:  # TtsError: calls still run; each prompt is tried again when said
@@ -335,6 +338,14 @@ class Supervisor:
         await self.stopping.wait()
         await self.drain()
         return 0
+
+    def start_dialplan_sync(self) -> None:
+        """This node's copy of the published dialplan versions follows the database (a promote on
+        any node reaches this one's next calls within seconds)."""
+        url, store = self.cw.database_url, self.cw.dialplan_store
+        if url and store is not None and self.s.database.share_dialplans:
+            task = shared.sync(url, VersionStore(store), self.finished)
+            self.tasks.append(asyncio.create_task(task, name="dialplan-sync"))
 
     def start_records(self) -> None:
         """The spool flusher (records the database could not take, written when it is back) and,
