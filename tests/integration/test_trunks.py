@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
-from support.net import free_port
+from support.net import free_port, free_port_block
 from support.peers import SCENARIOS, SIPP_DIR, PjsuaPeer, sipp
 
 pytestmark = pytest.mark.integration
@@ -142,3 +143,59 @@ def test_srtp_mandatory_trunk_refuses_plain_rtp_and_accepts_sdes(voicebot, tmp_p
     )
     result = caller.result()
     assert result["confirmed"] and result["recording_rms"] > 300
+
+
+def test_behind_the_edge_a_trunk_registers_once_from_the_edges_address(voicebot, tmp_path: Path) -> None:
+    """Two UA workers behind Kamailio: the edge registers the trunk (digest auth, its own address in
+    Contact), the UA workers do not, and the password stays out of the logs and the world-readable files."""
+    reg_port = free_port()
+    messages = tmp_path / "registrar-messages.log"
+    registrar = subprocess.Popen(
+        [
+            "sipp",
+            "-sf",
+            str(SCENARIOS / "registrar_digest.xml"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(reg_port),
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "40s",
+            "-timeout_error",
+            "-trace_msg",
+            "-message_file",
+            str(messages),
+        ],
+        cwd=SIPP_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    trunks = [
+        {
+            "name": "pbx",
+            "allow": ["127.0.0.0/8"],
+            "registrar": f"sip:127.0.0.1:{reg_port}",
+            "username": "voicebot",
+            "password": "s3cret-Trunk",
+            "realm": "pbx.test",
+        }
+    ]
+    server = voicebot(
+        VOICEBOT_TRUNKS=json.dumps(trunks),
+        VOICEBOT_WORKERS__UA_WORKERS="2",
+        VOICEBOT_WORKERS__UA_BASE_PORT=str(free_port_block(2)),
+    )
+    out, _ = registrar.communicate(timeout=60)
+    assert registrar.returncode == 0, "registrar rejected the edge's digest credentials:\n" + out[-1500:]
+    registers = [m for m in messages.read_text().split("\n\n") if m.lstrip().startswith("REGISTER")]
+    assert registers and all(f"Contact: <sip:pbx@127.0.0.1:{server.port}>" in m for m in registers), registers
+    assert not re.search(r"sip\.registration.*trunk=pbx", server.log())  # no UA worker registered
+    edge_files = server.workdir / "run" / "edge"
+    assert (edge_files / "uacreg").stat().st_mode & 0o077 == 0
+    assert (edge_files / "uacreg" / "uacreg").stat().st_mode & 0o077 == 0
+    for path in [server.log_path, edge_files / "kamailio.log", edge_files / "kamailio.cfg"]:
+        assert "s3cret-Trunk" not in path.read_text(errors="replace"), path

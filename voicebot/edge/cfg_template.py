@@ -48,6 +48,7 @@ loadmodule "pike.so"
 loadmodule "dispatcher.so"
 loadmodule "dialog.so"
 @@TLS_MODULE@@
+@@UAC_MODULES@@
 
 # Our own control socket, so several edges (and tests) never share /run/kamailio.
 modparam("ctl", "binrpc", "unix:@@CTL_SOCKET@@")
@@ -68,6 +69,8 @@ modparam("pike", "remove_latency", 4)
 
 # Sanity failures are answered (400 & co.) by the module itself; the script only stops processing.
 modparam("sanity", "autodrop", 0)
+
+@@UAC_PARAMS@@
 
 modparam("dispatcher", "list_file", "@@DISPATCHER_LIST@@")
 # flags=2: keep the remaining backends in XAVPs so failure_route can fail over with ds_next_dst().
@@ -170,6 +173,7 @@ request_route {
 
     route(TRUNK_ACL);
     route(DRAIN);
+    @@UAC_LOOKUP@@
     route(DISPATCH);
 }
 

@@ -63,8 +63,70 @@ def render_config(p: EdgeParams) -> str:
         "ARM_REPLY": 't_on_reply("INVITE_REPLY");' if call_load else _NO_LOAD,
         "REPLY_ROUTE": _REPLY_ROUTE if call_load else "",
         "LOAD_UNSET": "ds_load_unset();" if call_load else _NO_LOAD,
+        "UAC_MODULES": 'loadmodule "db_text.so"\nloadmodule "uac.so"' if p.registrations else "",
+        "UAC_PARAMS": _uac_params(p) if p.registrations else "",
+        "UAC_LOOKUP": _UAC_LOOKUP if p.registrations else "# (no trunk registers through the edge)",
     }
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], TEMPLATE)
+
+
+# A carrier sends calls for a registration to its Contact (sip:<trunk name>@edge): back to the AOR.
+_UAC_LOOKUP = """if (uac_reg_lookup("$rU", "$ru")) {
+        xlog("L_INFO", "edge.registered_trunk_call ruri=$ru\\n");
+    }"""
+_UACREG_COLUMNS = (
+    "id(int,auto) l_uuid(string) l_username(string) l_domain(string) r_username(string) r_domain(string) "
+    "realm(string) auth_username(string) auth_password(string) auth_ha1(string,null) auth_proxy(string) "
+    "expires(int) flags(int) reg_delay(int) contact_addr(string,null) socket(string,null) "
+)
+
+
+def _uac_params(p: EdgeParams) -> str:
+    return "\n".join(
+        [
+            f'modparam("uac", "reg_db_url", "text://{p.uacreg_dir}")',
+            f'modparam("uac", "reg_contact_addr", "{_host(p.advertised_host)}:{p.port}")',
+            'modparam("uac", "reg_timer_interval", 10)',
+            'modparam("uac", "reg_retry_interval", 30)',
+        ]
+    )
+
+
+def _dbtext(value: str) -> str:
+    """A db_text field: its separator and escape character escaped."""
+    return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def render_uacreg(p: EdgeParams) -> dict[str, str]:
+    """The db_text tables (file name -> content) the uac module registers the trunks from."""
+    contact = f"{_host(p.advertised_host)}:{p.port}"
+    rows = [
+        ":".join(
+            [
+                str(i),
+                _dbtext(r.name),
+                _dbtext(r.username),
+                _dbtext(p.advertised_host),
+                _dbtext(r.username),
+                _dbtext(r.registrar_host),
+                _dbtext(r.realm),
+                _dbtext(r.username),
+                _dbtext(r.password),
+                "",
+                _dbtext(r.registrar),
+                str(r.expires_s),
+                "0",
+                "0",
+                _dbtext(contact),
+                "",
+            ]
+        )
+        for i, r in enumerate(p.registrations, start=1)
+    ]
+    return {
+        "version": "table_name(string) table_version(int) \nuacreg:5\n",
+        "uacreg": _UACREG_COLUMNS + "\n" + "".join(row + "\n" for row in rows),
+    }
 
 
 def render_dispatcher_list(p: EdgeParams) -> str:

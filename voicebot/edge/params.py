@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from voicebot.errors import ConfigError
@@ -34,6 +34,7 @@ DEFAULT_SCANNER_USER_AGENTS: tuple[str, ...] = (
 _SAFE_UA = re.compile(r"^[A-Za-z0-9 ._/-]+$")
 # A UNIX socket path longer than sun_path (108 bytes incl. NUL) makes the ctl module fail at startup.
 _MAX_SOCKET_PATH = 100
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,24 @@ class Backend:
     port: int
     # pjsua2-python is built with PJSUA_MAX_CALLS=4; the dispatcher stops selecting a full worker.
     max_calls: int = 4
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A trunk the edge registers with, once for the whole node (Kamailio's uac module)."""
+
+    name: str
+    registrar: str  # sip:host[:port][;transport=...]
+    username: str
+    password: str = field(repr=False)  # written only to the edge's private uacreg table
+    realm: str = ""  # "" = whatever realm the registrar challenges with
+    expires_s: int = 300
+
+    @property
+    def registrar_host(self) -> str:
+        rest = self.registrar.split(":", 1)[1] if ":" in self.registrar else self.registrar
+        host = rest.split(";")[0]
+        return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 @dataclass(frozen=True)
@@ -85,6 +104,7 @@ class EdgeParams:
     modules_dir: str = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
     log_level: int = 1  # Kamailio debug=: -1 error, 0 warning, 1 notice, 2 info, 3 debug
     start_timeout_s: float = 10.0
+    registrations: tuple[Registration, ...] = ()
 
     @property
     def config_path(self) -> Path:
@@ -105,6 +125,11 @@ class EdgeParams:
     def ctl_socket(self) -> Path:
         """The binrpc control socket kamcmd talks to."""
         return self.run_dir / "kamailio_ctl"
+
+    @property
+    def uacreg_dir(self) -> Path:
+        """The db_text database (private: it holds trunk passwords) the uac module registers from."""
+        return self.run_dir / "uacreg"
 
     @property
     def log_path(self) -> Path:
@@ -160,3 +185,10 @@ def validate(p: EdgeParams) -> None:
         raise ConfigError(f"edge run_dir {p.run_dir} is too long for a UNIX socket path; use a shorter one")
     if '"' in str(p.run_dir) or '"' in str(p.tls_cert or "") or '"' in str(p.tls_key or ""):
         raise ConfigError("edge paths must not contain double quotes")
+    for r in p.registrations:
+        if not _SAFE_NAME.match(r.name):
+            raise ConfigError(f"edge registration {r.name!r}: a trunk name of letters, digits and ._- only")
+        if not r.registrar.startswith(("sip:", "sips:")) or any(c in r.registrar for c in ' \n\r\t<>"'):
+            raise ConfigError(f"trunk {r.name}: registrar {r.registrar!r} is not a sip: URI")
+        if any(c in v for v in (r.username, r.password, r.realm) for c in "\n\r"):
+            raise ConfigError(f"trunk {r.name}: username, password and realm must be one line each")

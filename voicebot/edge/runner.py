@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from voicebot.edge import sip_probe
-from voicebot.edge.kamailio_cfg import backend_uri, render_config, render_dispatcher_list
+from voicebot.edge.kamailio_cfg import backend_uri, render_config, render_dispatcher_list, render_uacreg
 from voicebot.edge.params import EdgeParams, validate
 from voicebot.errors import EdgeError
 from voicebot.logs import get_logger
@@ -189,6 +189,14 @@ class KamailioEdge:
         p.ctl_socket.unlink(missing_ok=True)
         p.config_path.write_text(render_config(p))
         p.dispatcher_list_path.write_text(render_dispatcher_list(p))
+        if p.registrations:  # trunk passwords: readable by this user only
+            p.uacreg_dir.mkdir(mode=0o700, exist_ok=True)
+            p.uacreg_dir.chmod(0o700)
+            for name, text in render_uacreg(p).items():
+                path = p.uacreg_dir / name
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(text)
 
     async def _check_config(self) -> None:
         p = self.params

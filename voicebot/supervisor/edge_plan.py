@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from voicebot.config import Settings
-from voicebot.edge.params import Backend, EdgeParams
+from voicebot.edge.params import Backend, EdgeParams, Registration
 from voicebot.signaling.params import UAParams
 
 
@@ -32,4 +32,17 @@ def edge_params(s: Settings, run_dir: Path, uas: Sequence[UAParams]) -> EdgePara
         kamailio_bin=s.edge.kamailio_bin,
         kamcmd_bin=s.edge.kamcmd_bin,
         max_message_bytes=s.sip.max_message_bytes,
+        # Behind the edge the trunks register once, from the edge's address (UA workers do not).
+        registrations=tuple(
+            Registration(
+                name=t.name,
+                registrar=t.registrar,
+                username=t.username or "",
+                password=t.password.get_secret_value() if t.password else "",
+                realm="" if t.realm == "*" else t.realm,
+                expires_s=t.register_expires_s,
+            )
+            for t in s.trunks
+            if t.registrar
+        ),
     )

@@ -125,11 +125,12 @@ def call_worker_params(s: Settings) -> CallWorkerParams:
 
 
 def trunk_params(s: Settings) -> list[TrunkParams]:
+    """The UA workers' trunks; behind the edge they do not register (the edge does, once)."""
     return [
         TrunkParams(
             name=t.name,
             allow=t.allow,
-            registrar=t.registrar,
+            registrar=None if s.uses_edge else t.registrar,
             username=t.username,
             password=t.password.get_secret_value() if t.password else None,
             realm=t.realm,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from voicebot.edge.kamailio_cfg import render_config, render_dispatcher_list
-from voicebot.edge.params import DEFAULT_SCANNER_USER_AGENTS, Backend, EdgeParams, validate
+from voicebot.edge.kamailio_cfg import render_config, render_dispatcher_list, render_uacreg
+from voicebot.edge.params import DEFAULT_SCANNER_USER_AGENTS, Backend, EdgeParams, Registration, validate
 from voicebot.errors import ConfigError
 
 KAMAILIO = Path("/usr/sbin/kamailio")
@@ -158,3 +158,35 @@ def test_kamailio_accepts_the_tls_config(tmp_path: Path) -> None:
     assert "listen=tls:127.0.0.1:5061" in cfg and f'"certificate", "{cert}"' in cfg
     result = kamailio_check(p)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_trunk_registrations_become_a_uacreg_table_with_separators_escaped(tmp_path: Path) -> None:
+    reg = Registration("carrier", "sip:sip.carrier.example:5080;transport=tcp", "4420", "pa:ss\\word", "")
+    p = params(tmp_path, registrations=(reg,), advertise="203.0.113.5")
+    tables = render_uacreg(p)
+    assert tables["version"].splitlines()[1] == "uacreg:5"
+    header, row = tables["uacreg"].splitlines()
+    assert header.startswith("id(int,auto) l_uuid(string)") and "contact_addr(string,null)" in header
+    fields = re.split(r"(?<!\\):", row)
+    assert len(fields) == len(header.split())
+    assert fields[1:6] == ["carrier", "4420", "203.0.113.5", "4420", "sip.carrier.example"]
+    assert fields[8] == "pa\\:ss\\\\word"  # db_text escapes its separator and its escape character
+    assert fields[10] == "sip\\:sip.carrier.example\\:5080;transport=tcp"
+    assert fields[14] == "203.0.113.5\\:5060"  # the edge's advertised address in Contact
+    cfg = render_config(p)
+    assert 'loadmodule "uac.so"' in cfg and "uac_reg_lookup" in cfg and "pa:ss" not in cfg
+    assert kamailio_check(p).returncode == 0
+    assert "uac.so" not in render_config(params(tmp_path))  # no registration: no uac module
+
+
+@pytest.mark.parametrize(
+    ("registration", "message"),
+    [
+        (Registration("bad name", "sip:x", "u", "p"), "trunk name"),
+        (Registration("t", "http://x", "u", "p"), "not a sip: URI"),
+        (Registration("t", "sip:x", "u", "p\nq"), "one line"),
+    ],
+)
+def test_bad_registrations_are_refused(tmp_path: Path, registration: Registration, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        validate(params(tmp_path, registrations=(registration,)))
