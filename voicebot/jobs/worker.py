@@ -62,11 +62,12 @@ class JobWorker:
                 try:
                     worked = await self.step()
                     backoff, wait = 0.0, (0.0 if worked else self.cfg.poll_s)
-                except (SQLAlchemyError, OSError, TimeoutError) as exc:
+                except Exception as exc:  # the database is away (or a bug): this loop must go on
                     backoff = min(30.0, max(1.0, backoff * 2))
                     wait = backoff
-                    log.warning(
-                        "jobs.db_unavailable",
+                    known = isinstance(exc, (SQLAlchemyError, OSError, TimeoutError))
+                    (log.warning if known else log.exception)(
+                        "jobs.db_unavailable" if known else "jobs.worker_error",
                         retry_in_s=backoff,
                         error=f"{type(exc).__name__}: {str(exc)[:200]}",
                     )
