@@ -197,6 +197,21 @@ def _records() -> tuple[Gauge, Counter]:
     )
 
 
+@cache
+def _stage_errors() -> Counter:
+    from prometheus_client import Counter
+
+    return Counter(
+        "voicebot_stage_errors",
+        "Failures by stage (asr, tts, llm, tool, transfer); the call went on: reprompt, fallback, error path",
+        ["stage"],
+    )
+
+
+def stage_failed(stage: str) -> None:
+    _stage_errors().labels(stage=stage).inc()
+
+
 def records_spooled(count: int) -> None:
     _records()[0].set(count)
 

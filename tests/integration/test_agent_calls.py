@@ -4,6 +4,7 @@ dialplans/assistant.yaml, its reply streams into the TTS sentence by sentence, k
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,4 @@ def test_an_unreachable_llm_sends_the_caller_to_a_person(voicebot, tmp_path: Pat
     failed = [e for e in rec["events"] if e["kind"] == "llm_failed"]
     assert failed and "did not answer" in failed[0]["error"]
     assert [e["queue"] for e in rec["events"] if e["kind"] == "transfer_request"] == ["support"]
+    assert re.search(r'^voicebot_stage_errors_total\{stage="llm"\} [1-9]', server.metrics(), re.M)

@@ -205,6 +205,8 @@ def test_a_recogniser_that_fails_gives_the_reprompt_not_silence(voicebot, tmp_pa
     )
     assert reprompt["t"] > ended["t"]  # said after the caller's turn, not on a no-input timeout
     assert c["transferred_code"] == 200  # and the call went on: keys still work
+    # The operator sees it: the node's error counter for the stage.
+    assert re.search(r'^voicebot_stage_errors_total\{stage="asr"\} [1-9]', server.metrics(), re.M)
 
 
 def test_a_step_that_kills_every_worker_is_given_up_politely(voicebot, tmp_path: Path) -> None:

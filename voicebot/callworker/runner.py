@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from voicebot import logs
 from voicebot.asr.base import AsrBackend
@@ -36,6 +36,11 @@ from voicebot.media.audiofile import wav_bytes
 from voicebot.media.prompts import Prompts
 
 log = logs.get_logger(__name__)
+_FAILED_STAGE: dict[str, Literal["asr", "tts", "llm", "tool"]] = {
+    "asr_failed": "asr",
+    "tts_failed": "tts",
+    "llm_failed": "llm",
+}
 HEARTBEAT_S = 0.5
 
 
@@ -139,6 +144,11 @@ class CallRunner:
                     self.outbox.control(proto.TurnMetrics(**e.record))
             elif isinstance(e, fx.Note):
                 self.note(e.kind, e.data, e.log, at=now)
+                stage = _FAILED_STAGE.get(e.kind)
+                if e.kind == "tool_result" and not e.data.get("ok", True):
+                    stage = "tool"
+                if stage and not self.over.is_set():
+                    self.outbox.control(proto.StageFailed(stage=stage))  # the node's error counters
         self.timer_wake.set()  # deadlines may have moved
 
     def note(

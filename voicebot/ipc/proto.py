@@ -167,6 +167,13 @@ class TurnMetrics(_Msg):
     reply_out_ms: int | None = None
 
 
+class StageFailed(_Msg):
+    """A stage of the call's work failed (the call went on: reprompt, fallback, error path)."""
+
+    type: Literal["stage_failed"] = "stage_failed"
+    stage: Literal["asr", "tts", "llm", "tool"]
+
+
 Control = Annotated[
     CallStart
     | DtmfReceived
@@ -181,7 +188,8 @@ Control = Annotated[
     | HangupRequest
     | Checkpoint
     | Heartbeat
-    | TurnMetrics,
+    | TurnMetrics
+    | StageFailed,
     Field(discriminator="type"),
 ]
 _control_adapter: TypeAdapter[Control] = TypeAdapter(Control)

@@ -345,6 +345,8 @@ class UAWorker:
         leg.transfer_queue = None
         leg.send(proto.TransferResult(queue=queue, ok=ok, status=code, reason=reason))
         leg.log.info("call.transferred" if ok else "call.transfer_failed", queue=queue, code=code)
+        if not ok:
+            metrics.stage_failed("transfer")
         if ok and leg.pj_call is not None:
             leg.ending("transfer", f"transferred to {queue}")
             hangup(leg.pj_call)
@@ -437,6 +439,8 @@ class UAWorker:
             self._transfer(leg, msg)
         elif isinstance(msg, proto.TurnMetrics):
             metrics.observe_turn(msg.model_dump())
+        elif isinstance(msg, proto.StageFailed):
+            metrics.stage_failed(msg.stage)
         elif isinstance(msg, proto.HangupRequest):
             leg.log.info("call.hangup_requested", why=msg.reason)
             leg.ending("bot", f"bot hung up: {msg.reason}")
