@@ -24,25 +24,38 @@ from voicebot.records.spool import Spool
 log = get_logger(__name__)
 
 
+# Below the pool's 10 s between releasing a finished call's worker and killing it: the record is on
+# disk before the database is asked, so even a worker killed mid-write loses nothing.
+DATABASE_TIMEOUT_S = 5.0
+
+
 async def keep(
     url: str, rec: CallRecord, jobs: JobSettings, spool_dir: Path | None, database_failed: str = ""
 ) -> str:
-    """Write ``rec`` (straight to the spool when ``database_failed`` says why the database just
-    refused another); returns "saved", "duplicate", "spooled" or "lost" (call.not_persisted)."""
-    error = database_failed
-    if not error:
+    """Spool ``rec`` first, then write it to the database and drop the spooled copy (straight to the
+    spool when ``database_failed`` says why the database just refused another); returns "saved",
+    "duplicate", "spooled" or "lost" (logged as call.not_persisted)."""
+    spool = Spool(spool_dir) if spool_dir is not None else None
+    path = None
+    error = ""
+    if spool is not None:
         try:
-            return "saved" if await store.save(url, rec, post_call_jobs(jobs, rec)) else "duplicate"
-        except Exception as exc:  # the database is not the call's business: spool it and go on
-            error = f"{type(exc).__name__}: {str(exc)[:200]}"
-    if spool_dir is not None:
-        try:
-            path = Spool(spool_dir).put(rec)
-            log.warning("call.spooled", call_id=rec.call_id, file=path.name, why=error)
-            return "spooled"
+            path = spool.put(rec)
         except OSError as exc:
-            error += f"; spool: {exc}"
-    log.warning("call.not_persisted", call_id=rec.call_id, error=error)
+            error = f"spool: {exc}; "
+    if not database_failed:
+        try:
+            fresh = await store.save(url, rec, post_call_jobs(jobs, rec), DATABASE_TIMEOUT_S)
+        except Exception as exc:  # the database is not the call's business: the spool keeps it
+            database_failed = f"{type(exc).__name__}: {str(exc)[:200]}"
+        else:
+            if spool is not None and path is not None:
+                spool.done(path)
+            return "saved" if fresh else "duplicate"
+    if path is not None:
+        log.warning("call.spooled", call_id=rec.call_id, file=path.name, why=database_failed)
+        return "spooled"
+    log.warning("call.not_persisted", call_id=rec.call_id, error=error + database_failed)
     return "lost"
 
 

@@ -125,10 +125,14 @@ class JobRepository:
         res = await self.s.execute(stmt)
         return res.scalar_one_or_none()
 
-    async def complete(self, job_id: int) -> None:
-        await self.s.execute(
-            update(Job).where(Job.id == job_id).values(status="done", locked_by=None, locked_until=None)
-        )
+    async def complete(self, job_id: int, worker: str | None = None) -> bool:
+        """Mark done; with ``worker``, only while that worker still holds the job (a worker whose
+        lease ran out must not overwrite what the job's next worker did). False if it did not."""
+        stmt = update(Job).where(Job.id == job_id)
+        if worker is not None:
+            stmt = stmt.where(Job.locked_by == worker, Job.status == "running")
+        res = await self.s.execute(stmt.values(status="done", locked_by=None, locked_until=None))
+        return bool(res.rowcount)  # type: ignore[attr-defined]
 
     async def fail(
         self,
@@ -142,9 +146,10 @@ class JobRepository:
         ``permanent``: the far end refused the job itself); return the new status."""
         status = "failed" if permanent or job.attempts >= job.max_attempts else "queued"
         delay = base_delay * (2 ** max(0, job.attempts - 1))
+        held = (Job.locked_by == job.locked_by,) if job.locked_by else ()  # still ours, not the next worker's
         await self.s.execute(
             update(Job)
-            .where(Job.id == job.id)
+            .where(Job.id == job.id, *held)
             .values(
                 status=status,
                 last_error=error[:2000],
@@ -183,10 +188,20 @@ class JobRepository:
         return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
     async def requeue_expired(self, now: datetime) -> int:
-        """Jobs whose worker died mid-run go back to the queue when their lease ends."""
-        res = await self.s.execute(
+        """Jobs whose worker died mid-run go back to the queue when their lease ends; one that has
+        had all its attempts (it takes its worker down every time) becomes a dead letter."""
+        expired = (Job.status == "running", Job.locked_until < now)
+        await self.s.execute(
             update(Job)
-            .where(Job.status == "running", Job.locked_until < now)
-            .values(status="queued", locked_by=None, locked_until=None)
+            .where(*expired, Job.attempts >= Job.max_attempts)
+            .values(
+                status="failed",
+                locked_by=None,
+                locked_until=None,
+                last_error="its worker died or hung on every attempt (lease expired)",
+            )
+        )
+        res = await self.s.execute(
+            update(Job).where(*expired).values(status="queued", locked_by=None, locked_until=None)
         )
         return int(res.rowcount or 0)  # type: ignore[attr-defined]

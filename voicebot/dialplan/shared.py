@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voicebot.db.engine import DatabaseParams, create_engine, sessionmaker
@@ -28,6 +32,7 @@ from voicebot.logs import get_logger
 log = get_logger(__name__)
 SYNC_INTERVAL_S = 2.0  # a promote reaches every node within this plus one database round trip
 T = TypeVar("T")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.@+-]{1,128}$")
 
 
 async def pull(session: AsyncSession, store: VersionStore) -> list[str]:
@@ -36,6 +41,9 @@ async def pull(session: AsyncSession, store: VersionStore) -> list[str]:
     changed = []
     for row in (await session.scalars(select(DialplanState))).all():
         state = StoreState(row.live, row.canary, row.canary_percent, list(row.history), row.revision)
+        for name in (row.plan_id, *state.refs()):  # they become folder names on every node
+            if not _SAFE_NAME.match(name) or name in (".", ".."):
+                raise VersionError(f"shared dialplan state names {name!r}: not a plan id or version")
         if store.state(row.plan_id) == state:  # the whole state: a copy from another database
             continue  # (a reset one, a test's) may carry the same revision number
         for ref in state.refs():
@@ -55,46 +63,68 @@ async def pull(session: AsyncSession, store: VersionStore) -> list[str]:
 
 async def push(session: AsyncSession, store: VersionStore, plan_id: str, base_revision: int) -> int:
     """Write the local state of ``plan_id`` (and its versions the database lacks) as the next
-    revision; VersionError when the shared state moved past ``base_revision`` meanwhile."""
+    revision, only if the shared state is still at ``base_revision`` (one conditional statement, so
+    two admins at once cannot both win); VersionError otherwise, and nothing is written."""
     state = store.state(plan_id)
-    row = await session.get(DialplanState, plan_id, with_for_update=True)
-    current = row.revision if row is not None else 0
-    if current != base_revision:
-        raise VersionError(
-            f"{plan_id} was changed by someone else meanwhile (revision {current}, not {base_revision}): "
-            "nothing was changed; look at `voicebot dialplan status` and run it again"
-        )
+    stale = VersionError(
+        f"{plan_id} was changed by someone else meanwhile (not at revision {base_revision} any more): "
+        "nothing was changed; look at `voicebot dialplan status` and run it again"
+    )
     stored = set(await session.scalars(select(DialplanVersion.ref).where(DialplanVersion.plan_id == plan_id)))
     for ref in state.refs():
         if ref not in stored:
             session.add(DialplanVersion(plan_id=plan_id, ref=ref, files=store.version_files(plan_id, ref)))
-    if row is None:
-        row = DialplanState(plan_id=plan_id)
-        session.add(row)
-    row.live, row.canary, row.canary_percent = state.live, state.canary, state.canary_percent
-    row.history, row.revision = list(state.history), current + 1
+    values = {
+        "live": state.live,
+        "canary": state.canary,
+        "canary_percent": state.canary_percent,
+        "history": list(state.history),
+        "revision": base_revision + 1,
+    }
+    if base_revision == 0:  # the first publish of this dialplan: only if nobody else's came first
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = (
+            insert(DialplanState)
+            .values(plan_id=plan_id, **values)
+            .on_conflict_do_nothing(index_elements=["plan_id"])
+        )
+        if (await session.execute(stmt.returning(DialplanState.plan_id))).scalar_one_or_none() is None:
+            raise stale
+    else:
+        res = await session.execute(
+            update(DialplanState)
+            .where(DialplanState.plan_id == plan_id, DialplanState.revision == base_revision)
+            .values(**values)
+        )
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            raise stale
     await session.flush()
-    state.revision = current + 1
-    store.save_state(plan_id, state)
-    return state.revision
+    return base_revision + 1
 
 
 def change(
     url: str, store: VersionStore, op: Callable[[VersionStore], T], plan_id_of: Callable[[T], str]
 ) -> T:
-    """Pull, apply ``op`` to the local copy, push: what `voicebot dialplan publish|promote|rollback`
-    does when the versions are shared. A refused push leaves the database as it was."""
+    """What `voicebot dialplan publish|promote|rollback` does when the versions are shared: pull the
+    shared state into a scratch copy, apply ``op`` there (the node's own copy, which its sync may be
+    rewriting, is never half-changed), push it, then bring ``store`` up to date. A refused push
+    changes nothing anywhere."""
 
     async def go() -> T:
         engine = create_engine(DatabaseParams(url=url, pool_size=1))
         try:
-            async with sessionmaker(engine)() as session, session.begin():
+            with tempfile.TemporaryDirectory(prefix="voicebot-dialplans-") as tmp:
+                scratch = VersionStore(Path(tmp))
+                async with sessionmaker(engine)() as session:
+                    await pull(session, scratch)
+                result = op(scratch)
+                plan_id = plan_id_of(result)
+                base = scratch.state(plan_id).revision  # what the change was made on (kept by op)
+                async with sessionmaker(engine)() as session, session.begin():
+                    await push(session, scratch, plan_id, base)
+            async with sessionmaker(engine)() as session:
                 await pull(session, store)
-            result = op(store)
-            plan_id = plan_id_of(result)
-            base = store.state(plan_id).revision  # what the change was made on (kept by op)
-            async with sessionmaker(engine)() as session, session.begin():
-                await push(session, store, plan_id, base)
             return result
         finally:
             await engine.dispose()

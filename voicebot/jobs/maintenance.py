@@ -12,43 +12,37 @@ from voicebot.db.models import Call, CallEvent
 from voicebot.db.repository import JobRepository
 from voicebot.records.record import PII_FIELDS, REDACTED
 
-BATCH = 500
+BATCH = 200  # calls per transaction
 
 
 async def redact_before(session: AsyncSession, cutoff: dt.datetime) -> int:
-    """Caller numbers and transcript text of calls that started before ``cutoff``; returns how
-    many events were changed (running it again changes nothing)."""
-    await session.execute(update(Call).where(Call.started_at < cutoff, Call.caller != "").values(caller=""))
-    changed = 0
-    last_id = 0
-    while True:
-        rows = (
-            (
-                await session.execute(
-                    select(CallEvent)
-                    .join(Call)
-                    .where(Call.started_at < cutoff, CallEvent.id > last_id)
-                    .order_by(CallEvent.id)
-                    .limit(BATCH)
-                )
-            )
-            .scalars()
-            .all()
+    """Up to BATCH calls that started before ``cutoff`` and are not redacted yet: their caller
+    number becomes <redacted> (which also marks them done) and so does their transcript text.
+    Returns how many calls (0: nothing left)."""
+    ids = list(
+        await session.scalars(
+            select(Call.id)
+            .where(Call.started_at < cutoff, Call.caller != REDACTED)
+            .order_by(Call.id)
+            .limit(BATCH)
         )
-        if not rows:
-            return changed
-        for ev in rows:
-            last_id = ev.id
-            if any(k in ev.data and ev.data[k] != REDACTED for k in PII_FIELDS):
-                ev.data = {k: (REDACTED if k in PII_FIELDS else v) for k, v in ev.data.items()}
-                changed += 1
-        await session.flush()
+    )
+    if not ids:
+        return 0
+    for ev in (await session.scalars(select(CallEvent).where(CallEvent.call_id.in_(ids)))).all():
+        if any(k in ev.data and ev.data[k] != REDACTED for k in PII_FIELDS):
+            ev.data = {k: (REDACTED if k in PII_FIELDS else v) for k, v in ev.data.items()}
+    await session.execute(update(Call).where(Call.id.in_(ids)).values(caller=REDACTED))
+    return len(ids)
 
 
 async def purge_before(session: AsyncSession, cutoff: dt.datetime) -> int:
-    """Calls that started before ``cutoff``, with their events; and done jobs as old."""
-    old = select(Call.id).where(Call.started_at < cutoff)
-    await session.execute(delete(CallEvent).where(CallEvent.call_id.in_(old)))
-    res = await session.execute(delete(Call).where(Call.started_at < cutoff))
-    await JobRepository(session).purge_finished(cutoff)
-    return int(res.rowcount or 0)  # type: ignore[attr-defined]
+    """Up to BATCH calls that started before ``cutoff``, with their events (and, with the last
+    batch, done jobs as old); returns how many calls (0: nothing left)."""
+    ids = list(await session.scalars(select(Call.id).where(Call.started_at < cutoff).limit(BATCH)))
+    if not ids:
+        await JobRepository(session).purge_finished(cutoff)
+        return 0
+    await session.execute(delete(CallEvent).where(CallEvent.call_id.in_(ids)))
+    await session.execute(delete(Call).where(Call.id.in_(ids)))
+    return len(ids)

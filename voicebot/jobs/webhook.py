@@ -71,7 +71,8 @@ def verify(
         return False
     if abs((time.time() if now is None else now) - t) > tolerance_s:
         return False
-    return hmac.compare_digest(sign(secret, payload, t), f"t={t},v1={parts.get('v1', '')}")
+    expected = sign(secret, payload, t).encode()
+    return hmac.compare_digest(expected, f"t={t},v1={parts.get('v1', '')}".encode())
 
 
 def secret_of(hook: WebhookSettings) -> bytes | None:

@@ -16,6 +16,7 @@ import datetime as dt
 import os
 import socket
 import time
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -111,7 +112,8 @@ class JobWorker:
             await self._failed(job, f"{type(exc).__name__}: {str(exc)[:300]}", False)
         else:
             async with make() as session, session.begin():
-                await JobRepository(session).complete(job.id)
+                if not await JobRepository(session).complete(job.id, self.name):
+                    log.warning("jobs.lease_lost", job=job.id, kind=job.kind, why="ran past its lease")
             metrics.job_finished(job.kind, "done")
             log.info(
                 "jobs.done",
@@ -184,11 +186,22 @@ class JobWorker:
         assert self.engine is not None
         done: dict[str, object] = {}
         now = _now()
-        async with sessionmaker(self.engine)() as session, session.begin():
-            if self.cfg.redact_after_days:
-                cutoff = now - dt.timedelta(days=self.cfg.redact_after_days)
-                done["redacted_events"] = await maintenance.redact_before(session, cutoff)
-            if self.cfg.retention_days:
-                cutoff = now - dt.timedelta(days=self.cfg.retention_days)
-                done["purged_calls"] = await maintenance.purge_before(session, cutoff)
+        make = sessionmaker(self.engine)
+        # Batches, each its own transaction: a long history is worked through, never rolled back whole.
+        if self.cfg.redact_after_days:
+            cutoff = now - dt.timedelta(days=self.cfg.redact_after_days)
+            done["redacted_calls"] = await _batches(make, lambda s: maintenance.redact_before(s, cutoff))
+        if self.cfg.retention_days:
+            cutoff = now - dt.timedelta(days=self.cfg.retention_days)
+            done["purged_calls"] = await _batches(make, lambda s: maintenance.purge_before(s, cutoff))
         return done
+
+
+async def _batches(make: Any, batch: Any) -> int:
+    total = 0
+    while True:
+        async with make() as session, session.begin():
+            n = int(await batch(session))
+        total += n
+        if n == 0:
+            return total

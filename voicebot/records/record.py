@@ -38,7 +38,7 @@ KEPT_EVENTS = frozenset(
     }
 )
 PII_FIELDS = ("text",)
-REDACTED = "<redacted>"
+REDACTED = "<redacted>"  # also the caller number of a call whose transcripts were redacted
 
 
 class RecordEvent(BaseModel):
@@ -99,13 +99,13 @@ def build(
         )
     kind, queue, reason = disposition(events)
     last = float(events[-1]["t"]) if events else 0.0
-    return CallRecord(
+    return CallRecord(  # cut to the columns' sizes: a 300-character From user must not block the spool
         call_id=start.call_id,
-        sip_call_id=start.sip_call_id,
-        trunk=start.trunk,
-        caller="" if redact_pii else start.caller,
-        callee=start.callee,
-        dialplan=start.dialplan,
+        sip_call_id=start.sip_call_id[:255],
+        trunk=start.trunk[:64],
+        caller="" if redact_pii else start.caller[:128],
+        callee=start.callee[:128],
+        dialplan=start.dialplan[:255],
         ua_worker=start.ua_worker,
         started_at=started_at,
         answered_at=started_at,
@@ -122,7 +122,7 @@ def lost(sip_call_id: str, ua_worker: int, reason: str, now: dt.datetime) -> Cal
     derived from the SIP Call-ID, so recording the same loss twice writes it once."""
     return CallRecord(
         call_id="lost-" + hashlib.sha256(sip_call_id.encode()).hexdigest()[:27],
-        sip_call_id=sip_call_id,
+        sip_call_id=sip_call_id[:255],
         trunk="",
         ua_worker=ua_worker,
         started_at=now,

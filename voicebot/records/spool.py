@@ -31,10 +31,12 @@ class Spool:
         self.dir = directory
 
     def put(self, record: CallRecord) -> Path:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        """Keep ``record`` (callers' numbers and words: readable by this user only)."""
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         name = f"{time.time_ns():020d}-{os.getpid()}-{next(_seq):06d}-{record.call_id}.json"
         tmp = self.dir / f".{name}.tmp"
-        with open(tmp, "wb") as fh:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
             fh.write(record.model_dump_json().encode())
             fh.flush()
             os.fsync(fh.fileno())
@@ -42,11 +44,23 @@ class Spool:
         os.replace(tmp, path)
         return path
 
-    def pending(self) -> list[Path]:
-        """Spooled records, oldest first."""
+    def pending(self, min_age_s: float = 0.0) -> list[Path]:
+        """Spooled records, oldest first; with ``min_age_s``, only those at least that old (a call
+        worker spools its record before it asks the database, and removes it when that worked)."""
         if not self.dir.is_dir():
             return []
-        return sorted(p for p in self.dir.glob("*.json") if not p.name.startswith("."))
+        paths = sorted(p for p in self.dir.glob("*.json") if not p.name.startswith("."))
+        if min_age_s <= 0:
+            return paths
+        cutoff = time.time() - min_age_s
+        aged = []
+        for p in paths:
+            try:
+                if p.stat().st_mtime <= cutoff:
+                    aged.append(p)
+            except FileNotFoundError:  # written to the database and removed meanwhile
+                continue
+        return aged
 
     def load(self, path: Path) -> CallRecord:
         try:

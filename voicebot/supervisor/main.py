@@ -388,8 +388,10 @@ class Supervisor:
         if self.records_task is not None:  # records of the last calls: one more try, bounded
             try:
                 await asyncio.wait_for(self.records_task, 15.0)
-            except TimeoutError:
-                log.warning("records.flush_unfinished", why="kept in the spool for the next start")
+            except Exception as exc:  # a timeout, or the task's own end: the rest must still stop
+                log.warning(
+                    "records.flush_unfinished", why="kept in the spool for the next start", error=str(exc)
+                )
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, *self.edge_tasks, return_exceptions=True)

@@ -45,6 +45,7 @@ def test_a_signature_checks_key_body_and_age() -> None:
     assert not webhook.verify(b"key", header, body + b" ", now=1_000_010)
     assert not webhook.verify(b"key", header, body, now=1_000_000 + 301)  # a replay of an old delivery
     assert not webhook.verify(b"key", "garbage", body, now=1_000_000)
+    assert not webhook.verify(b"key", "t=1000000,v1=\u00e9", body, now=1_000_000)  # not a crash
 
 
 def test_a_missing_secret_is_a_dead_letter_not_an_unsigned_post(monkeypatch: pytest.MonkeyPatch) -> None:

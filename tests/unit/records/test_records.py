@@ -49,6 +49,12 @@ def test_disposition(events: list[dict[str, object]], expected: str) -> None:
     assert record.disposition(events)[0] == expected  # type: ignore[arg-type]
 
 
+def test_fields_longer_than_their_columns_are_cut() -> None:
+    long = START.model_copy(update={"caller": "9" * 300, "sip_call_id": "x" * 400})
+    rec = record.build(long, T0, [])
+    assert (len(rec.caller), len(rec.sip_call_id)) == (128, 255)
+
+
 def test_a_lost_call_gets_the_same_id_each_time() -> None:
     a = record.lost("sip-1", 2, "UA worker died", T0)
     b = record.lost("sip-1", 2, "UA worker died", T0 + dt.timedelta(seconds=5))
@@ -63,6 +69,9 @@ def test_the_spool_gives_records_back_oldest_first_and_sets_bad_files_aside(tmp_
     assert spool.pending() == paths
     assert [spool.load(p).call_id for p in spool.pending()] == [f"c{i}" for i in range(5)]
     assert not list((tmp_path / "spool").glob(".*"))  # no temporary file left behind
+    assert all(p.stat().st_mode & 0o077 == 0 for p in paths)  # callers' numbers and words: private
+    assert (tmp_path / "spool").stat().st_mode & 0o077 == 0
+    assert spool.pending(min_age_s=60) == []  # just written: maybe still on its way to the database
     bad = tmp_path / "spool" / "00-bad.json"
     bad.write_bytes(b'{"call_id": 1}')
     with pytest.raises(SpoolError, match=r"00-bad\.json"):
