@@ -81,6 +81,7 @@ class Supervisor:
         self.stopping = asyncio.Event()
         self.finished = asyncio.Event()  # the UA workers are gone: no more records will come
         self.records_task: asyncio.Task[None] | None = None
+        self.migrate_pending = False  # the database was away at start: migrate once it is back
         self.tasks: list[asyncio.Task[None]] = []
         self.edge_tasks: set[asyncio.Task[None]] = set()  # backend state changes sent to the edge
         self.loop_tick = time.monotonic()  # the liveness loop's last turn (/healthz)
@@ -113,8 +114,9 @@ class Supervisor:
             try:
                 migrate.upgrade(cw.database_url)
                 log.info("database.ready")
-            except Exception as exc:  # calls are answered without the database; they say so when they end
+            except Exception as exc:  # calls are answered without the database; records wait in the spool
                 log.error("database.unavailable", error=f"{type(exc).__name__}: {str(exc)[:300]}")
+                self.migrate_pending = True
         cw = cw.model_copy(
             update={
                 "prompt_dir": self.run_dir / "prompts",
@@ -316,6 +318,8 @@ class Supervisor:
                 await self.infer.stop()
                 return 1
             self.tasks.append(asyncio.create_task(self.infer.watch(self.stopping), name="watch-infer"))
+        if self.migrate_pending:
+            self.tasks.append(asyncio.create_task(self.migrate_when_back(), name="database-migrate"))
         self.start_dialplan_sync()
         try:
             await asyncio.to_thread(self.warm_prompts)
@@ -338,6 +342,22 @@ class Supervisor:
         await self.stopping.wait()
         await self.drain()
         return 0
+
+    async def migrate_when_back(self) -> None:
+        """The database was away at start: bring its schema up to date as soon as it answers, so
+        the spooled records, jobs and dialplan sync can use it (one retry loop, 2 s doubling to 60 s)."""
+        delay = 2.0
+        while not self.finished.is_set():
+            try:
+                await asyncio.to_thread(migrate.upgrade, self.cw.database_url)
+            except Exception as exc:
+                log.warning("database.still_unavailable", retry_in_s=delay, error=str(exc)[:200])
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.finished.wait(), delay)
+                delay = min(60.0, delay * 2)
+            else:
+                log.info("database.ready", after_outage=True)
+                return
 
     def start_dialplan_sync(self) -> None:
         """This node's copy of the published dialplan versions follows the database (a promote on

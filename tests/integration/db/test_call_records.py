@@ -98,3 +98,32 @@ async def test_postgresql_stopped_mid_call_loses_nothing_and_doubles_nothing(
             assert webhook.verify(b"k", got.headers[webhook.SIGNATURE], got.body)
     finally:
         pg.stop()
+
+
+async def test_a_database_away_at_start_is_migrated_and_filled_when_it_is_back(
+    voicebot, tmp_path: Path
+) -> None:
+    """The node starts while PostgreSQL is down (a fresh database, no schema yet): calls are answered,
+    records wait in the spool, and once PostgreSQL answers the schema is migrated and they are written."""
+    pg = PostgresServer().start()
+    try:
+        url = pg.create_database("late")
+        pg.halt()
+        server = voicebot(VOICEBOT_CALL__LOGIC="dialplan", VOICEBOT_DATABASE__URL=url)
+        server.wait_log(r"database\.unavailable")
+        caller = call_bot(tmp_path, server.port, "--duration", "4")
+        caller.result(timeout=30)
+        (line,) = server.wait_log(r"call\.spooled", timeout=30)
+        call_id = re.search(r"call_id=(\w+)", line).group(1)  # type: ignore[union-attr]
+        pg.resume()
+        server.wait_log(r"database\.ready.*after_outage", timeout=90)
+        server.wait_log(r"records\.unspooled", timeout=90)
+        engine = create_engine(DatabaseParams(url=url))
+        try:
+            async with sessionmaker(engine)() as session:
+                call = await CallRepository(session).get(call_id)
+                assert call is not None and [e.kind for e in call.events].count("call_ended") == 1
+        finally:
+            await engine.dispose()
+    finally:
+        pg.stop()
