@@ -14,29 +14,16 @@ from support.peers import SCENARIOS, SIPP_DIR, PjsuaPeer, sipp
 pytestmark = pytest.mark.integration
 
 
+def _digest_registrar(port: int, timeout: str, *extra: str) -> subprocess.Popen[str]:
+    """A sipp registrar on ``port`` that challenges one REGISTER with digest auth and checks it."""
+    cmd = ["sipp", "-sf", str(SCENARIOS / "registrar_digest.xml"), "-i", "127.0.0.1", "-p", str(port)]
+    cmd += ["-m", "1", "-nostdin", "-timeout", timeout, "-timeout_error", *extra]
+    return subprocess.Popen(cmd, cwd=SIPP_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
 def test_registers_with_digest_auth_and_never_logs_the_password(voicebot) -> None:
     reg_port = free_port()
-    registrar = subprocess.Popen(
-        [
-            "sipp",
-            "-sf",
-            str(SCENARIOS / "registrar_digest.xml"),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(reg_port),
-            "-m",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "30s",
-            "-timeout_error",
-        ],
-        cwd=SIPP_DIR,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    registrar = _digest_registrar(reg_port, "30s")
     trunks = [
         {
             "name": "pbx",
@@ -150,30 +137,7 @@ def test_behind_the_edge_a_trunk_registers_once_from_the_edges_address(voicebot,
     Contact), the UA workers do not, and the password stays out of the logs and the world-readable files."""
     reg_port = free_port()
     messages = tmp_path / "registrar-messages.log"
-    registrar = subprocess.Popen(
-        [
-            "sipp",
-            "-sf",
-            str(SCENARIOS / "registrar_digest.xml"),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(reg_port),
-            "-m",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "40s",
-            "-timeout_error",
-            "-trace_msg",
-            "-message_file",
-            str(messages),
-        ],
-        cwd=SIPP_DIR,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    registrar = _digest_registrar(reg_port, "40s", "-trace_msg", "-message_file", str(messages))
     trunks = [
         {
             "name": "pbx",

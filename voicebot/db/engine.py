@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,3 +44,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@contextlib.asynccontextmanager
+async def opened(url: str) -> AsyncIterator[AsyncEngine]:
+    """A one-connection engine for one piece of work (a record, a CLI command), disposed after."""
+    engine = create_engine(DatabaseParams(url=url, pool_size=1))
+    try:
+        yield engine
+    finally:
+        await engine.dispose()

@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from voicebot.db.engine import DatabaseParams, create_engine, sessionmaker
+from voicebot.db.engine import DatabaseParams, create_engine, opened, sessionmaker
 from voicebot.db.models import DialplanState, DialplanVersion
 from voicebot.dialplan.versions import StoreState, VersionError, VersionStore
 from voicebot.logs import get_logger
@@ -112,8 +112,7 @@ def change(
     changes nothing anywhere."""
 
     async def go() -> T:
-        engine = create_engine(DatabaseParams(url=url, pool_size=1))
-        try:
+        async with opened(url) as engine:
             with tempfile.TemporaryDirectory(prefix="voicebot-dialplans-") as tmp:
                 scratch = VersionStore(Path(tmp))
                 async with sessionmaker(engine)() as session:
@@ -126,20 +125,14 @@ def change(
             async with sessionmaker(engine)() as session:
                 await pull(session, store)
             return result
-        finally:
-            await engine.dispose()
 
     return asyncio.run(go())
 
 
 def pull_now(url: str, store: VersionStore) -> list[str]:
     async def go() -> list[str]:
-        engine = create_engine(DatabaseParams(url=url, pool_size=1))
-        try:
-            async with sessionmaker(engine)() as session:
-                return await pull(session, store)
-        finally:
-            await engine.dispose()
+        async with opened(url) as engine, sessionmaker(engine)() as session:
+            return await pull(session, store)
 
     return asyncio.run(go())
 

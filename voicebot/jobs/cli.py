@@ -27,16 +27,12 @@ def _url(args: argparse.Namespace) -> str:
 
 
 def _with_queue(args: argparse.Namespace, work: Callable[[Any], Awaitable[T]]) -> T:
-    from voicebot.db.engine import DatabaseParams, create_engine, sessionmaker
+    from voicebot.db.engine import opened, sessionmaker
     from voicebot.db.repository import JobRepository
 
     async def go() -> T:
-        engine = create_engine(DatabaseParams(url=_url(args), pool_size=1))
-        try:
-            async with sessionmaker(engine)() as session, session.begin():
-                return await work(JobRepository(session))
-        finally:
-            await engine.dispose()
+        async with opened(_url(args)) as engine, sessionmaker(engine)() as session, session.begin():
+            return await work(JobRepository(session))
 
     return asyncio.run(go())
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from voicebot.db.engine import DatabaseParams, create_engine, sessionmaker
+from voicebot.db.engine import opened, sessionmaker
 from voicebot.db.models import Call, CallEvent
 from voicebot.db.repository import JobRepository, JobSpec
 from voicebot.records.record import CallRecord
@@ -43,10 +43,10 @@ async def save(
 ) -> bool:
     """Open the database, write, close; bounded in time. Raises when the database cannot take it
     (the caller spools the record); False when it was already there."""
-    async with asyncio.timeout(timeout_s):
-        engine = create_engine(DatabaseParams(url=url, pool_size=1))
-        try:
-            async with sessionmaker(engine)() as session, session.begin():
-                return await write(session, record, jobs)
-        finally:
-            await engine.dispose()
+    async with (
+        asyncio.timeout(timeout_s),
+        opened(url) as engine,
+        sessionmaker(engine)() as session,
+        session.begin(),
+    ):
+        return await write(session, record, jobs)
