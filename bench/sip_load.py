@@ -2,8 +2,11 @@
 """SIP load benchmark: N concurrent calls with media through the edge, for T seconds.
 
     .venv/bin/python bench/sip_load.py --calls 40 --hold 20
+    .venv/bin/python bench/sip_load.py --calls 40 --hold 20 --nodes 2
 
-Starts `voicebot run` (ceil(N/4) UA workers behind Kamailio), places N sipp calls that replay 7 s of
+Starts `voicebot run` (ceil(N/4) UA workers behind Kamailio) or, with --nodes M, `voicebot edge` and M
+`voicebot run` nodes (cluster.role node, on 127.0.0.1, 127.0.0.2, ...; the UA workers shared out
+between them) that share one SQLite database file, places N sipp calls that replay 7 s of
 real speech, captures loopback with tshark, and prints: answered %, INVITE->200 p50/p95 (at the wire),
 outgoing RTP inter-packet gap p50/p99/max, CPU % per call and RSS per call of the whole voicebot
 process tree. Targets (docs/benchmarks.md): 40 calls, 100 % answered, gap p99 <= 30 ms,
@@ -34,14 +37,14 @@ from stats import pct  # noqa: E402
 from support.net import free_port, free_port_block, wait_sip  # noqa: E402
 
 
-def analyse(capture: Path, sip_port: int, rtp_lo: int, rtp_hi: int) -> dict[str, object]:
+def analyse(capture: Path, sip_port: int, rtp: list[tuple[int, int]]) -> dict[str, object]:
     invites: dict[str, float] = {}
     answers: dict[str, float] = {}
     streams: dict[tuple[int, int], list[float]] = defaultdict(list)
     for d in read_udp(capture):
         # RTP only: version 2, and not RTCP (payload types 200-204 share the port range)
         if (
-            rtp_lo <= d.src_port < rtp_hi
+            any(lo <= d.src_port < hi for lo, hi in rtp)
             and len(d.payload) >= 12
             and d.payload[0] >> 6 == 2
             and not 72 <= d.payload[1] & 0x7F <= 76
@@ -87,38 +90,105 @@ def main() -> int:
     ap.add_argument("--ua-workers", type=int, default=0, help="default: ceil(calls / 4)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--probe-wait", type=float, default=6.0, help="seconds to let the edge probe workers")
+    ap.add_argument("--nodes", type=int, default=1, help="M > 1: `voicebot edge` in front of M nodes")
     args = ap.parse_args()
     k = args.ua_workers or max(1, math.ceil(args.calls / 4))
     work = Path(tempfile.mkdtemp(prefix="voicebot-bench-"))
-    port, ua_base, rtp_lo = free_port(), free_port_block(k), free_port_block(k * 40)
-    rtp_hi = rtp_lo + k * 40
-    env = {
+    port = free_port()
+    common = {
         **os.environ,
-        "VOICEBOT_SIP__PORT": str(port),
-        "VOICEBOT_SIP__LISTEN": "127.0.0.1",
-        "VOICEBOT_SIP__RTP_PORT_START": str(rtp_lo),
         "VOICEBOT_SIP__RTP_PORTS_PER_WORKER": "40",
-        "VOICEBOT_WORKERS__UA_WORKERS": str(k),
-        "VOICEBOT_WORKERS__UA_BASE_PORT": str(ua_base),
         "VOICEBOT_WORKERS__CALL_POOL_SIZE": "4",
-        "VOICEBOT_RUN_DIR": str(work / "run"),
         "VOICEBOT_EDGE__PIKE_REQS_PER_INTERVAL": "100000",
         "VOICEBOT_LOG__LEVEL": "info",
     }
-    log = (work / "voicebot.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "voicebot.cli", "run"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    servers: list[subprocess.Popen[bytes]] = []
+    logs: list[Path] = []
+    rtp: list[tuple[int, int]] = []
+
+    def start(name: str, command: str, env: dict[str, str]) -> None:
+        logs.append(work / f"{name}.log")
+        servers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "voicebot.cli", command],
+                cwd=REPO,
+                env={**common, **env},
+                stdout=logs[-1].open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+        )
+
+    if args.nodes <= 1:
+        rtp_lo = free_port_block(k * 40)
+        rtp.append((rtp_lo, rtp_lo + k * 40))
+        start(
+            "voicebot",
+            "run",
+            {
+                "VOICEBOT_SIP__PORT": str(port),
+                "VOICEBOT_SIP__LISTEN": "127.0.0.1",
+                "VOICEBOT_SIP__RTP_PORT_START": str(rtp_lo),
+                "VOICEBOT_WORKERS__UA_WORKERS": str(k),
+                "VOICEBOT_WORKERS__UA_BASE_PORT": str(free_port_block(k)),
+                "VOICEBOT_RUN_DIR": str(work / "run"),
+            },
+        )
+    else:
+        url = f"sqlite+aiosqlite:///{work / 'voicebot.db'}"
+        subprocess.run(
+            [sys.executable, "-m", "voicebot.cli", "db", "upgrade"],
+            cwd=REPO,
+            env={**common, "VOICEBOT_DATABASE__URL": url},
+            check=True,
+        )
+        share = [k // args.nodes + (1 if i < k % args.nodes else 0) for i in range(args.nodes)]
+        for i, uas in enumerate(share):
+            host, rtp_lo = f"127.0.0.{i + 1}", free_port_block(uas * 40)
+            rtp.append((rtp_lo, rtp_lo + uas * 40))
+            start(
+                f"node{i}",
+                "run",
+                {
+                    "VOICEBOT_CLUSTER__ROLE": "node",
+                    "VOICEBOT_CLUSTER__NODE_ID": f"node{i}",
+                    "VOICEBOT_CLUSTER__EDGE_SOURCES": '["127.0.0.1/32"]',
+                    "VOICEBOT_SIP__LISTEN": host,
+                    "VOICEBOT_SIP__ADVERTISE": host,
+                    "VOICEBOT_SIP__RTP_PORT_START": str(rtp_lo),
+                    "VOICEBOT_WORKERS__UA_WORKERS": str(uas),
+                    "VOICEBOT_WORKERS__UA_BASE_PORT": str(free_port_block(uas)),
+                    "VOICEBOT_RUN_DIR": str(work / f"run{i}"),
+                    "VOICEBOT_DATABASE__URL": url,
+                    "VOICEBOT_METRICS__LISTEN": f"127.0.0.1:{free_port()}",
+                    "VOICEBOT_INFERENCE__LISTEN": f"127.0.0.1:{free_port()}",
+                },
+            )
+        start(
+            "edge",
+            "edge",
+            {
+                "VOICEBOT_SIP__PORT": str(port),
+                "VOICEBOT_SIP__LISTEN": "127.0.0.1",
+                "VOICEBOT_SIP__TRANSPORTS": '["udp"]',
+                "VOICEBOT_RUN_DIR": str(work / "run-edge"),
+                "VOICEBOT_DATABASE__URL": url,
+                "VOICEBOT_METRICS__LISTEN": f"127.0.0.1:{free_port()}",
+            },
+        )
+
+    def everything() -> list[int]:
+        return [pid for s in servers for pid in tree(s.pid)]
+
     tshark = None
     try:
         wait_sip(port, timeout=60)
         t_ready = time.monotonic()
-        while (work / "voicebot.log").read_text(errors="replace").count("ua.ready") < k:
-            if time.monotonic() - t_ready > 120:
-                raise TimeoutError("UA workers did not all become ready in 120 s")
+        while sum(p.read_text(errors="replace").count("ua.ready") for p in logs) < k:
+            if time.monotonic() - t_ready > 180:
+                raise TimeoutError("UA workers did not all become ready in 180 s")
             time.sleep(0.2)
         time.sleep(args.probe_wait)  # the edge marks a UA worker up at its next OPTIONS probe
-        _, base_rss = cpu_rss(tree(server.pid))
+        _, base_rss = cpu_rss(everything())
         capture = work / "load.pcap"
         tshark = subprocess.Popen(
             [
@@ -131,7 +201,9 @@ def main() -> int:
                 "-w",
                 str(capture),
                 "-f",
-                f"udp port {port} or (udp and src portrange {rtp_lo}-{rtp_hi - 1})",
+                f"udp port {port} or (udp and ("
+                + " or ".join(f"src portrange {lo}-{hi - 1}" for lo, hi in rtp)
+                + "))",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -172,12 +244,12 @@ def main() -> int:
         ramp = args.calls / args.rate
         time.sleep(ramp + 1.0)
         window = max(2.0, args.hold - 3.0)
-        cpu0, _ = cpu_rss(tree(server.pid))
+        cpu0, _ = cpu_rss(everything())
         by_name0 = cpu_by_name()
         time.sleep(window / 2)
-        _, rss_mid = cpu_rss(tree(server.pid))
+        _, rss_mid = cpu_rss(everything())
         time.sleep(window / 2)
-        cpu1, _ = cpu_rss(tree(server.pid))
+        cpu1, _ = cpu_rss(everything())
         by_name1 = cpu_by_name()
         sipp_out, _ = sipp.communicate(timeout=args.hold + 120)
     finally:
@@ -185,16 +257,18 @@ def main() -> int:
             time.sleep(1.0)
             tshark.send_signal(signal.SIGINT)
             tshark.wait(timeout=20)
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=90)
-        log.close()
-    stats = analyse(capture, port, rtp_lo, rtp_hi)
+        for server in servers:
+            server.send_signal(signal.SIGTERM)
+        for server in servers:
+            server.wait(timeout=90)
+    stats = analyse(capture, port, rtp)
     setup, gaps = stats["setup_ms"], stats["gaps_ms"]
     assert isinstance(setup, list) and isinstance(gaps, list)
     result = {
         "calls": args.calls,
         "hold_s": args.hold,
         "ua_workers": k,
+        "nodes": max(1, args.nodes),
         "cores": os.cpu_count(),
         "answered_pct": round(100.0 * int(stats["answered"]) / args.calls, 1),  # type: ignore[call-overload]
         "sipp_rc": sipp.returncode,

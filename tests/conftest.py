@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pg_server import PostgresServer
 from support.llm_server import LlamaServer
 from support.net import free_port, free_port_block
 from support.server import VoicebotServer, server_env
@@ -26,6 +27,14 @@ def voicebot(tmp_path: Path) -> Iterator[Callable[..., VoicebotServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL for the session (started by the test setup, never skipped)."""
+    server = PostgresServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

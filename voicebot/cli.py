@@ -24,6 +24,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_supervisor(settings)
 
 
+def _cmd_edge(args: argparse.Namespace) -> int:
+    """The SIP edge alone, dispatching to the UA workers that nodes announce in the database."""
+    from voicebot.cluster.edge_node import run_edge
+    from voicebot.config import load_settings
+
+    return run_edge(load_settings(args.config))
+
+
 def _cmd_infer(args: argparse.Namespace) -> int:
     """The speech service alone (another host, a GPU node): the settings' asr.*, tts.*, inference.*."""
     import asyncio
@@ -102,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="answer calls: UA workers, per-call workers and (K > 1) the Kamailio edge")
     p.add_argument("--config", type=Path, default=None, help="YAML settings file (also VOICEBOT_CONFIG)")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "edge",
+        help="the Kamailio SIP edge alone, in front of the nodes sharing its database (cluster.role: node)",
+    )
+    p.add_argument("--config", type=Path, default=None, help="YAML settings file (also VOICEBOT_CONFIG)")
+    p.set_defaults(func=_cmd_edge)
 
     p = sub.add_parser(
         "infer",

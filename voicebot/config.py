@@ -268,6 +268,37 @@ class DatabaseSettings(_Group):
     share_dialplans: bool = True
 
 
+class ClusterSettings(_Group):
+    """Several nodes behind one edge. ``single`` (default): one box; with more than one UA worker it
+    runs its own edge. ``node``: no edge here; this node's UA workers listen on ``sip.listen`` (ports
+    from ``workers.ua_base_port``), are announced in the shared database when ready and withdrawn
+    when they drain, and ``voicebot edge`` on another host (or this one) dispatches calls to them."""
+
+    role: Literal["single", "node"] = "single"
+    node_id: str = Field("", pattern=r"^$|^[A-Za-z0-9_.-]{1,64}$")  # "" = this host's name
+    # Where the edge sends from: a node's UA workers take INVITEs from these addresses only (required
+    # for role node; the edge's own host is not assumed).
+    edge_sources: list[str] = Field(default_factory=list)
+    beat_s: float = Field(1.0, ge=0.2, le=30)  # how often a node refreshes its rows
+    # The edge takes a node's UA workers out (and ends their calls with a BYE) after this long
+    # without a refresh, and forgets them after forget_after_s.
+    stale_after_s: float = Field(5.0, ge=1, le=300)
+    forget_after_s: float = Field(300.0, ge=10)
+    sync_s: float = Field(1.0, ge=0.2, le=30)  # how often the edge reads the table
+
+    @field_validator("edge_sources")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError as exc:
+                raise ValueError(
+                    f"cluster.edge_sources entry {cidr!r} is not an IP address or CIDR: {exc}"
+                ) from exc
+        return value
+
+
 class MetricsSettings(_Group):
     # Prometheus /metrics (turn stage times, greeting, calls); "" turns it off. Loopback by default:
     # put a scraper or a reverse proxy in front rather than opening it to the network.
@@ -312,6 +343,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     run_dir: Path = Path("var/run")
     dialplan_store: Path = Path("var/dialplans")  # published versions (voicebot dialplan publish)
     # Base URLs dialplan `tool` steps may call; none by default (a dialplan cannot reach the network).
@@ -365,9 +397,30 @@ class Settings(BaseSettings):
             sources.append(InitSettingsSource(settings_cls, init_kwargs=_file_data))
         return tuple(sources)
 
+    @model_validator(mode="after")
+    def _node_needs_an_edge(self) -> Settings:
+        if self.cluster.role == "node" and not self.cluster.edge_sources:
+            raise ValueError(
+                "cluster.role is node but cluster.edge_sources is empty: set it to the address(es) the "
+                "edge sends from (VOICEBOT_CLUSTER__EDGE_SOURCES='[\"10.0.0.1/32\"]')"
+            )
+        return self
+
     @property
     def uses_edge(self) -> bool:
-        return self.workers.ua_workers > 1 or self.edge.force
+        """Whether this node runs its own Kamailio edge in front of its UA workers."""
+        return self.cluster.role == "single" and (self.workers.ua_workers > 1 or self.edge.force)
+
+    @property
+    def behind_edge(self) -> bool:
+        """Whether the UA workers take calls from an edge (this node's own, or a shared one)."""
+        return self.uses_edge or self.cluster.role == "node"
+
+    @property
+    def node_id(self) -> str:
+        import socket
+
+        return self.cluster.node_id or socket.gethostname()[:64]
 
 
 def host_port(listen: str) -> tuple[str, int]:

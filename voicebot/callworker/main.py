@@ -63,7 +63,10 @@ async def recv(sock: socket.socket) -> proto.Control | bytes | None:
 
 async def serve(sock: socket.socket, params: CallWorkerParams, asr: AsrBackend | None = None) -> int:
     loop = asyncio.get_running_loop()
-    await loop.sock_sendall(sock, proto.encode_control(proto.WorkerReady(pid=os.getpid())))
+    try:
+        await loop.sock_sendall(sock, proto.encode_control(proto.WorkerReady(pid=os.getpid())))
+    except (BrokenPipeError, ConnectionResetError):
+        return 0  # the UA worker went away (it stops, or died) while we were loading: nobody to serve
     first = await recv(sock)
     if first is None:
         return 0  # pool closed before we got a call: normal at shutdown

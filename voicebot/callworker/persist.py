@@ -80,12 +80,14 @@ async def record_lost_calls(
     reason: str,
     jobs: JobSettings | None = None,
     spool_dir: Path | None = None,
+    node: str = "",
 ) -> None:
     """Calls of a UA worker that died: their workers died with it and kept nothing, so the supervisor
-    records each (by its SIP Call-ID) as failed, with the cause."""
+    (or the shared edge, for a node that died whole) records each (by its SIP Call-ID) as failed,
+    with the cause."""
     now = dt.datetime.now(dt.UTC)
     failed = ""  # after one refusal the rest go to the spool: a dead database costs one timeout, not N
     for sip_call_id in sip_call_ids:
-        rec = records.lost(sip_call_id, ua_worker, reason, now)
+        rec = records.lost(sip_call_id, ua_worker, reason, now, node)
         if await keep(url, rec, jobs or JobSettings(), spool_dir, failed) in ("spooled", "lost"):
             failed = failed or "the database refused this node's previous record a moment ago"

@@ -1,4 +1,5 @@
-"""Tables: calls, their events, the durable post-call job queue, and published dialplan versions."""
+"""Tables: calls, their events, the durable post-call job queue, published dialplan versions, and the
+UA workers of every node that the edge dispatches to."""
 
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ class Call(Base):
     callee: Mapped[str] = mapped_column(String(128), default="")
     dialplan: Mapped[str] = mapped_column(String(255), default="")
     ua_worker: Mapped[int] = mapped_column(Integer, default=0)
+    node: Mapped[str] = mapped_column(String(64), default="")  # the voicebot node that took the call
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -118,6 +120,28 @@ class DialplanState(Base):
     canary_percent: Mapped[int] = mapped_column(Integer, default=0)
     history: Mapped[list[str]] = mapped_column(JSON, default=list)
     revision: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class SipBackend(Base):
+    """A UA worker of a node, announced for the edge (``voicebot edge``) to dispatch calls to.
+
+    The node rewrites its rows every ``cluster.beat_s`` and adds one to ``beat``; the edge judges
+    freshness by seeing ``beat`` change on its own clock (no clock is compared across hosts). A node
+    that drains sets ``state`` to draining; one that stops removes its rows; one that dies leaves
+    them to go stale."""
+
+    __tablename__ = "sip_backends"
+
+    uri: Mapped[str] = mapped_column(String(255), primary_key=True)  # sip:HOST:PORT
+    node: Mapped[str] = mapped_column(String(64), index=True)
+    ua_index: Mapped[int] = mapped_column(Integer, default=0)
+    max_calls: Mapped[int] = mapped_column(Integer, default=4)
+    free_slots: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16), default="starting")  # starting, ready, draining
+    beat: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )

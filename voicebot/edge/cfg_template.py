@@ -75,6 +75,8 @@ modparam("sanity", "autodrop", 0)
 modparam("dispatcher", "list_file", "@@DISPATCHER_LIST@@")
 # flags=2: keep the remaining backends in XAVPs so failure_route can fail over with ds_next_dst().
 modparam("dispatcher", "flags", 2)
+# dispatcher.add/remove (nodes joining and leaving a shared edge) count as reloads: no rate limit.
+modparam("dispatcher", "reload_delta", 0)
 modparam("dispatcher", "ds_ping_method", "OPTIONS")
 modparam("dispatcher", "ds_ping_from", "sip:edge@@@PING_FROM_HOST@@")
 modparam("dispatcher", "ds_ping_interval", @@PROBE_INTERVAL@@)

@@ -105,6 +105,9 @@ class EdgeParams:
     log_level: int = 1  # Kamailio debug=: -1 error, 0 warning, 1 notice, 2 info, 3 debug
     start_timeout_s: float = 10.0
     registrations: tuple[Registration, ...] = ()
+    # Backends come and go at run time (``voicebot edge``: nodes announce them in the database and
+    # they are added with dispatcher.add); the list may then start empty.
+    dynamic: bool = False
 
     @property
     def config_path(self) -> Path:
@@ -158,7 +161,7 @@ def validate(p: EdgeParams) -> None:
     for name, port in (("port", p.port), ("tls_port", p.tls_port)):
         if not 0 < port < 65536:
             raise ConfigError(f"edge {name} {port} is not a port number (1-65535)")
-    if not p.backends:
+    if not p.backends and not p.dynamic:
         raise ConfigError("edge needs at least one backend (UA worker); with one worker, skip the edge")
     for b in p.backends:
         if not 0 < b.port < 65536 or not b.host or b.max_calls < 0:

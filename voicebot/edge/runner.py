@@ -125,14 +125,29 @@ class KamailioEdge:
     async def set_backend(self, index: int, active: bool) -> None:
         """Mark UA worker ``index`` active or inactive in the dispatcher at once (probing stays on:
         an inactive worker that answers OPTIONS again comes back by itself)."""
-        uri = backend_uri(self.params.backends[index])
+        await self.set_backend_uri(backend_uri(self.params.backends[index]), active)
+
+    async def set_backend_uri(self, uri: str, active: bool, why: str = "") -> None:
         await self._kamcmd("dispatcher.set_state", "ap" if active else "ip", "1", uri)
-        log.info("edge.backend_state", backend=uri, active=active)
+        log.info("edge.backend_state", backend=uri, active=active, why=why or None)
+
+    async def add_backend(self, uri: str, duid: str, max_calls: int) -> None:
+        """A UA worker of another node joins, inactive until it is marked active (dispatcher.add keeps
+        the other backends' states and call loads)."""
+        await self._kamcmd("dispatcher.add", "1", uri, "1", "0", f"duid={duid};maxload={max_calls}")
+        log.info("edge.backend_added", backend=uri, duid=duid, max_calls=max_calls)
+
+    async def remove_backend(self, uri: str) -> None:
+        await self._kamcmd("dispatcher.remove", "1", uri)
+        log.info("edge.backend_removed", backend=uri)
 
     async def end_calls_of(self, index: int) -> list[str]:
         """BYE both sides of every call the edge routed to UA worker ``index`` (it died: its callers
         must not wait in silence for their PBX to time out). Returns the calls' SIP Call-IDs."""
-        uri = backend_uri(self.params.backends[index])
+        return await self.end_calls_of_uri(backend_uri(self.params.backends[index]))
+
+    async def end_calls_of_uri(self, uri: str) -> list[str]:
+        """BYE both sides of every call the edge routed to the backend ``uri``."""
         listing = await self._kamcmd("dlg.profile_list", "ua", uri)
         ended: list[str] = []
         for block in re.split(r"\n(?=\{)", listing):
@@ -155,6 +170,10 @@ class KamailioEdge:
         T trying, D disabled; P probed)."""
         out = await self._kamcmd("dispatcher.list")
         return dict(re.findall(r"URI:\s*(\S+)\s+FLAGS:\s*(\S+)", out))
+
+    async def rpc(self, *args: str) -> str:
+        """One Kamailio RPC (kamcmd); EdgeError when it fails."""
+        return await self._kamcmd(*args)
 
     async def wait(self) -> int:
         """Wait for Kamailio to exit and return its exit code (for the supervisor's watcher task)."""

@@ -43,6 +43,7 @@ class CallStart(_Msg):
     dialplan: str
     sample_rate: int = 8000
     ua_worker: int = 0
+    node: str = Field("", max_length=64)
     # Set when the call's previous worker died: its last checkpoint (JSON) and how many workers died
     # since that checkpoint was taken. The new worker goes on from there.
     resume: str | None = Field(None, max_length=CHECKPOINT_MAX)

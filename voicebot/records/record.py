@@ -55,6 +55,7 @@ class CallRecord(BaseModel):
     callee: str = ""
     dialplan: str = ""
     ua_worker: int = 0
+    node: str = ""
     started_at: dt.datetime
     answered_at: dt.datetime | None = None
     ended_at: dt.datetime
@@ -107,6 +108,7 @@ def build(
         callee=start.callee[:128],
         dialplan=start.dialplan[:255],
         ua_worker=start.ua_worker,
+        node=start.node,
         started_at=started_at,
         answered_at=started_at,
         ended_at=base + dt.timedelta(seconds=last),
@@ -117,7 +119,7 @@ def build(
     )
 
 
-def lost(sip_call_id: str, ua_worker: int, reason: str, now: dt.datetime) -> CallRecord:
+def lost(sip_call_id: str, ua_worker: int, reason: str, now: dt.datetime, node: str = "") -> CallRecord:
     """A call of a UA worker that died: its call worker died with it and kept nothing. The id is
     derived from the SIP Call-ID, so recording the same loss twice writes it once."""
     return CallRecord(
@@ -125,6 +127,7 @@ def lost(sip_call_id: str, ua_worker: int, reason: str, now: dt.datetime) -> Cal
         sip_call_id=sip_call_id[:255],
         trunk="",
         ua_worker=ua_worker,
+        node=node[:64],
         started_at=now,
         ended_at=now,
         disposition="failed",

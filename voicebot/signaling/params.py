@@ -29,6 +29,7 @@ class UAParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     index: int = 0
+    node: str = ""  # this node's id (cluster.node_id), written into the calls' records
     listen: str = "0.0.0.0"
     advertise: str = "127.0.0.1"
     port: int = 5060

@@ -10,7 +10,9 @@ from voicebot.edge.params import Backend, EdgeParams, Registration
 from voicebot.signaling.params import UAParams
 
 
-def edge_params(s: Settings, run_dir: Path, uas: Sequence[UAParams]) -> EdgeParams:
+def edge_params(s: Settings, run_dir: Path, uas: Sequence[UAParams], dynamic: bool = False) -> EdgeParams:
+    """This node's edge in front of ``uas``; or (``dynamic``) the shared edge of ``voicebot edge``,
+    whose backends are the UA workers the nodes announce in the database."""
     allow: list[str] = []
     for trunk in s.trunks:
         allow += [c for c in trunk.allow if c not in allow]
@@ -33,6 +35,7 @@ def edge_params(s: Settings, run_dir: Path, uas: Sequence[UAParams]) -> EdgePara
         kamcmd_bin=s.edge.kamcmd_bin,
         max_message_bytes=s.sip.max_message_bytes,
         # Behind the edge the trunks register once, from the edge's address (UA workers do not).
+        dynamic=dynamic,
         registrations=tuple(
             Registration(
                 name=t.name,

@@ -19,6 +19,8 @@ from voicebot import logs, metrics
 from voicebot.callworker.params import CallWorkerParams
 from voicebot.callworker.persist import record_lost_calls
 from voicebot.callworker.plans import builtin
+from voicebot.cluster.member import Membership, backend_uri
+from voicebot.cluster.registry import BackendRow
 from voicebot.config import Settings
 from voicebot.db import migrate
 from voicebot.dialplan import shared
@@ -85,6 +87,7 @@ class Supervisor:
         self.tasks: list[asyncio.Task[None]] = []
         self.edge_tasks: set[asyncio.Task[None]] = set()  # backend state changes sent to the edge
         self.loop_tick = time.monotonic()  # the liveness loop's last turn (/healthz)
+        self.membership: Membership | None = None  # cluster.role node: our UA workers, for the edge
 
     def health(self) -> health.Snapshot:
         """What /healthz and /readyz judge by; called from the HTTP server's thread (reads only)."""
@@ -214,12 +217,43 @@ class Supervisor:
         if changed is not None:
             log.info("ua.readiness", index=ua.params.index, ready=changed)
             self._tell_edge(ua.params.index, changed)
+            if self.membership is not None:
+                self.membership.wake.set()
 
     def _close_heartbeat(self, ua: UAProcess) -> None:
         if ua.heartbeat_fd is not None:
             asyncio.get_running_loop().remove_reader(ua.heartbeat_fd)
             os.close(ua.heartbeat_fd)
             ua.heartbeat_fd = None
+
+    def backend_rows(self) -> list[BackendRow]:
+        """This node's UA workers as the shared edge should see them now."""
+        rows = []
+        for ua in self.uas:
+            hb, proc = ua.heartbeat, ua.proc
+            alive = proc is not None and proc.returncode is None and hb is not None
+            ready = alive and hb is not None and hb.ready
+            state = "draining" if self.stopping.is_set() else "ready" if ready else "starting"
+            rows.append(
+                BackendRow(
+                    uri=backend_uri(ua.params.advertise, ua.params.port),
+                    node=ua.params.node,
+                    ua_index=ua.params.index,
+                    max_calls=ua.params.max_calls,
+                    free_slots=hb.free_slots if ready and hb is not None else 0,
+                    state=state,
+                )
+            )
+        return rows
+
+    def start_membership(self) -> None:
+        """cluster.role node: announce our UA workers in the database for the shared edge."""
+        url = self.cw.database_url
+        if self.s.cluster.role != "node" or not url:
+            return
+        self.membership = Membership(url, self.s.node_id, self.backend_rows, self.s.cluster.beat_s)
+        # until the workers have drained (not self.stopping): the edge must see them draining
+        self.tasks.append(asyncio.create_task(self.membership.run(self.finished), name="cluster-membership"))
 
     def _tell_edge(self, index: int, ready: bool) -> None:
         """Make the edge send INVITEs to a UA worker only while it says it can take calls (its own
@@ -332,13 +366,21 @@ class Supervisor:
         ]
         self.tasks.append(asyncio.create_task(self.watch_liveness(), name="watch-ua-liveness"))
         self.start_records()
+        self.start_membership()
         if self.s.uses_edge:
             try:
                 await self.start_edge()
             except Exception:
                 log.exception("edge.failed")
                 self.stopping.set()
-        log.info("voicebot.running", ua_workers=len(self.uas), edge=self.s.uses_edge, port=self.s.sip.port)
+        log.info(
+            "voicebot.running",
+            ua_workers=len(self.uas),
+            edge=self.s.uses_edge,
+            port=self.s.sip.port,
+            role=self.s.cluster.role,
+            node=self.s.node_id,
+        )
         await self.stopping.wait()
         await self.drain()
         return 0
@@ -391,6 +433,9 @@ class Supervisor:
         if edge is not None:
             with contextlib.suppress(Exception):
                 await edge.set_draining(True)
+        if self.membership is not None:  # the shared edge takes our UA workers out within a second
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.membership.beat(), 2.0)
         for ua in self.uas:
             if ua.proc is not None and ua.proc.returncode is None:
                 ua.proc.send_signal(signal.SIGTERM)
@@ -415,6 +460,8 @@ class Supervisor:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, *self.edge_tasks, return_exceptions=True)
+        if self.membership is not None:
+            await self.membership.withdraw()
         for ua in self.uas:
             self._close_heartbeat(ua)
         if self.infer is not None:  # after the calls: they may speak until the end

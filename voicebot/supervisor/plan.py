@@ -130,7 +130,7 @@ def trunk_params(s: Settings) -> list[TrunkParams]:
         TrunkParams(
             name=t.name,
             allow=t.allow,
-            registrar=None if s.uses_edge else t.registrar,
+            registrar=None if s.behind_edge else t.registrar,  # the edge registers
             username=t.username,
             password=t.password.get_secret_value() if t.password else None,
             realm=t.realm,
@@ -143,16 +143,19 @@ def trunk_params(s: Settings) -> list[TrunkParams]:
 
 
 def ua_params(s: Settings) -> list[UAParams]:
-    """One UAParams per UA worker: behind the edge on internal ports, or alone on the public port."""
+    """One UAParams per UA worker: behind this node's edge on loopback, behind a shared edge on this
+    node's address (both on internal ports), or alone on the public port."""
     k = s.workers.ua_workers
-    behind = s.uses_edge
+    behind = s.behind_edge
+    shared = s.cluster.role == "node"
     out = []
     for i in range(k):
         out.append(
             UAParams(
                 index=i,
-                listen="127.0.0.1" if behind else s.sip.listen,
-                advertise="127.0.0.1" if behind else s.sip.advertise,
+                node=s.node_id,
+                listen=s.sip.listen if shared or not behind else "127.0.0.1",
+                advertise=s.sip.advertise if shared or not behind else "127.0.0.1",
                 port=s.workers.ua_base_port + i if behind else s.sip.port,
                 transports=["udp"] if behind else list(s.sip.transports),
                 media_listen=s.sip.listen,
@@ -164,7 +167,7 @@ def ua_params(s: Settings) -> list[UAParams]:
                 rtp_port_start=s.sip.rtp_port_start + i * s.sip.rtp_ports_per_worker,
                 rtp_port_range=s.sip.rtp_ports_per_worker,
                 behind_edge=behind,
-                edge_sources=EDGE_SOURCES if behind else [],
+                edge_sources=list(s.cluster.edge_sources) if shared else EDGE_SOURCES if behind else [],
                 trunks=trunk_params(s),
                 queues=dict(s.queues),
                 routes=[(r.match, str(r.dialplan.resolve())) for r in s.routes],

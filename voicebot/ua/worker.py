@@ -230,6 +230,7 @@ class UAWorker:
                 dialplan=leg.dialplan,
                 sample_rate=self.p.sample_rate,
                 ua_worker=self.p.index,
+                node=self.p.node,
                 resume=(leg.checkpoint or "{}") if leg.workers > 1 else None,
                 deaths=leg.deaths,
                 answered_at=leg.answered_wall,

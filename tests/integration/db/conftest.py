@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from pg_server import PostgresServer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voicebot.db.engine import DatabaseParams, create_engine
 from voicebot.db.migrate import upgrade
 
 _counter = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -15,10 +15,11 @@ REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"
 
 
-def test_the_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["voicebot.service", "voicebot-edge.service"])
+def test_the_systemd_units_pass_systemd_analyze_verify(tmp_path: Path, name: str) -> None:
     # The unit names /opt/voicebot; verify checks that its commands exist, so point it at this checkout.
-    unit = tmp_path / "voicebot.service"
-    unit.write_text((DEPLOY / "systemd" / "voicebot.service").read_text().replace("/opt/voicebot", str(REPO)))
+    unit = tmp_path / name
+    unit.write_text((DEPLOY / "systemd" / name).read_text().replace("/opt/voicebot", str(REPO)))
     run = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and not run.stderr.strip(), run.stderr  # warnings count too
 

@@ -1,0 +1,249 @@
+"""Two voicebot nodes behind one `voicebot edge`, sharing a real PostgreSQL: the nodes announce their
+UA workers in the database, the edge dispatches real sipp/pjsua2 calls to them, takes a node that is
+killed (-9, the whole process tree) or drains out, and ends the calls a dead node leaves behind."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pg_server import PostgresServer
+from sqlalchemy import text
+from support.net import free_port, free_port_block, wait_sip
+from support.peers import call_bot, sipp
+from support.procs import kill_tree, stop
+from support.server import REPO, VoicebotServer, server_env
+
+from voicebot.db.engine import opened
+
+pytestmark = pytest.mark.integration
+
+CLUSTER = {
+    "VOICEBOT_CLUSTER__BEAT_S": "0.5",
+    "VOICEBOT_CLUSTER__STALE_AFTER_S": "3",
+    "VOICEBOT_CLUSTER__SYNC_S": "0.5",
+}
+
+
+@dataclass
+class Edge:
+    workdir: Path
+    port: int
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.workdir / "edge.log"
+
+    def start(self) -> Edge:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log_fh = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "voicebot.cli", "edge"],
+            cwd=REPO,
+            env={**os.environ, **self.env},
+            stdout=self.log_fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        wait_sip(self.port, timeout=30)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kamailio_log(self) -> str:
+        path = self.workdir / "run" / "edge" / "kamailio.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else "(no kamailio log)"
+
+    def wait_log(self, pattern: str, count: int = 1, timeout: float = 30.0) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            hits = [ln for ln in self.log().splitlines() if re.search(pattern, ln)]
+            if len(hits) >= count:
+                return hits
+            time.sleep(0.1)
+        raise TimeoutError(f"edge log never showed {count}x {pattern!r}:\n{self.log()[-3000:]}")
+
+    def readyz(self) -> tuple[int, dict[str, Any]]:
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(
+                f"http://{self.env['VOICEBOT_METRICS__LISTEN']}/readyz", timeout=5
+            ) as r:
+                return int(r.status), json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), json.loads(exc.read())
+
+    def stop(self) -> int:
+        if self.proc is None:
+            return 0
+        rc = stop(self.proc, 40)
+        self.log_fh.close()
+        return rc
+
+
+@dataclass
+class Cluster:
+    url: str
+    edge: Edge
+    nodes: dict[str, VoicebotServer]
+
+    def calls_per_node(self, expect: int, timeout: float = 20.0) -> collections.Counter[str]:
+        """The calls table of the shared database, by the node that took each call."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = asyncio.run(_query(self.url, "SELECT node, count(*) FROM calls GROUP BY node"))
+            counts = collections.Counter({str(node): int(n) for node, n in rows})
+            if sum(counts.values()) >= expect or time.monotonic() > deadline:
+                return counts
+            time.sleep(0.2)
+
+    def backends(self) -> list[tuple[Any, ...]]:
+        return asyncio.run(_query(self.url, "SELECT node, uri, state FROM sip_backends ORDER BY uri"))
+
+    def why(self, sipp_out: str = "") -> str:
+        parts = [
+            sipp_out[-1500:],
+            "--- edge ---",
+            self.edge.log()[-3000:],
+            "--- kamailio ---",
+            self.edge.kamailio_log(),
+        ]
+        for name, node in self.nodes.items():
+            lines = [ln for ln in node.log().splitlines() if re.search(r"cluster\.|ua\.|call\.rej|error", ln)]
+            parts += [f"--- node {name} ---", *lines[-25:]]
+        return "\n".join(parts)
+
+
+async def _query(url: str, sql: str) -> list[tuple[Any, ...]]:
+    async with opened(url) as engine, engine.connect() as conn:
+        return [tuple(r) for r in (await conn.execute(text(sql))).all()]
+
+
+def _node(tmp_path: Path, name: str, host: str, url: str, **extra: str) -> VoicebotServer:
+    workdir = tmp_path / name
+    workdir.mkdir()
+    env = server_env(
+        workdir,
+        free_port(),  # nothing listens on sip.port: the node has no public SIP face of its own
+        free_port_block(200),
+        VOICEBOT_CLUSTER__ROLE="node",
+        VOICEBOT_CLUSTER__NODE_ID=name,
+        VOICEBOT_CLUSTER__EDGE_SOURCES='["127.0.0.1/32"]',
+        VOICEBOT_SIP__LISTEN=host,
+        VOICEBOT_SIP__ADVERTISE=host,
+        VOICEBOT_WORKERS__UA_WORKERS="2",
+        VOICEBOT_WORKERS__UA_BASE_PORT=str(free_port_block(2)),
+        VOICEBOT_DATABASE__URL=url,
+        VOICEBOT_WORKERS__DRAIN_TIMEOUT_S="15",  # longer than the drain test's calls
+        **CLUSTER,
+        **extra,
+    )
+    server = VoicebotServer(workdir, int(env["VOICEBOT_SIP__PORT"]), env).start(wait=False)
+    return server
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, postgres: PostgresServer) -> Iterator[Cluster]:
+    url = postgres.create_database(f"cluster{free_port()}")
+    port = free_port()
+    edge_env = {
+        "VOICEBOT_SIP__LISTEN": "127.0.0.1",
+        "VOICEBOT_SIP__PORT": str(port),
+        "VOICEBOT_SIP__TRANSPORTS": '["udp"]',
+        "VOICEBOT_RUN_DIR": str(tmp_path / "edge" / "run"),
+        "VOICEBOT_DATABASE__URL": url,
+        "VOICEBOT_METRICS__LISTEN": f"127.0.0.1:{free_port()}",
+        "VOICEBOT_EDGE__PROBE_INTERVAL_S": "1",
+        "VOICEBOT_WORKERS__DRAIN_TIMEOUT_S": "5",
+        **CLUSTER,
+    }
+    # the nodes first: the first one migrates the shared database, then the edge reads it
+    nodes = {"a": _node(tmp_path, "a", "127.0.0.1", url)}
+    nodes["a"].wait_log(r"ua\.ready", count=2, timeout=75)
+    nodes["b"] = _node(tmp_path, "b", "127.0.0.2", url)
+    edge = Edge(tmp_path / "edge", port, edge_env).start()
+    c = Cluster(url, edge, nodes)
+    try:
+        nodes["b"].wait_log(r"ua\.ready", count=2, timeout=75)
+        edge.wait_log(r"edge\.backend_state.*active=True", count=4, timeout=20)
+        yield c
+    finally:
+        for node in nodes.values():
+            node.stop()
+        edge.stop()
+
+
+def test_calls_spread_over_two_nodes_and_a_killed_node_is_taken_out(cluster: Cluster, tmp_path: Path) -> None:
+    port = cluster.edge.port
+    assert cluster.edge.readyz()[0] == 200
+    res = sipp("uac_rr.xml", f"127.0.0.1:{port}", "-m", "8", "-l", "8", "-r", "20", "-d", "3000", timeout=60)
+    assert res.returncode == 0, cluster.why(res.stdout)
+    per_node = cluster.calls_per_node(expect=8)
+    assert per_node == {"a": 4, "b": 4}, per_node  # least load first: 2 calls on each of 4 UA workers
+
+    # four long calls, one per UA worker; then node b dies with its whole process tree
+    callers = [call_bot(tmp_path, port, "--duration", "15", name=f"long{i}") for i in range(4)]
+    for node in cluster.nodes.values():
+        node.wait_log(r"call\.answered", count=4 + 2, timeout=20)
+    victim = cluster.nodes["b"]
+    assert victim.proc is not None
+    killed_at = time.monotonic()
+    kill_tree(victim.proc.pid)
+    victim.proc.wait(timeout=10)
+    lost = cluster.edge.wait_log(r"edge\.calls_lost", timeout=15)
+    assert time.monotonic() - killed_at < 8.0  # stale after 3 s, then one sync
+    time.sleep(1.0)  # one line per UA worker of b
+    lost = [ln for ln in cluster.edge.log().splitlines() if "edge.calls_lost" in ln]
+    assert sum(int(re.search(r"calls=(\d+)", ln).group(1)) for ln in lost) == 2, lost  # type: ignore[union-attr]
+    # new calls right away: all on node a, none lost to the dead node
+    res = sipp("uac_rr.xml", f"127.0.0.1:{port}", "-m", "4", "-l", "2", "-r", "10", "-d", "1000", timeout=60)
+    assert res.returncode == 0, cluster.why(res.stdout)
+    results = [c.result() for c in callers]
+    ended_by_edge = [r for r in results if r["disconnected_by_remote"]]
+    assert len(ended_by_edge) == 2, results  # b's two callers got a BYE, not silence
+    # every call in the shared database: b's two lost calls recorded by the edge as failed
+    assert cluster.calls_per_node(expect=16) == {"a": 4 + 2 + 4, "b": 4 + 2}, cluster.why()
+    lost_rows = asyncio.run(
+        _query(cluster.url, "SELECT disposition, end_reason FROM calls WHERE id LIKE 'lost-%'")
+    )
+    assert len(lost_rows) == 2 and all(r[0] == "failed" and "node b" in r[1] for r in lost_rows), lost_rows
+    status, body = cluster.edge.readyz()
+    assert status == 200 and body["backends_live"] == 2, body
+
+
+def test_a_draining_node_leaves_the_edge_and_its_calls_finish(cluster: Cluster, tmp_path: Path) -> None:
+    port = cluster.edge.port
+    leaving = cluster.nodes["b"]
+    assert leaving.proc is not None
+    callers = [call_bot(tmp_path, port, "--duration", "6", name=f"stays{i}") for i in range(4)]
+    for node in cluster.nodes.values():
+        node.wait_log(r"call\.answered", count=2, timeout=20)
+    leaving.proc.send_signal(signal.SIGTERM)
+    cluster.edge.wait_log(r"edge\.backend_state.*active=False.*why=draining", count=2, timeout=10)
+    res = sipp("uac_rr.xml", f"127.0.0.1:{port}", "-m", "4", "-l", "4", "-r", "20", "-d", "1000", timeout=60)
+    assert res.returncode == 0, cluster.why(res.stdout)
+    results = [c.result() for c in callers]
+    # the calls on the draining node went on to their end (the caller hung up, not the node)
+    assert all(r["confirmed"] and not r["disconnected_by_remote"] for r in results), results
+    assert leaving.proc.wait(timeout=40) == 0
+    cluster.edge.wait_log(r"edge\.backend_removed", count=2, timeout=10)
+    assert [row[0] for row in cluster.backends()] == ["a", "a"]
+    assert cluster.calls_per_node(expect=8) == {"a": 6, "b": 2}, cluster.why()
+    assert "edge.calls_lost" not in cluster.edge.log()
