@@ -91,6 +91,11 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--probe-wait", type=float, default=6.0, help="seconds to let the edge probe workers")
     ap.add_argument("--nodes", type=int, default=1, help="M > 1: `voicebot edge` in front of M nodes")
+    ap.add_argument(
+        "--asr",
+        default="",
+        help="asr.backend for the run (default: the settings'); none = the SIP and media path alone",
+    )
     args = ap.parse_args()
     k = args.ua_workers or max(1, math.ceil(args.calls / 4))
     work = Path(tempfile.mkdtemp(prefix="voicebot-bench-"))
@@ -101,6 +106,7 @@ def main() -> int:
         "VOICEBOT_WORKERS__CALL_POOL_SIZE": "4",
         "VOICEBOT_EDGE__PIKE_REQS_PER_INTERVAL": "100000",
         "VOICEBOT_LOG__LEVEL": "info",
+        **({"VOICEBOT_ASR__BACKEND": args.asr} if args.asr else {}),
     }
     servers: list[subprocess.Popen[bytes]] = []
     logs: list[Path] = []
@@ -171,6 +177,7 @@ def main() -> int:
                 "VOICEBOT_SIP__LISTEN": "127.0.0.1",
                 "VOICEBOT_SIP__TRANSPORTS": '["udp"]',
                 "VOICEBOT_RUN_DIR": str(work / "run-edge"),
+                "VOICEBOT_CLUSTER__BACKEND_NETWORKS": '["127.0.0.0/8"]',
                 "VOICEBOT_DATABASE__URL": url,
                 "VOICEBOT_METRICS__LISTEN": f"127.0.0.1:{free_port()}",
             },
@@ -269,6 +276,7 @@ def main() -> int:
         "hold_s": args.hold,
         "ua_workers": k,
         "nodes": max(1, args.nodes),
+        "asr": args.asr or "default",
         "cores": os.cpu_count(),
         "answered_pct": round(100.0 * int(stats["answered"]) / args.calls, 1),  # type: ignore[call-overload]
         "sipp_rc": sipp.returncode,

@@ -285,17 +285,27 @@ class ClusterSettings(_Group):
     stale_after_s: float = Field(5.0, ge=1, le=300)
     forget_after_s: float = Field(300.0, ge=10)
     sync_s: float = Field(1.0, ge=0.2, le=30)  # how often the edge reads the table
+    # `voicebot edge`: the only addresses a node's UA worker may have (the table is shared: a row
+    # pointing elsewhere is refused, so database access alone cannot redirect calls). Required.
+    backend_networks: list[str] = Field(default_factory=list)
 
-    @field_validator("edge_sources")
+    @model_validator(mode="after")
+    def _stale_after_beats(self) -> ClusterSettings:
+        if self.stale_after_s < 3 * max(self.beat_s, self.sync_s):
+            raise ValueError(
+                f"cluster.stale_after_s ({self.stale_after_s:g}) must be at least 3 x beat_s and 3 x sync_s: "
+                "a node a little late would be taken out and its calls put at risk"
+            )
+        return self
+
+    @field_validator("edge_sources", "backend_networks")
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
         for cidr in value:
             try:
                 ipaddress.ip_network(cidr, strict=False)
             except ValueError as exc:
-                raise ValueError(
-                    f"cluster.edge_sources entry {cidr!r} is not an IP address or CIDR: {exc}"
-                ) from exc
+                raise ValueError(f"cluster entry {cidr!r} is not an IP address or CIDR: {exc}") from exc
         return value
 
 
@@ -399,11 +409,20 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _node_needs_an_edge(self) -> Settings:
-        if self.cluster.role == "node" and not self.cluster.edge_sources:
+        if self.cluster.role != "node":
+            return self
+        if not self.cluster.edge_sources:
             raise ValueError(
                 "cluster.role is node but cluster.edge_sources is empty: set it to the address(es) the "
                 "edge sends from (VOICEBOT_CLUSTER__EDGE_SOURCES='[\"10.0.0.1/32\"]')"
             )
+        try:
+            ipaddress.ip_address(self.sip.advertise.strip("[]"))
+        except ValueError:
+            raise ValueError(
+                f"cluster.role is node but sip.advertise {self.sip.advertise!r} is not an IP address: set it "
+                "to the address the edge reaches this node at (the edge accepts IP addresses only)"
+            ) from None
         return self
 
     @property

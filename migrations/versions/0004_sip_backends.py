@@ -30,12 +30,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("uri", name=op.f("pk_sip_backends")),
     )
     op.create_index(op.f("ix_sip_backends_node"), "sip_backends", ["node"], unique=False)
-    with op.batch_alter_table("calls") as batch:
-        batch.add_column(sa.Column("node", sa.String(length=64), server_default="", nullable=False))
+    op.add_column("calls", sa.Column("node", sa.String(length=64), server_default="", nullable=False))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("calls") as batch:
-        batch.drop_column("node")
+    if op.get_bind().dialect.name == "sqlite":
+        # not batch mode: it would rebuild calls, and dropping the old table with foreign keys on
+        # cascades to call_events (SQLite drops a column in place since 3.35)
+        op.execute("ALTER TABLE calls DROP COLUMN node")
+    else:
+        op.drop_column("calls", "node")
     op.drop_index(op.f("ix_sip_backends_node"), table_name="sip_backends")
     op.drop_table("sip_backends")

@@ -26,42 +26,62 @@ from voicebot.callworker.persist import record_lost_calls
 from voicebot.cluster import registry
 from voicebot.cluster.tracker import Action, Add, BackendTracker, EndCalls, Forget, Remove, SetActive
 from voicebot.config import Settings
+from voicebot.db import migrate
 from voicebot.db.engine import DatabaseParams, create_engine, sessionmaker
 from voicebot.edge.runner import KamailioEdge
 from voicebot.errors import ConfigError, EdgeError
+from voicebot.jobs.plan import post_call_jobs
+from voicebot.records import flusher
+from voicebot.records.spool import Spool
 from voicebot.supervisor.edge_plan import edge_params
 
 log = logs.get_logger(__name__)
+DB_TIMEOUT_S = 5.0  # one read or write of the table; a database that drops packets must not stall the loop
 
 
 class EdgeNode:
     def __init__(self, settings: Settings) -> None:
-        if not settings.database.url:
-            raise ConfigError("voicebot edge needs database.url: the nodes announce their UA workers there")
+        if not settings.cluster.backend_networks:
+            raise ConfigError(
+                "voicebot edge needs cluster.backend_networks: the networks the nodes' UA workers are in "
+                "(VOICEBOT_CLUSTER__BACKEND_NETWORKS='[\"10.0.0.0/24\"]'); rows elsewhere are refused"
+            )
+        if settings.database.url.startswith("sqlite"):
+            log.warning(
+                "edge.sqlite_database",
+                why="nodes on other hosts cannot share a SQLite file: use PostgreSQL (database.url)",
+            )
         self.s = settings
         self.run_dir = settings.run_dir.resolve()
         self.edge = KamailioEdge(edge_params(settings, self.run_dir / "edge", [], dynamic=True))
         c = settings.cluster
-        self.tracker = BackendTracker(c.stale_after_s, c.forget_after_s)
+        self.tracker = BackendTracker(
+            c.stale_after_s,
+            c.forget_after_s,
+            # a silent node's UA worker must also fail the probes (one interval and its 1 s timeout)
+            end_grace_s=settings.edge.probe_interval_s + 1.0 + c.sync_s,
+            outage_s=max(2 * c.sync_s, 1.5),
+        )
         self.engine = create_engine(DatabaseParams(url=settings.database.url, pool_size=1))
         self.sessions = sessionmaker(self.engine)
         self.stopping = asyncio.Event()
         self.db_failing = False
-        self.synced = False  # the table has been read at least once
-        self.loop_tick = time.monotonic()
+        self.refused: set[str] = set()  # rows already reported as unusable
+        self.loop_tick: float | None = None  # the sync loop's last turn; None until it runs
 
     # --- /healthz, /readyz (called from the HTTP server's thread: reads only) -----------------------
     def liveness(self) -> tuple[int, dict[str, Any]]:
-        stalled = time.monotonic() - self.loop_tick
-        up = self.edge.pid is not None and self.edge.returncode is None
-        if stalled > 5.0 or not up:
-            why = (
-                [f"the sync loop has not run for {stalled:.1f} s"]
-                if stalled > 5.0
-                else ["kamailio is not running"]
-            )
-            return 503, {"alive": False, "why": why}
-        return 200, {"alive": True}
+        tick = self.loop_tick
+        if tick is None:  # starting: Kamailio's config check and start come first
+            return 200, {"alive": True, "starting": True}
+        stalled = time.monotonic() - tick
+        limit = max(5.0, 3 * self.s.cluster.sync_s)
+        why = []
+        if stalled > limit:
+            why.append(f"the sync loop has not run for {stalled:.1f} s")
+        if self.edge.pid is None or self.edge.returncode is not None:
+            why.append("kamailio is not running")
+        return (503, {"alive": False, "why": why}) if why else (200, {"alive": True})
 
     def readiness(self) -> tuple[int, dict[str, Any]]:
         live = self.tracker.live()
@@ -72,10 +92,12 @@ class EdgeNode:
             why.append("kamailio is not running")
         if not live:
             why.append("no UA worker of any node is ready")
+        free = sum(s.row.free_slots for s in list(self.tracker.seen.values()) if s.live)
         body: dict[str, Any] = {
             "ready": not why,
             "backends_live": len(live),
             "backends": len(self.tracker.seen),
+            "free_slots": free,  # as the nodes last said
         }
         if self.db_failing:
             body["database"] = "unreachable: serving the backends known before"
@@ -86,7 +108,7 @@ class EdgeNode:
     # --- the sync loop ------------------------------------------------------------------------------
     async def sync_once(self) -> None:
         try:
-            async with self.sessions() as session:
+            async with asyncio.timeout(DB_TIMEOUT_S), self.sessions() as session:
                 rows = await registry.listing(session)
         except Exception as exc:
             if not self.db_failing:
@@ -96,6 +118,15 @@ class EdgeNode:
         if self.db_failing:
             log.info("edge.database_back")
         self.db_failing = False
+        usable = []
+        for row in rows:
+            why = registry.problem(row, self.s.cluster.backend_networks)
+            if why is None:
+                usable.append(row)
+            elif row.uri not in self.refused:
+                self.refused.add(row.uri)  # once per row, not every sync
+                log.error("edge.backend_refused", node=row.node[:64], why=why)
+        rows = usable
         try:
             observed = {uri: flags.startswith("A") for uri, flags in (await self._states()).items()}
         except EdgeError as exc:
@@ -103,7 +134,6 @@ class EdgeNode:
             observed = None
         for action in self.tracker.update(rows, time.monotonic(), observed):
             await self.apply(action)
-        self.synced = True
 
     async def _states(self) -> dict[str, str]:
         try:
@@ -127,8 +157,8 @@ class EdgeNode:
                     log.error("edge.calls_lost", backend=action.uri, calls=len(ended), why=action.why)
                     await self.record_lost(action, ended)
             elif isinstance(action, Forget):
-                async with self.sessions.begin() as session:
-                    await registry.forget(session, [action.uri])
+                async with asyncio.timeout(DB_TIMEOUT_S), self.sessions.begin() as session:
+                    await registry.forget(session, action.uri, action.beat)
                 log.info("edge.backend_forgotten", backend=action.uri)
         except Exception as exc:  # one backend's trouble must not stop the others being followed
             log.warning(
@@ -138,16 +168,18 @@ class EdgeNode:
     async def record_lost(self, action: EndCalls, sip_call_ids: list[str]) -> None:
         """The calls died with their node, which kept nothing: record each as failed, with the cause
         (once: the record id comes from the SIP Call-ID)."""
-        seen = self.tracker.seen.get(action.uri)
-        node, index = (seen.row.node, seen.row.ua_index) if seen is not None else ("", 0)
         why = f"{action.why}: ended by the edge"
-        await record_lost_calls(self.s.database.url, sip_call_ids, index, why, self.s.jobs, None, node)
+        url, jobs, spool = self.s.database.url, self.s.jobs, self.run_dir / "spool"
+        await record_lost_calls(url, sip_call_ids, action.ua_index, why, jobs, spool, action.node)
 
     async def sync(self) -> None:
         period = self.s.cluster.sync_s
         while not self.stopping.is_set():
             self.loop_tick = time.monotonic()
-            await self.sync_once()
+            try:
+                await self.sync_once()
+            except Exception:  # the loop must outlive any one sync: it is what keeps calls routed
+                log.exception("edge.sync_failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), period)
 
@@ -156,14 +188,29 @@ class EdgeNode:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
+        if self.s.database.migrate_on_start:
+            try:
+                await asyncio.to_thread(migrate.upgrade, self.s.database.url)
+            except Exception as exc:  # the sync loop retries reading; a node may migrate it meanwhile
+                log.error("database.unavailable", error=f"{type(exc).__name__}: {str(exc)[:300]}")
         try:
             await self.edge.start()
         except EdgeError as exc:
             log.error("edge.cannot_start", error=str(exc)[:2000])
             await self.engine.dispose()
             return 1
-        await self.sync_once()  # the backends announced already, before the first trunk call
         sync = asyncio.create_task(self.sync(), name="edge-sync")
+        # lost calls the database could not take when they were ended wait in the spool
+        jobs = self.s.jobs
+        flush = asyncio.create_task(
+            flusher.run(
+                Spool(self.run_dir / "spool"),
+                self.s.database.url,
+                lambda rec: post_call_jobs(jobs, rec),
+                self.stopping,
+            ),
+            name="records-flusher",
+        )
         watch = asyncio.create_task(self.edge.wait(), name="edge-kamailio")
         log.info("edge.running", port=self.s.sip.port, backends=len(self.tracker.seen))
         stop = asyncio.create_task(self.stopping.wait(), name="edge-stop")
@@ -176,7 +223,14 @@ class EdgeNode:
         else:
             await self.drain()
         stop.cancel()
+        sync.cancel()
         await asyncio.gather(sync, stop, return_exceptions=True)
+        try:  # its last pass, bounded
+            await asyncio.wait_for(flush, 10.0)
+        except Exception as exc:
+            log.warning(
+                "records.flush_unfinished", why="kept in the spool for the next start", error=str(exc)
+            )
         await self.edge.stop()
         watch.cancel()
         await asyncio.gather(watch, return_exceptions=True)

@@ -20,6 +20,7 @@ from voicebot.logs import get_logger
 
 log = get_logger(__name__)
 WITHDRAW_TIMEOUT_S = 5.0
+BEAT_TIMEOUT_S = 5.0  # a database that drops packets must not freeze the beat
 
 
 def backend_uri(host: str, port: int) -> str:
@@ -39,7 +40,7 @@ class Membership:
 
     async def beat(self) -> bool:
         try:
-            async with self.sessions.begin() as session:
+            async with asyncio.timeout(BEAT_TIMEOUT_S), self.sessions.begin() as session:
                 await registry.announce(session, self.rows())
         except Exception as exc:
             if not self.failing:
@@ -55,8 +56,8 @@ class Membership:
         """Beat every ``beat_s`` (or at once when woken) until ``stop`` is set."""
         log.info("cluster.joining", node=self.node, beat_s=self.beat_s)
         while not stop.is_set():
+            self.wake.clear()  # before the write: a wake-up during it is not lost
             await self.beat()
-            self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.beat_s)
 
@@ -64,7 +65,7 @@ class Membership:
         """Remove this node's rows (the edge removes its UA workers), bounded; then close."""
         try:
             async with asyncio.timeout(WITHDRAW_TIMEOUT_S), self.sessions.begin() as session:
-                removed = await registry.withdraw(session, self.node)
+                removed = await registry.withdraw(session, self.node, [r.uri for r in self.rows()])
             log.info("cluster.left", node=self.node, backends=removed)
         except Exception as exc:  # the edge forgets them once they go stale
             log.warning("cluster.withdraw_failed", error=f"{type(exc).__name__}: {str(exc)[:300]}")

@@ -191,6 +191,9 @@ class JobRepository:
         """Jobs whose worker died mid-run go back to the queue when their lease ends; one that has
         had all its attempts (it takes its worker down every time) becomes a dead letter."""
         expired = (Job.status == "running", Job.locked_until < now)
+        # No in-Python evaluation against loaded jobs (SQLite hands back naive datetimes): the
+        # session's copies are refreshed when next read.
+        sync = {"synchronize_session": "fetch"}
         await self.s.execute(
             update(Job)
             .where(*expired, Job.attempts >= Job.max_attempts)
@@ -200,8 +203,12 @@ class JobRepository:
                 locked_until=None,
                 last_error="its worker died or hung on every attempt (lease expired)",
             )
+            .execution_options(**sync)
         )
         res = await self.s.execute(
-            update(Job).where(*expired).values(status="queued", locked_by=None, locked_until=None)
+            update(Job)
+            .where(*expired)
+            .values(status="queued", locked_by=None, locked_until=None)
+            .execution_options(**sync)
         )
         return int(res.rowcount or 0)  # type: ignore[attr-defined]

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from voicebot.cluster import registry
 from voicebot.cluster.member import Membership, backend_uri
 from voicebot.cluster.registry import BackendRow
 from voicebot.cluster.tracker import Add, BackendTracker, SetActive
 from voicebot.db.engine import opened, sessionmaker
+
+pytestmark = pytest.mark.integration
 
 
 def rows(node: str, host: str, state: str = "ready") -> list[BackendRow]:
@@ -49,7 +53,10 @@ def test_two_nodes_announce_refresh_and_leave(db_url: str) -> None:
         await b.withdraw()  # b stops: its rows go, a's stay
         assert [r.node for r in await read(db_url)] == ["a", "a"]
         async with opened(db_url) as engine, sessionmaker(engine).begin() as session:
-            await registry.forget(session, ["sip:10.0.0.1:5081"])
+            await registry.forget(session, "sip:10.0.0.1:5081", beat=1)  # it has beat 2: kept
+        assert len(await read(db_url)) == 2
+        async with opened(db_url) as engine, sessionmaker(engine).begin() as session:
+            await registry.forget(session, "sip:10.0.0.1:5081", beat=2)
         assert [r.uri for r in await read(db_url)] == ["sip:10.0.0.1:5080"]
         await a.withdraw()
         assert await read(db_url) == []

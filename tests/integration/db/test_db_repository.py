@@ -93,6 +93,56 @@ async def test_expired_leases_are_requeued(engine: AsyncEngine) -> None:
         await jobs.complete(job.id)
 
 
+async def test_a_worker_past_its_lease_cannot_overwrite_the_next_workers_result(engine: AsyncEngine) -> None:
+    maker = sessionmaker(engine)  # one session per step, as each worker has its own
+
+    async def step(fn):  # type: ignore[no-untyped-def]
+        async with maker() as s, s.begin():
+            return await fn(JobRepository(s))
+
+    await step(lambda jobs: jobs.enqueue("crm", {}, T0))
+    slow = await step(lambda jobs: jobs.claim_next("slow", T0, lease=timedelta(minutes=1)))
+    assert slow is not None
+    assert await step(lambda jobs: jobs.requeue_expired(T0 + timedelta(minutes=2))) == 1
+    fast = await step(lambda jobs: jobs.claim_next("fast", T0 + timedelta(minutes=2)))
+    assert fast is not None and fast.id == slow.id
+    # the slow worker wakes up: neither its success nor its failure may touch the job now
+    assert not await step(lambda jobs: jobs.complete(slow.id, worker="slow"))
+    await step(lambda jobs: jobs.fail(slow, "late failure", T0 + timedelta(minutes=3)))
+    job = await step(lambda jobs: jobs.get(fast.id))
+    assert job is not None and (job.status, job.locked_by, job.last_error) == ("running", "fast", None)
+    assert await step(lambda jobs: jobs.complete(fast.id, worker="fast"))
+    done = await step(lambda jobs: jobs.get(fast.id))
+    assert done is not None and done.status == "done"
+
+
+async def test_a_job_that_kills_its_worker_every_time_becomes_a_dead_letter(engine: AsyncEngine) -> None:
+    maker = sessionmaker(engine)
+
+    async def step(fn):  # type: ignore[no-untyped-def]
+        async with maker() as s, s.begin():
+            return await fn(JobRepository(s))
+
+    queued = await step(lambda jobs: jobs.enqueue("crm", {}, T0, max_attempts=2))
+    assert queued is not None
+    now = T0
+    for attempt in (1, 2):
+        at = now
+        job = await step(
+            lambda jobs, at=at, w=f"w{attempt}": jobs.claim_next(w, at, lease=timedelta(minutes=1))
+        )
+        assert job is not None and job.attempts == attempt
+        now += timedelta(minutes=2)  # the worker died with it: the lease runs out
+        await step(lambda jobs, at=now: jobs.requeue_expired(at))
+    dead = await step(lambda jobs: jobs.get(queued.id))
+    assert dead is not None and dead.status == "failed" and "lease expired" in (dead.last_error or "")
+    later = now + timedelta(hours=1)
+    assert await step(lambda jobs: jobs.claim_next("w3", later)) is None  # it is not run again
+    assert await step(lambda jobs: jobs.retry(queued.id, later))  # until someone looks at it and asks
+    again = await step(lambda jobs: jobs.claim_next("w3", later))
+    assert again is not None and again.attempts == 1
+
+
 async def test_concurrent_workers_never_claim_the_same_job(engine: AsyncEngine) -> None:
     maker = sessionmaker(engine)
     async with maker() as s, s.begin():

@@ -125,3 +125,39 @@ def test_host_port_says_what_is_wrong(listen: str) -> None:
 
     with pytest.raises(ValueError, match="is not HOST:PORT"):
         host_port(listen)
+
+
+def test_a_cluster_node_listens_on_its_own_address_behind_the_shared_edge() -> None:
+    s = Settings(
+        sip={"listen": "10.0.0.11", "advertise": "10.0.0.11"},
+        cluster={"role": "node", "node_id": "n1", "edge_sources": ["10.0.0.5/32"]},
+        trunks=[
+            TrunkSettings(name="pbx", allow=["192.0.2.0/24"], registrar="sip:pbx", username="u", password="p")
+        ],
+    )
+    assert not s.uses_edge and s.behind_edge
+    uas = ua_params(s)
+    assert [(u.listen, u.advertise, u.port, u.node) for u in uas] == [
+        ("10.0.0.11", "10.0.0.11", 5080, "n1"),
+        ("10.0.0.11", "10.0.0.11", 5081, "n1"),
+    ]
+    assert all(u.behind_edge and u.edge_sources == ["10.0.0.5/32"] for u in uas)
+    assert all(t.registrar is None for u in uas for t in u.trunks)  # the edge registers, once
+
+
+@pytest.mark.parametrize(
+    ("cluster", "sip", "fragment"),
+    [
+        ({"role": "node"}, {}, "edge_sources"),
+        (
+            {"role": "node", "edge_sources": ["10.0.0.5/32"]},
+            {"advertise": "node1.example"},
+            "not an IP address",
+        ),
+        ({"beat_s": 2.0, "stale_after_s": 5.0}, {}, "3 x beat_s"),
+        ({"backend_networks": ["not-a-net"]}, {}, "not an IP address or CIDR"),
+    ],
+)
+def test_cluster_settings_that_cannot_work_are_refused(cluster: dict, sip: dict, fragment: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ConfigError, match=fragment):
+        load_settings(cluster=cluster, sip=sip)
