@@ -162,6 +162,16 @@ def run(fd: int, params: CallWorkerParams) -> int:
     log.debug("call_worker.loaded", ms=round((time.monotonic() - t0) * 1000))
     sock = socket.socket(fileno=fd)
     sock.setblocking(False)
+    profile_dir = os.environ.get("VOICEBOT_PROFILE_DIR")  # developers: where the CPU goes in a call
+    if profile_dir:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        try:
+            return profiler.runcall(asyncio.run, serve(sock, params, asr))
+        finally:
+            profiler.dump_stats(Path(profile_dir) / f"call-worker-{os.getpid()}.prof")
+            sock.close()
     try:
         return asyncio.run(serve(sock, params, asr))
     finally:

@@ -228,3 +228,47 @@ async def test_a_summary_is_written_by_the_real_llm_once(
     assert call is not None
     summaries = [e.data["text"] for e in call.events if e.kind == "summary"]
     assert len(summaries) == 1 and len(summaries[0].split()) >= 3, summaries
+
+
+async def test_standalone_job_workers_deliver_each_job_once_and_stop_on_sigterm(
+    db_url: str, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """Two `voicebot jobs run` processes (as on two nodes) work one queue: every webhook is delivered
+    exactly once, and each process stops cleanly on SIGTERM."""
+    import signal
+
+    with serve({"crm": [200] * 10}) as receiver:
+        hooks = json.dumps([{"name": "crm", "url": receiver.url("crm")}])
+        cfg = JobSettings(webhooks=[WebhookSettings(name="crm", url=receiver.url("crm"))])
+        for n in range(6):
+            rec = a_record(f"s{n}")
+            await store.save(db_url, rec, post_call_jobs(cfg, rec))
+        env = {
+            **os.environ,
+            "VOICEBOT_JOBS__WEBHOOKS": hooks,
+            "VOICEBOT_JOBS__POLL_S": "0.1",
+            "VOICEBOT_LOG__LEVEL": "info",
+        }
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "voicebot.cli", "jobs", "run", "--url", db_url],
+                env=env,
+                stdout=(tmp_path / f"jobs{i}.log").open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+            for i in range(2)
+        ]
+        try:
+
+            async def settled() -> bool:
+                async with sessionmaker(engine)() as s:
+                    return set(await s.scalars(select(Job.status))) == {"done"}
+
+            await until(settled, timeout=60)
+        finally:
+            for w in workers:
+                w.send_signal(signal.SIGTERM)
+            codes = [w.wait(timeout=30) for w in workers]
+    assert codes == [0, 0], [(tmp_path / f"jobs{i}.log").read_text()[-2000:] for i in range(2)]
+    delivered = [r.headers[webhook.DELIVERY] for r in receiver.of("crm")]
+    assert sorted(delivered) == sorted(f"webhook:crm:s{n}" for n in range(6))  # each once
