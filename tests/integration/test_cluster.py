@@ -218,6 +218,10 @@ def test_calls_spread_over_two_nodes_and_a_killed_node_is_taken_out(cluster: Clu
     killed_at = time.monotonic()
     kill_tree(victim.proc.pid)
     victim.proc.wait(timeout=10)
+    # new calls at once: all on node a (a call offered to b first fails over after 1 s)
+    res = sipp("uac_rr.xml", f"127.0.0.1:{port}", "-m", "4", "-l", "2", "-r", "10", "-d", "1000", timeout=60)
+    assert res.returncode == 0, cluster.why(res.stdout)
+    assert time.monotonic() - killed_at < 10.0
     ended = 0
     while ended < 2 and time.monotonic() - killed_at < 20:  # one line per UA worker of b
         ended = sum(int(n) for n in re.findall(r"edge\.calls_lost.*? calls=(\d+)", cluster.edge.log()))
@@ -226,9 +230,6 @@ def test_calls_spread_over_two_nodes_and_a_killed_node_is_taken_out(cluster: Clu
     assert ended == 2, cluster.why()
     # stale after 3 s, then its UA workers also failed the probes for 1 s probe + 1 s timeout + a sync
     assert took < 12.0, took
-    # new calls right away: all on node a, none lost to the dead node
-    res = sipp("uac_rr.xml", f"127.0.0.1:{port}", "-m", "4", "-l", "2", "-r", "10", "-d", "1000", timeout=60)
-    assert res.returncode == 0, cluster.why(res.stdout)
     results = [c.result() for c in callers]
     ended_by_edge = [r for r in results if r["disconnected_by_remote"]]
     assert len(ended_by_edge) == 2, results  # b's two callers got a BYE, not silence
