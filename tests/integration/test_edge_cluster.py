@@ -108,10 +108,12 @@ def test_trunk_is_chosen_by_the_callers_address_not_the_edges(voicebot) -> None:
 def test_calls_the_bot_hangs_up_never_take_capacity_down(voicebot) -> None:
     """The example dialplan's '#' -> goodbye path, 24 times through the edge in front of two UA
     workers (a bot hang-up used to kill the UA worker's loop: two goodbyes and every later call got
-    408, then 503)."""
+    408, then 503). One new call a second: each call's worker is replaced by a fresh process when the
+    call ends, and at two a second a loaded CI machine could not start them as fast (calls waited
+    3 s for a worker and got 503: a capacity limit of this box, not the defect this guards)."""
     server = _cluster(voicebot, workers=2, VOICEBOT_CALL__LOGIC="dialplan")
     res = sipp(
-        "hash_expects_bye_rr.xml", f"127.0.0.1:{server.port}", "-m", "24", "-l", "2", "-r", "2", timeout=150
+        "hash_expects_bye_rr.xml", f"127.0.0.1:{server.port}", "-m", "24", "-l", "2", "-r", "1", timeout=150
     )
     assert res.returncode == 0, res.stdout[-2500:]
     assert "Successful call" in res.stdout

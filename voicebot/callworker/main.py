@@ -57,7 +57,10 @@ def voices(params: CallWorkerParams, voice: str | None, rate: int) -> list[Promp
 
 
 async def recv(sock: socket.socket) -> proto.Control | bytes | None:
-    data = await asyncio.get_running_loop().sock_recv(sock, proto.MAX_MESSAGE + 1)
+    try:
+        data = await asyncio.get_running_loop().sock_recv(sock, proto.MAX_MESSAGE + 1)
+    except (ConnectionResetError, BrokenPipeError):
+        return None  # the UA worker closed the pool (it stops) before a call came
     return proto.decode(data) if data else None
 
 

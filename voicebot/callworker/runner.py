@@ -70,7 +70,6 @@ class CallRunner:
         self.jobs: dict[int, asyncio.Task[None]] = {}  # LLM, tool and recording tasks by request
         self.tg: asyncio.TaskGroup | None = None
         self.timer_wake = asyncio.Event()
-        self.armed_deadline: float | None = None  # what _timers waits for now
         self.over = asyncio.Event()
         self.ended_reason: str | None = None
 
@@ -150,8 +149,7 @@ class CallRunner:
                     stage = "tool"
                 if stage and not self.over.is_set():
                     self.outbox.control(proto.StageFailed(stage=stage))  # the node's error counters
-        if self.engine.next_deadline() != self.armed_deadline:
-            self.timer_wake.set()  # the next deadline moved: re-arm (not on every caller frame)
+        self.timer_wake.set()  # deadlines may have moved
 
     def note(
         self, kind: str, data: dict[str, Any], log_as: str | None = None, at: float | None = None
@@ -172,42 +170,21 @@ class CallRunner:
 
     # -- reading ----------------------------------------------------------------------------------
     async def _reader(self) -> None:
-        """Read the UA's messages until the call is over. One reader callback stays registered for
-        the whole call and takes every message that is there when it runs (50 caller frames a
-        second: a future, a timeout and a reader registration per frame cost more than the frame's
-        own work did)."""
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-
-        def readable() -> None:
-            try:
-                while not done.done():
-                    try:
-                        data = self.sock.recv(proto.MAX_MESSAGE + 1)
-                    except (BlockingIOError, InterruptedError):
-                        return
-                    except (ConnectionResetError, BrokenPipeError):
-                        data = b""
-                    if not data:
-                        done.set_result(None)
-                        return
-                    try:
-                        msg = proto.decode(data)
-                    except ProtocolError as exc:
-                        log.warning("ipc.bad_message", error=str(exc))
-                        continue
-                    if self._take(msg):
-                        done.set_result(None)
-            except Exception as exc:  # raised in the reading task, as when it read itself
-                if not done.done():
-                    done.set_exception(exc)
-
-        fd = self.sock.fileno()
-        loop.add_reader(fd, readable)
         try:
-            await done
-        finally:
-            loop.remove_reader(fd)
+            while True:
+                data = await loop.sock_recv(self.sock, proto.MAX_MESSAGE + 1)
+                if not data:
+                    break
+                try:
+                    msg = proto.decode(data)
+                except ProtocolError as exc:
+                    log.warning("ipc.bad_message", error=str(exc))
+                    continue
+                if self._take(msg):
+                    break
+        except (ConnectionResetError, BrokenPipeError):
+            pass
         self._ua_gone()
 
     def _take(self, msg: proto.Control | bytes) -> bool:
@@ -316,7 +293,7 @@ class CallRunner:
 
     async def _timers(self) -> None:
         while True:
-            deadline = self.armed_deadline = self.engine.next_deadline()
+            deadline = self.engine.next_deadline()
             self.timer_wake.clear()
             delay = None if deadline is None else max(0.0, deadline - time.monotonic())
             with contextlib.suppress(TimeoutError):
