@@ -63,7 +63,12 @@ class Running:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     models = tmp_path_factory.mktemp("models")
-    running = Running(InferParams(port=free_port(), model_dir=models, threads=2, batch_max=8))
+    # The deadline is generous here: these tests are about what is decoded and how it is batched, on
+    # a machine whose speed varies (8 turns at once overran the 1.5 s default on a slow CI run);
+    # refusing late decodes has its own test below, with its own service.
+    running = Running(
+        InferParams(port=free_port(), model_dir=models, threads=2, batch_max=8, deadline_ms=20000)
+    )
     yield running
     running.close()
 

@@ -250,6 +250,9 @@ def test_a_seventy_second_monologue_is_transcribed_whole(voicebot, tmp_path: Pat
         VOICEBOT_ASR__BACKEND="faster-whisper",
         VOICEBOT_CALL__LOGIC="dialplan",
         VOICEBOT_WORKERS__CALL_POOL_SIZE="1",
+        # about stitching a long turn, not latency: a slow CI run overran the 3 s request timeout
+        # on 20 s segments and lost their words
+        VOICEBOT_INFERENCE__TIMEOUT_S="20",
         VOICEBOT_ROUTES=json.dumps([{"match": "*", "dialplan": str(plan)}]),
     )
     caller = call_bot(
