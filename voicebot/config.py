@@ -88,12 +88,7 @@ class TrunkSettings(_Group):
     @field_validator("allow")
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
-        for cidr in value:
-            try:
-                ipaddress.ip_network(cidr, strict=False)
-            except ValueError as exc:
-                raise ValueError(f"trunk allow entry {cidr!r} is not an IP address or CIDR: {exc}") from exc
-        return value
+        return _networks(value, "trunk allow")
 
     @model_validator(mode="after")
     def _registration_complete(self) -> TrunkSettings:
@@ -301,12 +296,7 @@ class ClusterSettings(_Group):
     @field_validator("edge_sources", "backend_networks")
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
-        for cidr in value:
-            try:
-                ipaddress.ip_network(cidr, strict=False)
-            except ValueError as exc:
-                raise ValueError(f"cluster entry {cidr!r} is not an IP address or CIDR: {exc}") from exc
-        return value
+        return _networks(value, "cluster")
 
 
 class MetricsSettings(_Group):
@@ -457,6 +447,16 @@ def _registrar_host(uri: str) -> str:
     if hostport.startswith("["):
         return hostport[1 : hostport.find("]")]
     return hostport.rsplit(":", 1)[0] if hostport.count(":") == 1 else hostport
+
+
+def _networks(value: list[str], what: str) -> list[str]:
+    """``value`` if every entry is an IP address or CIDR; else a ValueError naming the entry."""
+    for cidr in value:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError as exc:
+            raise ValueError(f"{what} entry {cidr!r} is not an IP address or CIDR: {exc}") from exc
+    return value
 
 
 def _loopback(host: str) -> bool:

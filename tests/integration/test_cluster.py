@@ -6,25 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pg_server import PostgresServer
 from sqlalchemy import text
-from support.net import free_port, free_port_block, wait_sip
+from support.net import free_port, free_port_block
 from support.peers import call_bot, sipp
-from support.procs import kill_tree, stop
-from support.server import REPO, VoicebotServer, server_env
+from support.procs import kill_tree
+from support.server import VoicebotServer, server_env
 
 from voicebot.db.engine import opened
 
@@ -37,78 +33,23 @@ CLUSTER = {
 }
 
 
-@dataclass
-class Edge:
-    workdir: Path
-    port: int
-    env: dict[str, str]
-    proc: subprocess.Popen[bytes] | None = None
-    log_path: Path = field(init=False)
+def live(edge: VoicebotServer) -> set[str]:
+    """UA workers the edge made active and did not take out again since."""
+    state: dict[str, bool] = {}
+    for m in re.finditer(r"edge\.backend_state\s+active=(True|False) backend=(\S+)", edge.log()):
+        state[m.group(2)] = m.group(1) == "True"
+    return {uri for uri, on in state.items() if on}
 
-    def __post_init__(self) -> None:
-        self.log_path = self.workdir / "edge.log"
 
-    def start(self) -> Edge:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.log_fh = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "voicebot.cli", "edge"],
-            cwd=REPO,
-            env={**os.environ, **self.env},
-            stdout=self.log_fh,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        wait_sip(self.port, timeout=30)
-        return self
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def kamailio_log(self) -> str:
-        path = self.workdir / "run" / "edge" / "kamailio.log"
-        return path.read_text(errors="replace")[-3000:] if path.exists() else "(no kamailio log)"
-
-    def wait_log(self, pattern: str, count: int = 1, timeout: float = 30.0) -> list[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            hits = [ln for ln in self.log().splitlines() if re.search(pattern, ln)]
-            if len(hits) >= count:
-                return hits
-            time.sleep(0.1)
-        raise TimeoutError(f"edge log never showed {count}x {pattern!r}:\n{self.log()[-3000:]}")
-
-    def live(self) -> set[str]:
-        """UA workers the edge made active and did not take out again since."""
-        state: dict[str, bool] = {}
-        for m in re.finditer(r"edge\.backend_state\s+active=(True|False) backend=(\S+)", self.log()):
-            state[m.group(2)] = m.group(1) == "True"
-        return {uri for uri, on in state.items() if on}
-
-    def readyz(self) -> tuple[int, dict[str, Any]]:
-        import urllib.error
-        import urllib.request
-
-        try:
-            with urllib.request.urlopen(
-                f"http://{self.env['VOICEBOT_METRICS__LISTEN']}/readyz", timeout=5
-            ) as r:
-                return int(r.status), json.loads(r.read())
-        except urllib.error.HTTPError as exc:
-            return int(exc.code), json.loads(exc.read())
-
-    def stop(self) -> int:
-        if self.proc is None:
-            return 0
-        rc = stop(self.proc, 40)
-        self.log_fh.close()
-        return rc
+def kamailio_log(edge: VoicebotServer) -> str:
+    path = edge.workdir / "run" / "edge" / "kamailio.log"
+    return path.read_text(errors="replace")[-3000:] if path.exists() else "(no kamailio log)"
 
 
 @dataclass
 class Cluster:
     url: str
-    edge: Edge
+    edge: VoicebotServer  # `voicebot edge`
     nodes: dict[str, VoicebotServer]
 
     def calls_per_node(self, expect: int, timeout: float = 20.0) -> collections.Counter[str]:
@@ -130,7 +71,7 @@ class Cluster:
             "--- edge ---",
             self.edge.log()[-3000:],
             "--- kamailio ---",
-            self.edge.kamailio_log(),
+            kamailio_log(self.edge),
         ]
         for name, node in self.nodes.items():
             lines = [ln for ln in node.log().splitlines() if re.search(r"cluster\.|ua\.|call\.rej|error", ln)]
@@ -186,12 +127,13 @@ def cluster(tmp_path: Path, postgres: PostgresServer) -> Iterator[Cluster]:
     nodes = {"a": _node(tmp_path, "a", "127.0.0.1", url)}
     nodes["a"].wait_log(r"ua\.ready", count=2, timeout=75)
     nodes["b"] = _node(tmp_path, "b", "127.0.0.2", url)
-    edge = Edge(tmp_path / "edge", port, edge_env).start()
+    (tmp_path / "edge").mkdir()
+    edge = VoicebotServer(tmp_path / "edge", port, edge_env, command="edge").start()
     c = Cluster(url, edge, nodes)
     try:
         nodes["b"].wait_log(r"ua\.ready", count=2, timeout=75)
         deadline = time.monotonic() + 20
-        while len(edge.live()) < 4:  # four distinct UA workers active at the edge
+        while len(live(edge)) < 4:  # four distinct UA workers active at the edge
             assert time.monotonic() < deadline, c.why()
             time.sleep(0.2)
         yield c
@@ -203,7 +145,7 @@ def cluster(tmp_path: Path, postgres: PostgresServer) -> Iterator[Cluster]:
 
 def test_calls_spread_over_two_nodes_and_a_killed_node_is_taken_out(cluster: Cluster, tmp_path: Path) -> None:
     port = cluster.edge.port
-    assert cluster.edge.readyz()[0] == 200
+    assert cluster.edge.probe("readyz")[0] == 200
     res = sipp("uac_rr.xml", f"127.0.0.1:{port}", "-m", "8", "-l", "8", "-r", "20", "-d", "3000", timeout=60)
     assert res.returncode == 0, cluster.why(res.stdout)
     per_node = cluster.calls_per_node(expect=8)
@@ -239,7 +181,7 @@ def test_calls_spread_over_two_nodes_and_a_killed_node_is_taken_out(cluster: Clu
         _query(cluster.url, "SELECT disposition, end_reason FROM calls WHERE id LIKE 'lost-%'")
     )
     assert len(lost_rows) == 2 and all(r[0] == "failed" and "node b" in r[1] for r in lost_rows), lost_rows
-    status, body = cluster.edge.readyz()
+    status, body = cluster.edge.probe("readyz")
     assert status == 200 and body["backends_live"] == 2, body
 
 

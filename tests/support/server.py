@@ -20,12 +20,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 @dataclass
 class VoicebotServer:
-    """A supervisor process and everything it started; stop() drains it with SIGTERM."""
+    """A supervisor process and everything it started; stop() drains it with SIGTERM.
+    ``command`` "edge" runs `voicebot edge` instead of `voicebot run`."""
 
     workdir: Path
     port: int
     env: dict[str, str]
     proc: subprocess.Popen[bytes] | None = None
+    command: str = "run"
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -39,7 +41,7 @@ class VoicebotServer:
         env = {**os.environ, **self.env}
         self.log_fh = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "voicebot.cli", "run"],
+            [sys.executable, "-m", "voicebot.cli", self.command],
             cwd=REPO,
             env=env,
             stdout=self.log_fh,
@@ -50,7 +52,8 @@ class VoicebotServer:
             # A UA worker listens once its call-worker pool is ready (it waits up to 60 s for it):
             # with litellm and a warm TTS to load on two busy cores that can take tens of seconds.
             wait_sip(self.port, timeout=75)
-            self.wait_log(r"ua\.ready", count=int(self.env.get("VOICEBOT_WORKERS__UA_WORKERS", "1")))
+            if self.command == "run":
+                self.wait_log(r"ua\.ready", count=int(self.env.get("VOICEBOT_WORKERS__UA_WORKERS", "1")))
         return self
 
     def log(self) -> str:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from voicebot.cluster import registry
 from voicebot.cluster.registry import BackendRow
 from voicebot.db.engine import DatabaseParams, create_engine, sessionmaker
+from voicebot.edge import kamailio_cfg
+from voicebot.edge.params import Backend
 from voicebot.logs import get_logger
 
 log = get_logger(__name__)
@@ -24,8 +26,8 @@ BEAT_TIMEOUT_S = 5.0  # a database that drops packets must not freeze the beat
 
 
 def backend_uri(host: str, port: int) -> str:
-    """``sip:HOST:PORT`` as the edge's dispatcher prints it (IPv6 in brackets)."""
-    return f"sip:[{host}]:{port}" if ":" in host and not host.startswith("[") else f"sip:{host}:{port}"
+    """``sip:HOST:PORT`` as the edge's dispatcher prints it (the edge's own rendering)."""
+    return kamailio_cfg.backend_uri(Backend(host=host, port=port))
 
 
 class Membership:
