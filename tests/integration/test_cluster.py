@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from pg_server import PostgresServer
 from sqlalchemy import text
-from support.net import free_port, free_port_block
+from support.net import free_port, free_port_block, sip_options
 from support.peers import call_bot, sipp
 from support.procs import kill_tree
 from support.server import VoicebotServer, server_env
@@ -120,7 +120,7 @@ def cluster(tmp_path: Path, postgres: PostgresServer) -> Iterator[Cluster]:
         "VOICEBOT_METRICS__LISTEN": f"127.0.0.1:{free_port()}",
         "VOICEBOT_EDGE__PROBE_INTERVAL_S": "1",
         "VOICEBOT_CLUSTER__BACKEND_NETWORKS": '["127.0.0.0/8"]',
-        "VOICEBOT_WORKERS__DRAIN_TIMEOUT_S": "5",
+        "VOICEBOT_WORKERS__DRAIN_TIMEOUT_S": "12",  # longer than the edge drain test's calls
         **CLUSTER,
     }
     # the nodes first: the first one migrates the shared database, then the edge reads it
@@ -204,3 +204,24 @@ def test_a_draining_node_leaves_the_edge_and_its_calls_finish(cluster: Cluster, 
     assert [row[0] for row in cluster.backends()] == ["a", "a"]
     assert cluster.calls_per_node(expect=8) == {"a": 6, "b": 2}, cluster.why()
     assert "edge.calls_lost" not in cluster.edge.log()
+
+    # Now the edge itself drains (SIGTERM, as systemd or Kubernetes stops it) with two calls up.
+    edge = cluster.edge
+    assert edge.proc is not None
+    callers = [call_bot(tmp_path, port, "--duration", "5", name=f"through{i}") for i in range(2)]
+    cluster.nodes["a"].wait_log(r"call\.answered", count=6 + 2, timeout=20)
+    edge.proc.send_signal(signal.SIGTERM)
+    edge.wait_log(r"edge\.draining", timeout=10)
+    # not ready, and a PBX probing with OPTIONS or sending a new INVITE gets 503 at once
+    status, body = edge.probe("readyz")
+    assert status == 503 and "draining" in body["why"], body
+    assert (sip_options(port) or "").startswith("SIP/2.0 503"), sip_options(port)
+    refused = sipp("invite_expect_503.xml", f"127.0.0.1:{port}", "-m", "1", timeout=10)
+    assert refused.returncode == 0, "a draining edge must answer new INVITEs with 503"
+    # the two calls in progress go on to their end through the edge (the callers' BYEs are relayed)
+    results = [c.result() for c in callers]
+    assert all(r["confirmed"] and not r["disconnected_by_remote"] for r in results), results
+    assert edge.proc.wait(timeout=20) == 0
+    log = edge.log()
+    assert "edge.stopped" in log and "edge.drain_timeout" not in log, log[-2000:]
+    assert cluster.calls_per_node(expect=10) == {"a": 8, "b": 2}, cluster.why()
