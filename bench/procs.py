@@ -55,7 +55,8 @@ def cpu_by_name() -> dict[str, float]:
         fields = stat.rsplit(")", 1)[1].split()
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         if name.startswith("python") and len(cmd) > 2:
-            name = cmd[2].decode(errors="replace").rsplit(".", 1)[-1] if cmd[1] == b"-m" else name
+            # `python -m voicebot.ua.main` -> "ua.main" (several modules are called main)
+            name = cmd[2].decode(errors="replace").removeprefix("voicebot.") if cmd[1] == b"-m" else name
         out[name] += (int(fields[11]) + int(fields[12])) / CLK
     return out
 

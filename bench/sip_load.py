@@ -96,6 +96,12 @@ def main() -> int:
         default="",
         help="asr.backend for the run (default: the settings'); none = the SIP and media path alone",
     )
+    ap.add_argument(
+        "--fork-server",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fork call workers from the fork server (workers.fork_server, the default: true)",
+    )
     args = ap.parse_args()
     k = args.ua_workers or max(1, math.ceil(args.calls / 4))
     work = Path(tempfile.mkdtemp(prefix="voicebot-bench-"))
@@ -106,6 +112,7 @@ def main() -> int:
         "VOICEBOT_WORKERS__CALL_POOL_SIZE": "4",
         "VOICEBOT_EDGE__PIKE_REQS_PER_INTERVAL": "100000",
         "VOICEBOT_LOG__LEVEL": "info",
+        "VOICEBOT_WORKERS__FORK_SERVER": "true" if args.fork_server else "false",
         **({"VOICEBOT_ASR__BACKEND": args.asr} if args.asr else {}),
     }
     servers: list[subprocess.Popen[bytes]] = []
@@ -277,6 +284,7 @@ def main() -> int:
         "ua_workers": k,
         "nodes": max(1, args.nodes),
         "asr": args.asr or "default",
+        "fork_server": args.fork_server,
         "cores": os.cpu_count(),
         "answered_pct": round(100.0 * int(stats["answered"]) / args.calls, 1),  # type: ignore[call-overload]
         "sipp_rc": sipp.returncode,

@@ -258,8 +258,9 @@ def main() -> int:
     )
     ap.add_argument(
         "--fork-server",
-        action="store_true",
-        help="fork call workers from the fork server (workers.fork_server: true)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fork call workers from the fork server (workers.fork_server, the default: true)",
     )
     ap.add_argument("--json", type=Path)
     ap.add_argument("--uncached", action="store_true", help="a greeting synthesised during each call")

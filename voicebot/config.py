@@ -116,10 +116,12 @@ class WorkerSettings(_Group):
     # models); each costs one idle worker's memory.
     spare_call_workers: int = Field(1, ge=0, le=4)
     # Fork call workers from a parent that has imported them once (pages shared copy-on-write:
-    # ~36 MB of their own per worker instead of ~94 MB); off (the default until it has been through
-    # the whole test suite): each starts as a fresh program. With an LLM, a forked worker imports
-    # litellm itself (the fork server must not: its threads make forking unsafe).
-    fork_server: bool = False
+    # ~36 MB of their own per worker instead of ~94 MB; a fork costs ~0.1 CPU s instead of 0.2-0.9 s
+    # of imports per call, which at 40 calls on 2 cores was the difference between meeting the
+    # media targets and not: docs/benchmarks.md). false: each starts as a fresh program. With an
+    # LLM, a forked worker imports litellm itself (the fork server must not: its threads make
+    # forking unsafe).
+    fork_server: bool = True
     drain_timeout_s: float = Field(30.0, ge=0)
     restart_backoff_s: float = Field(0.5, ge=0)
     # A UA worker writes a heartbeat from the loop that serves its calls (every 0.2 s); silent for

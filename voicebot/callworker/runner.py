@@ -33,6 +33,7 @@ from voicebot.errors import ProtocolError
 from voicebot.ipc import proto
 from voicebot.llm.client import sentences as llm_sentences
 from voicebot.media.audiofile import wav_bytes
+from voicebot.media.frames import frame_bytes
 from voicebot.media.prompts import Prompts
 
 log = logs.get_logger(__name__)
@@ -63,6 +64,7 @@ class CallRunner:
         self.events: list[dict[str, Any]] = []
         self.caller_audio = bytearray()
         self.max_caller_audio = int(start.sample_rate * 2 * min(params.max_call_s, 600))
+        self.frame_bytes = frame_bytes(start.sample_rate)  # 20 ms
         self.outbox = Outbox(sock, on_closed=self._ua_gone)
         self.speaker = Speaker(outbox=self.outbox, voices=voices, sample_rate=start.sample_rate,
                                report=self.feed, note=self.note)  # fmt: skip
@@ -70,6 +72,7 @@ class CallRunner:
         self.jobs: dict[int, asyncio.Task[None]] = {}  # LLM, tool and recording tasks by request
         self.tg: asyncio.TaskGroup | None = None
         self.timer_wake = asyncio.Event()
+        self.armed_deadline: float | None = None  # what _timers waits for now
         self.over = asyncio.Event()
         self.ended_reason: str | None = None
 
@@ -149,7 +152,8 @@ class CallRunner:
                     stage = "tool"
                 if stage and not self.over.is_set():
                     self.outbox.control(proto.StageFailed(stage=stage))  # the node's error counters
-        self.timer_wake.set()  # deadlines may have moved
+        if self.engine.next_deadline() != self.armed_deadline:
+            self.timer_wake.set()  # the next deadline moved: re-arm (not on every caller frame)
 
     def note(
         self, kind: str, data: dict[str, Any], log_as: str | None = None, at: float | None = None
@@ -170,21 +174,42 @@ class CallRunner:
 
     # -- reading ----------------------------------------------------------------------------------
     async def _reader(self) -> None:
+        """Read the UA's messages until the call is over. One reader callback stays registered for
+        the whole call and takes every message that is there when it runs (50 caller frames a
+        second: a future, a timeout and a reader registration per frame cost more than the frame's
+        own work did)."""
         loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            try:
+                while not done.done():
+                    try:
+                        data = self.sock.recv(proto.MAX_MESSAGE + 1)
+                    except (BlockingIOError, InterruptedError):
+                        return
+                    except (ConnectionResetError, BrokenPipeError):
+                        data = b""
+                    if not data:
+                        done.set_result(None)
+                        return
+                    try:
+                        msg = proto.decode(data)
+                    except ProtocolError as exc:
+                        log.warning("ipc.bad_message", error=str(exc))
+                        continue
+                    if self._take(msg):
+                        done.set_result(None)
+            except Exception as exc:  # raised in the reading task, as when it read itself
+                if not done.done():
+                    done.set_exception(exc)
+
+        fd = self.sock.fileno()
+        loop.add_reader(fd, readable)
         try:
-            while True:
-                data = await loop.sock_recv(self.sock, proto.MAX_MESSAGE + 1)
-                if not data:
-                    break
-                try:
-                    msg = proto.decode(data)
-                except ProtocolError as exc:
-                    log.warning("ipc.bad_message", error=str(exc))
-                    continue
-                if self._take(msg):
-                    break
-        except (ConnectionResetError, BrokenPipeError):
-            pass
+            await done
+        finally:
+            loop.remove_reader(fd)
         self._ua_gone()
 
     def _take(self, msg: proto.Control | bytes) -> bool:
@@ -193,7 +218,9 @@ class CallRunner:
             if len(self.caller_audio) < self.max_caller_audio:
                 # the kept caller audio is silent while a PIN or card number is being said
                 self.caller_audio += bytes(len(msg)) if self.engine.sensitive else msg
-            self.feed(ev.Audio(msg))
+            n = self.frame_bytes  # the UA sends a few 20 ms frames per message
+            for i in range(0, len(msg), n):
+                self.feed(ev.Audio(msg[i : i + n]))
         elif isinstance(msg, proto.DtmfReceived):
             self.feed(ev.Key(msg.digit, msg.method))
         elif isinstance(msg, proto.PlayedMark):
@@ -293,7 +320,7 @@ class CallRunner:
 
     async def _timers(self) -> None:
         while True:
-            deadline = self.engine.next_deadline()
+            deadline = self.armed_deadline = self.engine.next_deadline()
             self.timer_wake.clear()
             delay = None if deadline is None else max(0.0, deadline - time.monotonic())
             with contextlib.suppress(TimeoutError):

@@ -22,6 +22,10 @@ from voicebot.ipc import proto
 from voicebot.media.frames import read_frame, write_frame
 
 _FLUSH = object()  # the inbox request "drop everything queued before me"
+# Caller audio goes to the call worker two frames (40 ms) per message: half the wake-ups and system
+# calls in both processes (docs/benchmarks.md, "Per-call CPU"), for at most 20 ms more before the
+# call worker's VAD sees a frame. The call worker splits messages back into 20 ms frames.
+FRAMES_PER_MESSAGE = 2
 
 
 @dataclass
@@ -47,6 +51,7 @@ class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]
         self._sock = sock
         self._frame_len = sample_rate // 50 * 2
         self._silence = bytes(self._frame_len)
+        self._pending = bytearray()  # media thread only: caller frames not yet sent
         self._inbox: collections.deque[bytes | str | object] = collections.deque()  # main -> media
         self._playout: collections.deque[bytes | str] = collections.deque()  # media thread only
         self._in_prompt = False  # media thread only
@@ -100,8 +105,14 @@ class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]
         if frame.type != pj.PJMEDIA_FRAME_TYPE_AUDIO:
             return
         self.stats.frames_in += 1
+        pending = self._pending
+        pending += read_frame(frame)
+        if len(pending) < FRAMES_PER_MESSAGE * self._frame_len:
+            return
+        message = proto.AUDIO + pending
+        pending.clear()
         try:
-            self._sock.send(proto.AUDIO + read_frame(frame), socket.MSG_DONTWAIT)
+            self._sock.send(message, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             self.stats.dropped_to_worker += 1  # worker stalled: drop, never block the media thread
         except OSError:

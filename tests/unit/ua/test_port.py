@@ -5,10 +5,11 @@ from __future__ import annotations
 import socket
 
 import pjsua2 as pj
+import pytest
 
 from voicebot.ipc import proto
 from voicebot.media.frames import frame_bytes, read_frame, write_frame
-from voicebot.ua.port import CallAudioPort
+from voicebot.ua.port import FRAMES_PER_MESSAGE, CallAudioPort
 
 
 def test_frame_copy_round_trip() -> None:
@@ -43,11 +44,21 @@ def test_playout_rechunks_pads_reports_marks_and_flushes() -> None:
     assert read_frame(f) == b"\x00" * 320  # the flushed audio never plays
     assert list(port.stats.dropped) == ["m2"] and list(port.stats.marks) == ["m1", "m3"]
 
-    rx = pj.MediaFrame()
-    write_frame(rx, b"\x05\x00" * 160)
-    rx.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
-    port.onFrameReceived(rx)
-    assert proto.decode(b.recv(1000)) == b"\x05\x00" * 160
+    # caller audio goes out FRAMES_PER_MESSAGE frames per message, in order
+    b.setblocking(False)
+    sent = []
+    for i in range(2 * FRAMES_PER_MESSAGE):
+        rx = pj.MediaFrame()
+        write_frame(rx, bytes([i, 0]) * 160)
+        rx.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+        port.onFrameReceived(rx)
+        sent.append(bytes([i, 0]) * 160)
+        if i + 1 < FRAMES_PER_MESSAGE:
+            with pytest.raises(BlockingIOError):  # held until the message is full
+                b.recv(10000)
+    assert proto.decode(b.recv(10000)) == b"".join(sent[:FRAMES_PER_MESSAGE])
+    assert proto.decode(b.recv(10000)) == b"".join(sent[FRAMES_PER_MESSAGE:])
+    assert port.stats.frames_in == 2 * FRAMES_PER_MESSAGE
     a.close()
     b.close()
 
