@@ -49,12 +49,17 @@ class Call(Base):
     dialplan: Mapped[str] = mapped_column(String(255), default="")
     ua_worker: Mapped[int] = mapped_column(Integer, default=0)
     node: Mapped[str] = mapped_column(String(64), default="")  # the voicebot node that took the call
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    started_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
     answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     disposition: Mapped[str | None] = mapped_column(String(32))  # transferred, hung_up, failed, ...
     transfer_queue: Mapped[str | None] = mapped_column(String(64))
     end_reason: Mapped[str | None] = mapped_column(Text)
+    dialplan_version: Mapped[str] = mapped_column(String(64), default="")  # <version>-<hash>
+    outcome: Mapped[str] = mapped_column(String(16), default="", index=True)  # completed, escalated, ...
+    failure_class: Mapped[str] = mapped_column(String(32), default="", index=True)  # records/classify.py
 
     events: Mapped[list[CallEvent]] = relationship(back_populates="call", order_by="CallEvent.id")
 

@@ -105,6 +105,8 @@ class CallEngine:
         self.ended = False
         self._resuming = False
         self._checkpointed = ""
+        # (step, no-match count) the record last showed; a resumed call goes on from its checkpoint
+        self._decided: tuple[str | None, int] = (self.it.state.step, self.it.state.no_matches)
 
     # -- public -------------------------------------------------------------------------------
     @property
@@ -123,7 +125,10 @@ class CallEngine:
                 self._resuming = False
         today = self.info.today or datetime.date.today().isoformat()
         started = ip.CallStarted(now, self.info.caller, self.info.called, self.info.call_id, today)
-        return self._adapt(self.it.handle(started), now)
+        plan = fx.Note(
+            "plan", {"id": self.plan.id, "version": self.plan.version, "hash": self.plan.content_hash}
+        )
+        return [plan, *self._adapt(self.it.handle(started), now)]
 
     def handle(self, event: ev.Event, now: float) -> list[fx.Effect]:
         if self.ended:
@@ -418,7 +423,7 @@ class CallEngine:
     def _adapt(self, actions: list[ip.Action], now: float, last_mark: str | None = None) -> list[fx.Effect]:
         """Interpreter actions -> effects. ``last_mark``: audio already queued that a new collect's
         no-input timer must wait for."""
-        out: list[fx.Effect] = []
+        out: list[fx.Effect] = self._decisions()
         arm: ip.StartCollect | None = None  # a collect whose no-input timer starts now
         if last_mark is not None and last_mark not in self.playing:
             last_mark = None  # it has already played
@@ -453,6 +458,19 @@ class CallEngine:
         if arm is not None and arm is self.collect:
             self._arm(arm.timeout_s, now)
         return out + self._checkpoint()
+
+    def _decisions(self) -> list[fx.Effect]:
+        """The interpreter's decisions since the last look, for the call's record: a step entered,
+        an answer that matched nothing (what the failure classes are derived from)."""
+        st = self.it.state
+        step, no_matches = self._decided
+        out: list[fx.Effect] = []
+        if st.no_matches > no_matches:
+            out.append(fx.Note("no_match", {"step": step, "count": st.no_matches}))
+        if st.step != step and st.step is not None:
+            out.append(fx.Note("step", {"step": st.step}))
+        self._decided = (st.step, st.no_matches)
+        return out
 
     def _call_tool(self, call: ip.ToolCall, now: float) -> list[fx.Effect]:
         req = self._next_req()

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from voicebot.ipc import proto
+from voicebot.records.classify import classify
 
 KEPT_EVENTS = frozenset(
     {
@@ -35,6 +36,13 @@ KEPT_EVENTS = frozenset(
         "asr_unrecognized",
         "barge_in",
         "call_ended",
+        # what the failure classes are derived from (voicebot/records/classify.py)
+        "plan",
+        "step",
+        "no_match",
+        "early_endpoint",
+        "policy_block",
+        "retrieval",
     }
 )
 PII_FIELDS = ("text",)
@@ -62,6 +70,9 @@ class CallRecord(BaseModel):
     disposition: str
     transfer_queue: str | None = None
     end_reason: str = ""
+    dialplan_version: str = ""  # "<version>-<content hash>" of the plan the call ran
+    outcome: str = ""  # completed, escalated, abandoned, failed (classify.OUTCOMES)
+    failure_class: str = ""  # completed or the class of failure (classify.CLASSES)
     events: list[RecordEvent] = Field(default_factory=list)
 
 
@@ -100,6 +111,9 @@ def build(
         )
     kind, queue, reason = disposition(events)
     last = float(events[-1]["t"]) if events else 0.0
+    verdict = classify([{"kind": e.kind, **e.data} for e in kept])
+    plan = next((e.data for e in kept if e.kind == "plan"), {})
+    version = f"{plan['version']}-{str(plan.get('hash', ''))[:12]}" if plan else ""
     return CallRecord(  # cut to the columns' sizes: a 300-character From user must not block the spool
         call_id=start.call_id,
         sip_call_id=start.sip_call_id[:255],
@@ -115,6 +129,9 @@ def build(
         disposition=kind,
         transfer_queue=queue,
         end_reason=reason[:500],
+        dialplan_version=version[:64],
+        outcome=verdict.outcome,
+        failure_class=verdict.failure_class,
         events=kept,
     )
 
@@ -132,4 +149,6 @@ def lost(sip_call_id: str, ua_worker: int, reason: str, now: dt.datetime, node: 
         ended_at=now,
         disposition="failed",
         end_reason=reason[:500],
+        outcome="failed",
+        failure_class="system_failure",
     )

@@ -1,0 +1,1 @@
+"""What the calls in the database say: `voicebot calls` and `voicebot report`."""
