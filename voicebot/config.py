@@ -301,6 +301,29 @@ class ClusterSettings(_Group):
         return _networks(value, "cluster")
 
 
+class CostSettings(_Group):
+    """Prices for what a call uses, for `voicebot report` (cost per call and per completed outcome)
+    and `voicebot calls show`. Keys name a trunk, a recogniser or a voice; "*" prices the others.
+    Computed when a report is made, so a price change applies to past calls too."""
+
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+    trunk_minute: dict[str, float] = Field(default_factory=dict)  # per started minute of a call, by trunk
+    # per second of caller audio sent to the recogniser, by provider name (inference.asr_providers),
+    # "local" for the node's own speech service or models
+    asr_second: dict[str, float] = Field(default_factory=dict)
+    # per 1000 characters synthesised (cached prompts cost nothing), by provider name or TTS backend
+    tts_1k_chars: dict[str, float] = Field(default_factory=dict)
+    transfer: float = Field(0.0, ge=0)  # per successful transfer to a queue
+
+    @field_validator("trunk_minute", "asr_second", "tts_1k_chars")
+    @classmethod
+    def _no_negative_prices(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [k for k, v in value.items() if v < 0]
+        if bad:
+            raise ValueError(f"negative price for {', '.join(bad)}")
+        return value
+
+
 class MetricsSettings(_Group):
     # Prometheus /metrics (turn stage times, greeting, calls); "" turns it off. Loopback by default:
     # put a scraper or a reverse proxy in front rather than opening it to the network.
@@ -346,6 +369,7 @@ class Settings(BaseSettings):
     llm: LlmSettings = Field(default_factory=LlmSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    costs: CostSettings = Field(default_factory=CostSettings)
     run_dir: Path = Path("var/run")
     dialplan_store: Path = Path("var/dialplans")  # published versions (voicebot dialplan publish)
     # Base URLs dialplan `tool` steps may call; none by default (a dialplan cannot reach the network).

@@ -5,6 +5,7 @@ and turn waterfall of one call, and the report's rates and latency percentiles."
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -18,12 +19,16 @@ from support.peers import call_bot, queue_peer
 pytestmark = pytest.mark.integration
 
 
+PRICES = {"VOICEBOT_COSTS__TRUNK_MINUTE": '{"*": 0.01}', "VOICEBOT_COSTS__TRANSFER": "0.05"}
+
+
 def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "voicebot.cli", *args, "--url", url],
         capture_output=True,
         text=True,
         timeout=60,
+        env={**os.environ, **PRICES},
     )
 
 
@@ -105,6 +110,11 @@ def test_calls_and_report_on_real_calls(voicebot, tmp_path: Path) -> None:
     assert greeting["n"] == 4 and 0 < greeting["p50"] <= greeting["p95"] <= greeting["p99"] < 2000
     (example,) = report["by_version"]
     assert example["dialplan"] == "example.yaml" and example["version"] == wrong["dialplan_version"]
+    # costs: each call is under a minute (0.01 each), one transfer (0.05); 2 completed outcomes
+    cost = total["cost"]
+    assert cost["parts"]["trunk"] == pytest.approx(0.04) and cost["parts"]["transfer"] == pytest.approx(0.05)
+    assert cost["per_completed"] == pytest.approx(cost["total"] / 2) and report["currency"] == "USD"
+    assert found["2"]["cost"]["transfer"] == 0.05 and found[""]["cost"]["transfer"] == 0.0
     text = cli(url, "report", "--since", "1h")
     assert "completion 50%" in text.stdout and "greeting" in text.stdout
 

@@ -27,6 +27,7 @@ class Transcript:
     confidence: float  # 0..1
     audio_s: float
     decode_s: float
+    provider: str = ""  # who decoded it, for costs: a provider's name (inference chains); "" = in-process
 
 
 def joined(parts: Sequence[Transcript | None]) -> Transcript | None:
@@ -45,6 +46,7 @@ def joined(parts: Sequence[Transcript | None]) -> Transcript | None:
         confidence=round(confidence, 3),
         audio_s=round(sum(p.audio_s for p in got), 3),
         decode_s=round(sum(p.decode_s for p in got), 3),
+        provider=next((p.provider for p in got if p.provider), ""),
     )
 
 

@@ -77,7 +77,7 @@ class Speaker:
         sent = 0
         step = int(self.rate * AUDIO_CHUNK_S) * 2
         errors: list[str] = []
-        for chunks in self._sources(speak):
+        for voice, chunks in self._sources(speak):
             try:
                 while (pcm := await asyncio.to_thread(next, chunks, None)) is not None:
                     if sent == 0 and pcm:
@@ -87,6 +87,9 @@ class Speaker:
                     for i in range(0, len(pcm), step):
                         self.outbox.audio(pcm[i : i + step])
                     sent += len(pcm)
+                made = getattr(voice, "synthesised", None)
+                if made is not None and sent:  # synthesised for this call, not from the cache: a cost
+                    self.note("tts", {"voice": made[0], "chars": made[1]})
                 break
             except Exception as exc:  # TtsError, a broken file, a backend that would not load...
                 errors.append(str(exc)[:200])
@@ -102,10 +105,10 @@ class Speaker:
     def _wav(self, path: Path) -> Iterator[bytes]:
         yield load_wav(path, self.rate)  # ValueError (unusable file): the text is spoken instead
 
-    def _sources(self, speak: fx.Speak) -> Iterator[Iterator[bytes]]:
+    def _sources(self, speak: fx.Speak) -> Iterator[tuple[Prompts | None, Iterator[bytes]]]:
         """The prompt's audio: its WAV, else its text in each voice of the chain, in order."""
         if speak.audio:
-            yield self._wav(Path(speak.audio))  # checked at load time; the file may have changed since
+            yield None, self._wav(Path(speak.audio))  # checked at load time; the file may have changed
         if speak.text:
             for voice in self.voices:
-                yield voice.stream(speak.text, cache=speak.cache)
+                yield voice, voice.stream(speak.text, cache=speak.cache)

@@ -318,6 +318,8 @@ class CallEngine:
                 "text": shown,
                 "confidence": result.confidence,
                 "decode_s": result.decode_s,
+                "audio_s": result.audio_s,  # caller audio sent to the recogniser (a cost)
+                "asr": result.provider,
                 "end_to_decision_ms": gap_ms,
             }
             out.append(fx.Note("transcript", data, log="call.transcript"))

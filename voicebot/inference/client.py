@@ -195,7 +195,8 @@ class ServiceAsr:
             confidence = wire.confidence_of(answer.get("segments"))
             if confidence is None:
                 confidence = 0.9 if text else 0.0  # providers that give no scores: trust the text
-            return Transcript(text, confidence, round(audio_s, 3), round(time.perf_counter() - t0, 3))
+            took = round(time.perf_counter() - t0, 3)
+            return Transcript(text, confidence, round(audio_s, 3), took, provider.name)
         raise AsrError("every recogniser failed: " + "; ".join(errors))
 
 
@@ -217,6 +218,7 @@ class ServiceTts:
         breaker_dir: Path | str | None = None,
     ) -> None:
         self.chain = _Chain(providers, breaker_dir)
+        self.last_provider = ""  # the provider that spoke the last text
         self.model = model
         self.voice = voice or ""
         self.call_rate = sample_rate
@@ -232,6 +234,7 @@ class ServiceTts:
                     sent = True
                     yield audio
                 breaker.success()
+                self.last_provider = provider.name  # for the call's costs
                 return
             except Exception as exc:
                 if sent:  # half a prompt was said: do not say it again in another voice

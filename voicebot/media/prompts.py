@@ -46,6 +46,8 @@ class Prompts:
         self._names = [backend] + ([fallback] if fallback and fallback != backend else [])
         self.service = service  # {"providers": [...], "breaker_dir": ...}: synthesis by a service
         self._backend: TtsBackend | None = None
+        # (voice provider, characters) of the last text synthesised by stream(); None: it came from the cache
+        self.synthesised: tuple[str, int] | None = None
 
     def path(self, text: str) -> Path:
         voice = self.voice or ""
@@ -60,6 +62,7 @@ class Prompts:
         while the next is synthesised); a cached text comes whole from disk. ``cache=False``: the
         text (it may hold caller data) is not written to the cache. Raises TtsError."""
         path = self.path(text)
+        self.synthesised = None
         if path.is_file():
             yield path.read_bytes()
             return
@@ -71,6 +74,7 @@ class Prompts:
                 pcm = trim_leading_silence(pcm, self.sample_rate)
             parts.append(pcm)
             yield pcm
+        self.synthesised = (getattr(backend, "last_provider", "") or backend.name, len(text))
         if cache:
             self._save(path, b"".join(parts))
 

@@ -43,6 +43,8 @@ KEPT_EVENTS = frozenset(
         "early_endpoint",
         "policy_block",
         "retrieval",
+        # what a call costs (voicebot/reports/costs.py)
+        "tts",
     }
 )
 PII_FIELDS = ("text",)

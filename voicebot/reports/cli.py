@@ -32,12 +32,17 @@ def _human(span: dt.timedelta) -> str:
     return f"the last {total}s"
 
 
-def _session(args: argparse.Namespace, work: Callable[[Any], Awaitable[T]]) -> T:
+def _settings(args: argparse.Namespace) -> Any:
     from voicebot.config import load_settings
+
+    return load_settings(args.config)
+
+
+def _session(args: argparse.Namespace, work: Callable[[Any], Awaitable[T]]) -> T:
     from voicebot.db.engine import opened, sessionmaker
     from voicebot.supervisor.plan import absolute_sqlite
 
-    url = absolute_sqlite(args.url or load_settings(args.config).database.url)
+    url = absolute_sqlite(args.url or _settings(args).database.url)
 
     async def go() -> T:
         async with opened(url) as engine, sessionmaker(engine)() as session, session.begin():
@@ -73,28 +78,41 @@ def _show(args: argparse.Namespace) -> int:
     async def work(session: Any) -> tuple[Any, list[Any]]:
         return await query.call_with_events(session, args.id)
 
+    from voicebot.reports.costs import call_cost
+
     call, events = _session(args, work)
+    prices = _settings(args).costs
+    cost = call_cost(
+        call.trunk, query.seconds_of(call), [{"kind": e.kind, **(e.data or {})} for e in events], prices
+    )
     if args.json:
         doc = query.call_doc(call) | {
-            "events": [query.event_doc(e, args.transcript, call.started_at) for e in events]
+            "cost": cost | {"currency": prices.currency},
+            "events": [query.event_doc(e, args.transcript, call.started_at) for e in events],
         }
         print(json.dumps(doc, indent=1, default=str))
     else:
         print(calls.render_call(call, events, transcript=args.transcript))
+        if cost["total"]:
+            parts = ", ".join(f"{k} {v:.4f}" for k, v in cost.items() if v and k != "total")
+            print(f"\ncost {cost['total']:.4f} {prices.currency} ({parts})")
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
     from voicebot.reports import query, summary
 
+    prices = _settings(args).costs
+
     async def work(session: Any) -> list[summary.CallRow]:
-        return await query.report_rows(session, since=args.since, dialplan=args.dialplan)
+        return await query.report_rows(session, since=args.since, dialplan=args.dialplan, prices=prices)
 
     report = summary.summarise(_session(args, work))
     if args.json:
-        print(json.dumps(report | {"since_s": args.since.total_seconds()}, indent=1))
+        extra = {"since_s": args.since.total_seconds(), "currency": prices.currency}
+        print(json.dumps(report | extra, indent=1))
     else:
-        print(summary.render(report, _human(args.since)))
+        print(summary.render(report, _human(args.since), prices.currency))
     return 0
 
 

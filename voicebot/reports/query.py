@@ -12,6 +12,7 @@ from voicebot.db.models import Call, CallEvent
 from voicebot.errors import VoicebotError
 from voicebot.records.classify import classify
 from voicebot.reports.calls import HIDDEN, TEXT_FIELDS
+from voicebot.reports.costs import call_cost
 from voicebot.reports.summary import CallRow
 
 
@@ -92,29 +93,45 @@ async def call_with_events(session: AsyncSession, call_id: str) -> tuple[Call, l
 
 
 async def report_rows(
-    session: AsyncSession, since: dt.timedelta, dialplan: str | None = None
+    session: AsyncSession, since: dt.timedelta, dialplan: str | None = None, prices: Any = None
 ) -> list[CallRow]:
-    """Every call of the window with its turn records (one query for the calls, one for the turns)."""
+    """Every call of the window with its turn records and, with ``prices`` (settings ``costs``), its
+    cost (one query for the calls, one per 500 calls for the events the report reads)."""
     found = list((await session.execute(_filtered(since, dialplan))).scalars())
     await classify_older(session, found)
-    turns: dict[str, list[dict[str, Any]]] = {}
+    events: dict[str, list[dict[str, Any]]] = {}
     ids = [c.id for c in found]
     for start in range(0, len(ids), 500):  # bounded IN lists
-        q = select(CallEvent.call_id, CallEvent.data).where(
-            CallEvent.call_id.in_(ids[start : start + 500]), CallEvent.kind == "turn"
+        q = (
+            select(CallEvent.call_id, CallEvent.kind, CallEvent.data)
+            .where(CallEvent.call_id.in_(ids[start : start + 500]), CallEvent.kind.in_(REPORTED))
+            .order_by(CallEvent.id)
         )
-        for call_id, data in (await session.execute(q)).all():
-            turns.setdefault(call_id, []).append(data)
-    return [
-        CallRow(
-            dialplan=(c.dialplan or "").rsplit("/", 1)[-1],
-            version=c.dialplan_version or "",
-            outcome=c.outcome or "",
-            failure_class=c.failure_class or "",
-            turns=turns.get(c.id, ()),
+        for call_id, kind, data in (await session.execute(q)).all():
+            events.setdefault(call_id, []).append({"kind": kind, **(data or {})})
+    rows = []
+    for c in found:
+        mine = events.get(c.id, [])
+        rows.append(
+            CallRow(
+                dialplan=(c.dialplan or "").rsplit("/", 1)[-1],
+                version=c.dialplan_version or "",
+                outcome=c.outcome or "",
+                failure_class=c.failure_class or "",
+                turns=[e for e in mine if e["kind"] == "turn"],
+                cost=None if prices is None else call_cost(c.trunk, seconds_of(c), mine, prices),
+            )
         )
-        for c in found
-    ]
+    return rows
+
+
+REPORTED = ("turn", "transcript", "tts", "transfer_result")  # what report rows read
+
+
+def seconds_of(call: Call) -> float:
+    if call.started_at is None or call.ended_at is None:
+        return 0.0
+    return (call.ended_at - call.started_at).total_seconds()
 
 
 FIELDS = (

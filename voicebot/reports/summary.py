@@ -27,6 +27,7 @@ class CallRow:
     outcome: str
     failure_class: str
     turns: Sequence[dict[str, Any]] = ()
+    cost: dict[str, float] | None = None  # voicebot/reports/costs.py
 
 
 def percentile(values: Sequence[float], p: float) -> float | None:
@@ -46,9 +47,17 @@ class Group:
     outcomes: Counter[str] = field(default_factory=Counter)
     classes: Counter[str] = field(default_factory=Counter)
     stages: dict[str, list[float]] = field(default_factory=dict)
+    cost_parts: dict[str, float] = field(default_factory=dict)
+    cost_by_outcome: dict[str, float] = field(default_factory=dict)
 
     def add(self, row: CallRow) -> None:
         self.calls += 1
+        if row.cost:
+            for part, price in row.cost.items():
+                if part != "total":
+                    self.cost_parts[part] = self.cost_parts.get(part, 0.0) + price
+            how = row.outcome or "unknown"
+            self.cost_by_outcome[how] = self.cost_by_outcome.get(how, 0.0) + row.cost.get("total", 0.0)
         self.outcomes[row.outcome or "unknown"] += 1
         self.classes[row.failure_class or "unknown"] += 1
         for turn in row.turns:
@@ -60,6 +69,7 @@ class Group:
 
     def figures(self) -> dict[str, Any]:
         done = self.classes.get("completed", 0)
+        total = sum(self.cost_parts.values())
         return {
             "dialplan": self.dialplan,
             "version": self.version,
@@ -69,6 +79,14 @@ class Group:
             "escalation": round(self.outcomes.get("escalated", 0) / self.calls, 4) if self.calls else None,
             "outcomes": dict(sorted(self.outcomes.items())),
             "failure_classes": dict(sorted(self.classes.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "cost": {
+                "total": round(total, 4),
+                "per_call": round(total / self.calls, 4) if self.calls else None,
+                # what one call the bot saw through costs, the failed ones' cost included
+                "per_completed": round(total / done, 4) if done else None,
+                "parts": {k: round(v, 4) for k, v in sorted(self.cost_parts.items())},
+                "by_outcome": {k: round(v, 4) for k, v in sorted(self.cost_by_outcome.items())},
+            },
             "stages_ms": {
                 stage: {f"p{p}": percentile(values, p) for p in PERCENTILES} | {"n": len(values)}
                 for stage, values in sorted(self.stages.items(), key=lambda kv: _stage_order(kv[0]))
@@ -95,7 +113,7 @@ def summarise(rows: Iterable[CallRow]) -> dict[str, Any]:
     }
 
 
-def render(report: dict[str, Any], since: str) -> str:
+def render(report: dict[str, Any], since: str, currency: str = "") -> str:
     """The report as text for a terminal."""
     lines = [f"calls since {since}"]
     for part in [report["total"], *report["by_version"]]:
@@ -114,6 +132,15 @@ def render(report: dict[str, Any], since: str) -> str:
         lines.append(
             "  failure classes: " + ", ".join(f"{k} {v}" for k, v in part["failure_classes"].items())
         )
+        cost = part["cost"]
+        if cost["total"]:
+            per_done = "-" if cost["per_completed"] is None else f"{cost['per_completed']:.4f}"
+            parts = ", ".join(f"{k} {v:.4f}" for k, v in cost["parts"].items() if v)
+            unit = f" {currency}" if currency else ""
+            lines.append(
+                f"  cost {cost['total']:.4f}{unit}: {cost['per_call']:.4f} per call, "
+                f"{per_done} per completed outcome ({parts})"
+            )
         if part["stages_ms"]:
             lines.append(
                 f"  {'stage, ms (turns: after speech end)':<36}{'p50':>8}{'p95':>8}{'p99':>8}{'n':>6}"

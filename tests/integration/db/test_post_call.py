@@ -265,6 +265,15 @@ async def test_standalone_job_workers_deliver_each_job_once_and_stop_on_sigterm(
                     return set(await s.scalars(select(Job.status))) == {"done"}
 
             await until(settled, timeout=60)
+
+            # the test is about stopping a working worker: on a loaded machine one may still be
+            # importing when the other has done every job (a SIGTERM then kills it before it can
+            # install its handler, as for any program)
+            async def both_started() -> bool:
+                logs = [(tmp_path / f"jobs{i}.log").read_text() for i in range(2)]
+                return all("jobs.worker_started" in log for log in logs)
+
+            await until(both_started, timeout=60)
         finally:
             for w in workers:
                 w.send_signal(signal.SIGTERM)
