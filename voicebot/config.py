@@ -324,6 +324,15 @@ class CostSettings(_Group):
         return value
 
 
+class TracingSettings(_Group):
+    """One OpenTelemetry trace per call (docs/operations.md, "Tracing"); needs the optional extra
+    ``voicebot[tracing]``. Off while ``otlp_endpoint`` is empty."""
+
+    # an OTLP/HTTP collector's traces URL, e.g. http://otel-collector:4318/v1/traces
+    otlp_endpoint: str = Field("", pattern=r"^$|^https?://\S+$")
+    service_name: str = Field("voicebot", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+
 class MetricsSettings(_Group):
     # Prometheus /metrics (turn stage times, greeting, calls); "" turns it off. Loopback by default:
     # put a scraper or a reverse proxy in front rather than opening it to the network.
@@ -370,6 +379,7 @@ class Settings(BaseSettings):
     jobs: JobSettings = Field(default_factory=JobSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     costs: CostSettings = Field(default_factory=CostSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     run_dir: Path = Path("var/run")
     dialplan_store: Path = Path("var/dialplans")  # published versions (voicebot dialplan publish)
     # Base URLs dialplan `tool` steps may call; none by default (a dialplan cannot reach the network).

@@ -21,10 +21,11 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import structlog
 
-from voicebot import logs
+from voicebot import logs, tracing
 from voicebot.asr.base import AsrBackend, FailingAsr
 from voicebot.asr.base import create as create_asr
 from voicebot.callworker.params import CallWorkerParams
@@ -36,6 +37,7 @@ from voicebot.ipc import proto
 from voicebot.llm.client import load_litellm
 from voicebot.media.prompts import Prompts
 from voicebot.procutil import die_with_parent
+from voicebot.records import record as records
 from voicebot.tts.base import TtsError
 
 log = logs.get_logger(__name__)
@@ -77,6 +79,8 @@ async def serve(sock: socket.socket, params: CallWorkerParams, asr: AsrBackend |
         log.error("ipc.protocol", why="first message was not call_start")
         return 1
     structlog.contextvars.bind_contextvars(call_id=first.call_id, sip_call_id=first.sip_call_id)
+    if params.otlp_endpoint:  # the speech service's spans go under the call's root span
+        tracing.TRACEPARENT.set(tracing.traceparent(first.call_id))
     log.info(
         "call.started", trunk=first.trunk, caller=first.caller, callee=first.callee, resumed=first.deaths
     )
@@ -109,8 +113,29 @@ async def serve(sock: socket.socket, params: CallWorkerParams, asr: AsrBackend |
                 params.jobs,
                 params.spool_dir,
             )
+        if params.otlp_endpoint:
+            await export_trace(params, first, started_at, worker_started, runner.events)
         log.info("call.worker_done", digits=len(engine.digits))
     return 0
+
+
+async def export_trace(
+    params: CallWorkerParams,
+    start: proto.CallStart,
+    started_at: datetime.datetime,
+    events_at: datetime.datetime,
+    events: list[dict[str, Any]],
+) -> None:
+    """The call's spans to the collector, after the call (bounded; a failure costs a warning)."""
+    try:
+        rec = records.build(start, started_at, events, params.redact_pii, events_at)
+        invite = start.invite_ms if start.worker_no == 1 else 0.0  # a resumed part has no INVITE
+        n = await asyncio.to_thread(
+            tracing.export_call, params.otlp_endpoint, params.trace_service, rec, events, events_at, invite
+        )
+        log.info("tracing.exported", spans=n)
+    except Exception as exc:  # tracing must never cost a call anything
+        log.warning("tracing.export_failed", error=f"{type(exc).__name__}: {str(exc)[:200]}")
 
 
 def load_asr(params: CallWorkerParams) -> AsrBackend | None:

@@ -23,6 +23,8 @@ class CallWorkerParams(BaseModel):
     call_logic: Literal["dialplan", "builtin"] = "dialplan"
     dialplan_store: Path | None = None
     tools_allow: list[str] = Field(default_factory=list)  # base URLs dialplan tools may call
+    otlp_endpoint: str = ""  # tracing: export each call's spans here (voicebot/tracing.py)
+    trace_service: str = "voicebot"
     llm: LlmConfig = Field(default_factory=LlmConfig)  # agent steps
     # spoken word -> queue name (the UA worker still maps the queue to a URI from the admin allowlist)
     speech_keywords: dict[str, str] = Field(default_factory=dict)

@@ -33,6 +33,7 @@ from voicebot.inference.breaker import SharedBreaker
 from voicebot.inference.providers import ProviderConfig
 from voicebot.logs import get_logger
 from voicebot.media.audiofile import wav_bytes
+from voicebot.tracing import TRACEPARENT
 from voicebot.tts.base import Audio, TtsError
 from voicebot.tts.base import register as register_tts
 
@@ -169,7 +170,7 @@ class ServiceAsr:
                 "prompt": hints_prompt(hints),
                 "response_format": "verbose_json",
             }
-            headers = {}
+            headers = _trace_headers()
             if provider.voicebot:  # the server drops it unstarted rather than answer too late
                 headers["X-Deadline-Ms"] = str(round(provider.timeout_s * 1000 * 0.8))
             try:
@@ -198,6 +199,12 @@ class ServiceAsr:
             took = round(time.perf_counter() - t0, 3)
             return Transcript(text, confidence, round(audio_s, 3), took, provider.name)
         raise AsrError("every recogniser failed: " + "; ".join(errors))
+
+
+def _trace_headers() -> dict[str, str]:
+    """The call's W3C traceparent, when the call is traced (voicebot/tracing.py)."""
+    parent = TRACEPARENT.get()
+    return {"traceparent": parent} if parent else {}
 
 
 @register_tts("service")
@@ -257,7 +264,9 @@ class ServiceTts:
             body["sample_rate"] = rate  # voicebot's extension; OpenAI's pcm is always 24 kHz
         with (
             _Outstanding(url),
-            _client(url, provider).stream("POST", "audio/speech", json=body) as response,
+            _client(url, provider).stream(
+                "POST", "audio/speech", json=body, headers=_trace_headers()
+            ) as response,
         ):
             if not response.is_success:
                 response.read()

@@ -15,6 +15,7 @@ expired deadlines get 503 with Retry-After; nothing a client sends takes the ser
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -30,7 +31,7 @@ import numpy as np
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from voicebot import logs, metrics
+from voicebot import logs, metrics, tracing
 from voicebot.asr.base import AsrError, StreamingAsr, prompt_hints
 from voicebot.inference import wire
 from voicebot.inference.batcher import DecodeQueue, Expired, Overloaded
@@ -67,6 +68,8 @@ class InferParams(BaseModel):
     log_level: str = "info"
     log_format: str = "console"
     redact_pii: bool = False
+    otlp_endpoint: str = ""  # tracing: a span per request of a traced call (voicebot/tracing.py)
+    trace_service: str = "voicebot-speech"
 
 
 class Service:
@@ -82,6 +85,19 @@ class Service:
         self.tts_slots = asyncio.Semaphore(params.tts_threads)  # syntheses running at once
         self.tts_admitted = 0  # running or waiting for a slot
         self._load_lock = threading.Lock()
+        # tracing (voicebot/tracing.py): a span per request of a traced call, under the call's root
+        self.trace_provider: Any = None
+        if params.otlp_endpoint:
+            self.trace_provider = tracing.provider(params.otlp_endpoint, params.trace_service)
+        self.tracer: Any = self.trace_provider.get_tracer("voicebot.speech") if self.trace_provider else None
+
+    def span(
+        self, request: web.Request, name: str, **attributes: Any
+    ) -> contextlib.AbstractContextManager[Any]:
+        """A span for this request when tracing is on and the caller sent a traceparent."""
+        if self.tracer is None or "traceparent" not in request.headers:
+            return contextlib.nullcontext()
+        return tracing.server_span(self.tracer, name, request.headers, **attributes)
 
     def load(self) -> None:
         """Blocking: load the recogniser and the default voice (readiness follows)."""
@@ -221,7 +237,8 @@ async def transcriptions(request: web.Request) -> web.StreamResponse:
     try:
         metrics.infer_queue(svc.queue.depth + 1)
         t0 = time.monotonic()
-        result = await svc.queue.transcribe(audio.pcm, audio.rate, prompt, deadline_ms / 1000)
+        with svc.span(request, "asr.transcribe", audio_s=round(audio.seconds, 3), queued=svc.queue.depth):
+            result = await svc.queue.transcribe(audio.pcm, audio.rate, prompt, deadline_ms / 1000)
     except Overloaded as exc:
         metrics.infer_request("transcriptions", "overloaded")
         return _error(503, f"overloaded: {exc}", "overloaded", 1)
@@ -262,7 +279,8 @@ async def speech(request: web.Request) -> web.StreamResponse:
     svc.tts_admitted += 1
     try:
         async with svc.tts_slots:
-            return await _stream_speech(request, svc, backend, text, fmt, rate)
+            with svc.span(request, "tts.speak", chars=len(text), voice=f"{model}/{voice}"):
+                return await _stream_speech(request, svc, backend, text, fmt, rate)
     finally:
         svc.tts_admitted -= 1
 
@@ -431,6 +449,8 @@ async def serve(params: InferParams, stop: asyncio.Event | None = None) -> int:
         await runner.cleanup()
         if svc.queue is not None:
             svc.queue.close()
+        if svc.trace_provider is not None:
+            svc.trace_provider.shutdown()  # exports what is left
         log.info("infer.stopped")
     return 0
 

@@ -49,6 +49,7 @@ class CallStart(_Msg):
     resume: str | None = Field(None, max_length=CHECKPOINT_MAX)
     deaths: int = Field(0, ge=0)
     answered_at: float = 0.0  # wall clock (epoch s) of the answer: a resumed call keeps its start
+    invite_ms: float = Field(0.0, ge=0)  # INVITE to answer (the trace's sip.invite span)
     worker_no: int = Field(1, ge=1)  # this call's 1st, 2nd, ... worker
 
 

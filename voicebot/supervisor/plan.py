@@ -78,6 +78,8 @@ def infer_params(s: Settings) -> InferParams:
         log_level=s.log.level,
         log_format=s.log.format,
         redact_pii=s.log.redact_pii,
+        otlp_endpoint=s.tracing.otlp_endpoint,
+        trace_service=f"{s.tracing.service_name}-speech",
     )
 
 
@@ -92,6 +94,8 @@ def _tts_options(s: Settings) -> dict[str, dict[str, object]]:
 def call_worker_params(s: Settings) -> CallWorkerParams:
     asr_chain, tts_chain = speech_chains(s)
     return CallWorkerParams(
+        otlp_endpoint=s.tracing.otlp_endpoint,
+        trace_service=s.tracing.service_name,
         greeting=s.call.greeting,
         transfer_digits=s.call.transfer_digits,
         speech_keywords=s.call.speech_keywords,

@@ -234,6 +234,7 @@ class UAWorker:
                 resume=(leg.checkpoint or "{}") if leg.workers > 1 else None,
                 deaths=leg.deaths,
                 answered_at=leg.answered_wall,
+                invite_ms=round(max(0.0, (leg.answered_at or leg.invited_at) - leg.invited_at) * 1000, 1),
                 worker_no=leg.workers,
             )
         )

@@ -1,0 +1,81 @@
+"""One trace per call, received by a real OTLP/HTTP receiver: a caller says "Sales, please." to the
+example dialplan through the node's speech service and is transferred. The call worker's spans (call,
+sip.invite, greeting, the turn and its stages, the transfer) and the speech service's (its decode,
+in another process) share the call's trace, under the call's root span."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from support.net import free_port
+from support.otlp import Span, otlp_receiver
+from support.peers import call_bot, queue_peer
+from support.speech import spoken_wav
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_call_is_one_trace_across_the_call_worker_and_the_speech_service(voicebot, tmp_path: Path) -> None:
+    queue_port = free_port()
+    queues = json.dumps({q: f"sip:{q}@127.0.0.1:{queue_port}" for q in ("sales", "support")})
+    with otlp_receiver() as receiver:
+        server = voicebot(
+            VOICEBOT_CALL__LOGIC="dialplan",
+            VOICEBOT_ASR__BACKEND="faster-whisper",
+            VOICEBOT_WORKERS__CALL_POOL_SIZE="1",
+            VOICEBOT_QUEUES=queues,
+            VOICEBOT_TRACING__OTLP_ENDPOINT=receiver.url,
+            VOICEBOT_TRACING__SERVICE_NAME="vb-test",
+        )
+        speech = tmp_path / "sales.wav"
+        spoken_wav(speech, "Sales, please.")
+        queue = queue_peer(tmp_path, queue_port, "--hold", "1", "--duration", "40", "--max-calls", "1")
+        caller = call_bot(
+            tmp_path, server.port, "--play", str(speech), "--play-at", "1.0", "--duration", "25"
+        )
+        c = caller.result(timeout=60)
+        queue.result(timeout=60)
+        assert c["transferred_code"] == 200, c
+
+        def complete(spans: list[Span]) -> bool:
+            names = {s.name for s in spans}
+            return {"call", "transfer", "asr.transcribe"} <= names
+
+        spans = receiver.wait(complete, timeout=30)
+    names = sorted({s.name for s in spans})
+    assert {
+        "call",
+        "sip.invite",
+        "greeting",
+        "turn 1",
+        "asr",
+        "decision",
+        "transfer",
+        "asr.transcribe",
+    } <= set(names), names
+    (root,) = [s for s in spans if s.name == "call"]
+    assert root.parent == "" and root.service == "vb-test"
+    call_id = root.attributes["voicebot.call_id"]
+    assert root.trace_id == call_id  # the trace id is the call id: every process finds the trace
+    assert root.attributes["voicebot.outcome"] == "escalated"
+    assert root.attributes["voicebot.failure_class"] == "completed"
+    assert all(s.trace_id == root.trace_id for s in spans), {(s.name, s.trace_id) for s in spans}
+    by_id = {s.span_id: s for s in spans}
+    # the speech service's decode (another process, another service name) hangs off the call's root
+    decodes = [s for s in spans if s.name == "asr.transcribe"]
+    assert decodes and all(d.parent == root.span_id and d.service == "vb-test-speech" for d in decodes)
+    assert all(d.attributes["audio_s"] > 0 for d in decodes)
+    # the turn's stages are its children, in order, inside it; the turn and the transfer inside the call
+    (turn,) = [s for s in spans if s.name == "turn 1"]
+    assert turn.parent == root.span_id and turn.attributes["asr.provider"] == "local"
+    stages = sorted((s for s in spans if s.parent == turn.span_id), key=lambda s: s.start_ns)
+    assert [s.name for s in stages][:2] == ["asr", "decision"], [s.name for s in stages]
+    assert all(turn.start_ns <= s.start_ns <= s.end_ns <= turn.end_ns + 1_000_000 for s in stages)
+    (transfer,) = [s for s in spans if s.name == "transfer"]
+    assert by_id[transfer.parent] is root and transfer.attributes["voicebot.queue"] == "sales"
+    invite = next(s for s in spans if s.name == "sip.invite")
+    assert invite.start_ns == root.start_ns and invite.end_ns <= turn.start_ns
+    for s in spans:
+        assert root.start_ns <= s.start_ns <= s.end_ns <= root.end_ns + 50_000_000, s.name
