@@ -50,6 +50,29 @@ from voicebot.ua.port import CallAudioPort
 log = logs.get_logger(__name__)
 HOUSEKEEPING_S = 0.2
 GRAVEYARD_S = 2.0
+
+
+def call_slot(call: Any) -> int:
+    try:
+        return int(call.getId())
+    except Exception:  # not a call, or one pjsua no longer knows
+        return -1
+
+
+def buried(graveyard: list[tuple[float, Any]], now: float, live_ids: set[int]) -> list[tuple[float, Any]]:
+    """The graveyard after a purge: objects older than GRAVEYARD_S are dropped, except an ended
+    call whose pjsua call id a newer call has taken. pjsua2's Call destructor clears the user data
+    of (and hangs up) the call in its slot: dropping the old object while a new call uses the slot
+    cut that call off (it lost its callbacks and was hung up; seen when calls followed each other
+    within the 2 s). It is dropped once the slot is free again (the main loop is the only thread
+    that handles SIP, so nothing takes the slot between this check and the drop)."""
+    return [
+        (t, obj)
+        for t, obj in graveyard
+        if now - t < GRAVEYARD_S or (isinstance(obj, VoiceCall) and call_slot(obj) in live_ids)
+    ]
+
+
 # A call worker sends a heartbeat every 0.5 s; silent this long (hung, stopped, stuck in C code), it
 # is killed and the call goes on in a fresh worker from its last checkpoint.
 CALL_WORKER_SILENCE_S = 2.0
@@ -508,8 +531,13 @@ class UAWorker:
             self.selector.register(worker.sock, selectors.EVENT_READ, ("starting", worker.pid))
         for leg in list(self.calls.values()):
             self._check_leg(leg, now)
-        self.graveyard = [(t, obj) for t, obj in self.graveyard if now - t < GRAVEYARD_S]
+        self.graveyard = buried(self.graveyard, now, self._live_call_ids())
         metrics.ua_load(len(self.calls), self._free_slots(), len(self.pool.idle))
+
+    def _live_call_ids(self) -> set[int]:
+        """pjsua call ids of the calls still up (answered, ringing, or being rejected)."""
+        calls = [leg.pj_call for leg in self.calls.values() if leg.pj_call is not None] + self.rejected
+        return {call_slot(c) for c in calls}
 
     def _free_slots(self) -> int:
         return 0 if self.draining else max(0, self.p.max_calls - len(self.calls))
