@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import hashlib
-import random
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -50,30 +49,33 @@ def _ns(at: dt.datetime) -> int:
     return int(at.timestamp() * 1e9)
 
 
-class _RootIds:
-    """The SDK asks its id generator for the root span's ids first: give it the call's."""
-
-    def __init__(self, call_id: str) -> None:
-        self.pending = [root_span_id(call_id)]
-        self.trace = trace_id(call_id)
-
-    def generate_span_id(self) -> int:
-        return self.pending.pop() if self.pending else random.getrandbits(64) or 1
-
-    def generate_trace_id(self) -> int:
-        return self.trace
-
-
 def provider(endpoint: str, service: str, call_id: str | None = None) -> Any:
     """A tracer provider exporting to ``endpoint`` over OTLP/HTTP (protobuf)."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+    class RootIds(RandomIdGenerator):
+        """The SDK asks for the root span's ids first: give it the call's."""
+
+        def __init__(self, call_id: str) -> None:
+            self.pending = [root_span_id(call_id)]
+            self.trace = trace_id(call_id)
+
+        def generate_span_id(self) -> int:
+            return self.pending.pop() if self.pending else int(super().generate_span_id())
+
+        def generate_trace_id(self) -> int:
+            return self.trace
+
+        def is_trace_id_random(self) -> bool:
+            return False
 
     kwargs: dict[str, Any] = {"resource": Resource.create({"service.name": service})}
     if call_id is not None:
-        kwargs["id_generator"] = _RootIds(call_id)
+        kwargs["id_generator"] = RootIds(call_id)
     tp = TracerProvider(**kwargs)
     tp.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, timeout=5)))
     return tp
