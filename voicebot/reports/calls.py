@@ -13,10 +13,11 @@ from typing import Any
 
 from voicebot.engine.turns import STAGES
 from voicebot.records.classify import classify
+from voicebot.records.record import PII_FIELDS
 
 WIDTH = 48  # characters of the waterfall's longest bar
 HIDDEN = "<hidden: --transcript shows it>"
-TEXT_FIELDS = ("text",)  # what --transcript controls (voicebot/records/record.py PII_FIELDS)
+TEXT_FIELDS = PII_FIELDS  # what --transcript controls: what the record redacts
 
 
 def when(at: dt.datetime | None) -> str:
@@ -24,9 +25,14 @@ def when(at: dt.datetime | None) -> str:
 
 
 def seconds(call: Any) -> str:
-    if call.ended_at is None or call.started_at is None:
-        return "-"
-    return f"{(call.ended_at - call.started_at).total_seconds():.1f}"
+    return f"{seconds_of(call):.1f}" if call.ended_at is not None and call.started_at is not None else "-"
+
+
+def seconds_of(call: Any) -> float:
+    """How long the call lasted (0 while it has no end)."""
+    if call.started_at is None or call.ended_at is None:
+        return 0.0
+    return float((call.ended_at - call.started_at).total_seconds())
 
 
 def render_list(calls: Sequence[Any]) -> str:

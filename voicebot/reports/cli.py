@@ -83,7 +83,7 @@ def _show(args: argparse.Namespace) -> int:
     call, events = _session(args, work)
     prices = _settings(args).costs
     cost = call_cost(
-        call.trunk, query.seconds_of(call), [{"kind": e.kind, **(e.data or {})} for e in events], prices
+        call.trunk, calls.seconds_of(call), [{"kind": e.kind, **(e.data or {})} for e in events], prices
     )
     if args.json:
         doc = query.call_doc(call) | {

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from voicebot.db.models import Call, CallEvent
 from voicebot.errors import VoicebotError
 from voicebot.records.classify import classify
-from voicebot.reports.calls import HIDDEN, TEXT_FIELDS
+from voicebot.reports.calls import HIDDEN, TEXT_FIELDS, seconds_of
 from voicebot.reports.costs import call_cost
 from voicebot.reports.summary import CallRow
 
@@ -57,22 +57,29 @@ async def calls(
     return found
 
 
+async def events_of(
+    session: AsyncSession, ids: list[str], kinds: tuple[str, ...] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """The events of these calls (of these kinds), in order, as ``{"kind": ..., **data}`` per call."""
+    events: dict[str, list[dict[str, Any]]] = {}
+    for start in range(0, len(ids), 500):  # bounded IN lists
+        q = select(CallEvent.call_id, CallEvent.kind, CallEvent.data).where(
+            CallEvent.call_id.in_(ids[start : start + 500])
+        )
+        if kinds is not None:
+            q = q.where(CallEvent.kind.in_(kinds))
+        for call_id, kind, data in (await session.execute(q.order_by(CallEvent.id))).all():
+            events.setdefault(call_id, []).append({"kind": kind, **(data or {})})
+    return events
+
+
 async def classify_older(session: AsyncSession, found: list[Call]) -> None:
     """Calls kept before outcomes were stored get theirs from their events (for display only)."""
     older = {c.id: c for c in found if not c.outcome}
-    ids = list(older)
-    events: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
-    for start in range(0, len(ids), 500):  # bounded IN lists
-        q = (
-            select(CallEvent.call_id, CallEvent.kind, CallEvent.data)
-            .where(CallEvent.call_id.in_(ids[start : start + 500]))
-            .order_by(CallEvent.id)
-        )
-        for call_id, kind, data in (await session.execute(q)).all():
-            events[call_id].append({"kind": kind, **(data or {})})
+    events = await events_of(session, list(older))
     session.expunge_all()  # read-only: nothing set below is written back
     for call_id, call in older.items():
-        verdict = classify(events[call_id])
+        verdict = classify(events.get(call_id, []))
         call.outcome, call.failure_class = verdict.outcome, verdict.failure_class
 
 
@@ -99,16 +106,7 @@ async def report_rows(
     cost (one query for the calls, one per 500 calls for the events the report reads)."""
     found = list((await session.execute(_filtered(since, dialplan))).scalars())
     await classify_older(session, found)
-    events: dict[str, list[dict[str, Any]]] = {}
-    ids = [c.id for c in found]
-    for start in range(0, len(ids), 500):  # bounded IN lists
-        q = (
-            select(CallEvent.call_id, CallEvent.kind, CallEvent.data)
-            .where(CallEvent.call_id.in_(ids[start : start + 500]), CallEvent.kind.in_(REPORTED))
-            .order_by(CallEvent.id)
-        )
-        for call_id, kind, data in (await session.execute(q)).all():
-            events.setdefault(call_id, []).append({"kind": kind, **(data or {})})
+    events = await events_of(session, [c.id for c in found], REPORTED)
     rows = []
     for c in found:
         mine = events.get(c.id, [])
@@ -126,12 +124,6 @@ async def report_rows(
 
 
 REPORTED = ("turn", "transcript", "tts", "transfer_result")  # what report rows read
-
-
-def seconds_of(call: Call) -> float:
-    if call.started_at is None or call.ended_at is None:
-        return 0.0
-    return (call.ended_at - call.started_at).total_seconds()
 
 
 FIELDS = (
