@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -31,7 +32,8 @@ from voicebot.engine import events as ev
 from voicebot.engine.engine import CallEngine
 from voicebot.errors import ProtocolError
 from voicebot.ipc import proto
-from voicebot.llm.client import sentences as llm_sentences
+from voicebot.llm.client import ToolRequest
+from voicebot.llm.client import reply as llm_reply
 from voicebot.media.audiofile import wav_bytes
 from voicebot.media.frames import frame_bytes
 from voicebot.media.prompts import Prompts
@@ -273,15 +275,24 @@ class CallRunner:
             self.feed(ev.Decoded(d.req, result))
 
     async def _llm(self, ask: fx.AskLlm) -> None:
+        tool_call: tuple[str, str, str] | None = None
+        usage: dict[str, Any] | None = None
         try:
-            async for sentence in llm_sentences(self.params.llm, ask.instructions, ask.messages):
-                self.feed(ev.LlmSentence(ask.req, sentence))
+            async for item in llm_reply(
+                self.params.llm, ask.instructions, ask.messages, ask.tools, self.params.breaker_dir
+            ):
+                if isinstance(item, str):
+                    self.feed(ev.LlmSentence(ask.req, item))
+                elif isinstance(item, ToolRequest):
+                    tool_call = (item.id, item.name, item.arguments)
+                else:
+                    usage = dataclasses.asdict(item)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # LlmError, or anything the client raised: the step's error path
             self.feed(ev.LlmDone(ask.req, False, f"{type(exc).__name__}: {exc}"))
             return
-        self.feed(ev.LlmDone(ask.req, True))
+        self.feed(ev.LlmDone(ask.req, True, tool_call=tool_call, usage=usage))
 
     async def _tool(self, call: fx.CallTool) -> None:
         try:

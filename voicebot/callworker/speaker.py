@@ -21,6 +21,7 @@ from voicebot.engine import events as ev
 from voicebot.logs import get_logger
 from voicebot.media.audiofile import load_wav
 from voicebot.media.prompts import Prompts
+from voicebot.tts.spoken import naturally
 
 log = get_logger(__name__)
 AUDIO_CHUNK_S = 0.5
@@ -110,5 +111,6 @@ class Speaker:
         if speak.audio:
             yield None, self._wav(Path(speak.audio))  # checked at load time; the file may have changed
         if speak.text:
+            text = naturally(speak.text)  # "2026-12-08 at 15:00" -> "Tuesday, December 8 at 3 PM"
             for voice in self.voices:
-                yield voice, voice.stream(speak.text, cache=speak.cache)
+                yield voice, voice.stream(text, cache=speak.cache and text == speak.text)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from voicebot.dialplan.plan import Plan, Step, did_you_mean, parse
+from voicebot.dialplan.verbs.agent import Agent
 from voicebot.dialplan.verbs.collect import Collect
 from voicebot.dialplan.verbs.subflow import Return
 from voicebot.dialplan.verbs.tool import Tool
@@ -154,7 +155,8 @@ def _sensitive_spoken(plan: Plan, at: Callable[[Step, str, str], None]) -> None:
     for step in plan.steps.values():
         if isinstance(step.verb, Tool):
             continue
-        for name in sorted(step.verb.reads() & secret):
+        reads = step.verb.spoken_reads() if isinstance(step.verb, Agent) else step.verb.reads()
+        for name in sorted(reads & secret):
             at(step, "warning", f"sensitive variable {name!r} is spoken or sent on here; is that intended?")
 
 

@@ -10,11 +10,12 @@ tests:
     transfers_succeed: false         # also `today: 2026-12-01` for "tomorrow" in date answers
     conversation: [...]              # also: expect_hangup: completed, expect_variable: {pin: "4719"}
                                      # agent steps: expect_agent: "order", agent_replies: "Hi!",
-                                     # agent_fails: down
+                                     # agent_fails: down, agent_calls: {tool: {arg: value}}
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,16 @@ def _run_one(plan: Plan, test: Any, index: int, file: str, where: Any) -> Outcom
                 fail(j, "no LLM turn is waiting for a reply")
                 continue
             turn = driver.agent_reply(str(value) if key == "agent_replies" else "", key == "agent_replies")
+        elif key == "agent_calls":
+            # the LLM asks for a tool: `agent_calls: {move_appointment: {booking_ref: AB12CD}}`
+            if turn.agent is None:
+                fail(j, "no LLM turn is waiting for a reply")
+                continue
+            if not isinstance(value, dict) or len(value) != 1:
+                fail(j, "agent_calls is one `tool_name: {arguments}`")
+                continue
+            ((tool, args),) = value.items()
+            turn = driver.agent_reply("", True, (f"call_{j}", str(tool), json.dumps(args or {}, default=str)))
         elif key in ("tool_returns", "tool_fails"):
             if turn.tool is None:
                 fail(j, "no tool call is waiting for a result")
@@ -142,7 +153,7 @@ def _expect(key: str, value: Any, turn: Turn, driver: Driver) -> str | None:
         return None if not wrong else f"expected variables {value}; they are {wrong}"
     return (
         f"unknown conversation entry {key!r} (caller, keys, silence, tool_returns, tool_fails, "
-        "agent_replies, agent_fails, leave_message, expect_say, expect_transfer, expect_hangup, "
+        "agent_replies, agent_fails, agent_calls, leave_message, expect_say, expect_transfer, expect_hangup, "
         "expect_variable, expect_tool, expect_agent)"
     )
 

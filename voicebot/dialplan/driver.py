@@ -80,10 +80,11 @@ class Driver:
     def tool_result(self, ok: bool, data: object) -> Turn:
         return self._feed(ToolResult(ok, data, self.now))
 
-    def agent_reply(self, text: str, ok: bool = True) -> Turn:
-        """The LLM's reply to the waiting AgentTurn (spoken, so it counts as said)."""
+    def agent_reply(self, text: str, ok: bool = True, tool_call: tuple[str, str, str] | None = None) -> Turn:
+        """The LLM's reply to the waiting AgentTurn (spoken, so it counts as said); ``tool_call``:
+        it also asked for a tool (id, name, arguments JSON)."""
         turn = Turn(said=[text] if ok and text else [])
-        self._merge(turn, self._feed(AgentReply(text, ok, self.now)))
+        self._merge(turn, self._feed(AgentReply(text, ok, self.now, tool_call)))
         return turn
 
     def _feed(self, event: Event) -> Turn:

@@ -98,6 +98,8 @@ class AgentReply:
     text: str
     ok: bool
     now: float
+    # The LLM asked for a tool: (call id, tool name, arguments as the JSON text it wrote).
+    tool_call: tuple[str, str, str] | None = None
 
 
 Event = (
@@ -180,11 +182,14 @@ class StartRecording:
 @dataclass(frozen=True)
 class AgentTurn:
     """Ask the LLM for the next reply and speak it as it streams; answer with AgentReply.
-    ``messages`` are (role, text) pairs, oldest first: the conversation of this agent step."""
+    ``messages`` are (role, text) pairs, oldest first: the conversation of this agent step. Roles:
+    user, assistant, and for tools ``tool_call`` (JSON {id, name, arguments}) and ``tool`` (JSON
+    {id, content}: what the model is shown of the result)."""
 
     instructions: str
     messages: tuple[tuple[str, str], ...]
     barge_in: bool = True
+    tools: tuple[dict[str, Any], ...] = ()  # OpenAI-style function tools it may call
 
 
 Action = SayAction | StartCollect | TransferAction | HangupAction | ToolCall | StartRecording | AgentTurn

@@ -7,12 +7,13 @@ variables (``transfer_status``, ``tool_status``, ``<into>_via``, ...) that later
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from voicebot.dialplan import conditions, patterns, understand, values
+from voicebot.dialplan import conditions, patterns, toolargs, understand, values
 from voicebot.dialplan.check import continuation
 from voicebot.dialplan.events import (
     Action,
@@ -38,7 +39,7 @@ from voicebot.dialplan.events import (
     TransferResult,
 )
 from voicebot.dialplan.plan import Plan, Step
-from voicebot.dialplan.verbs.agent import Agent
+from voicebot.dialplan.verbs.agent import HANDOVER_TOOL, Agent, AgentTool
 from voicebot.dialplan.verbs.branch import Branch
 from voicebot.dialplan.verbs.collect import Collect
 from voicebot.dialplan.verbs.goto import Goto
@@ -49,7 +50,7 @@ from voicebot.dialplan.verbs.registry import PLACEHOLDER
 from voicebot.dialplan.verbs.say import Say
 from voicebot.dialplan.verbs.set_vars import Set
 from voicebot.dialplan.verbs.subflow import Return, Subflow
-from voicebot.dialplan.verbs.tool import Tool
+from voicebot.dialplan.verbs.tool import Request, Tool
 from voicebot.dialplan.verbs.transfer import Transfer
 
 __all__ = [  # events and actions are part of the interpreter's interface (voicebot.engine uses them)
@@ -81,6 +82,8 @@ __all__ = [  # events and actions are part of the interpreter's interface (voice
 MAX_AGENT_MESSAGES = 40  # the conversation an agent step sends to the LLM: the newest ones
 SILENT_CALLER = "(the caller said nothing)"
 UNRECOGNIZED_CALLER = "(the caller said something that could not be recognised)"
+MAX_TOOL_CALLS = 6  # per agent step: a model that keeps calling tools is stopped (its error path)
+MAX_RESULT_CHARS = 2000  # what the model is shown of a tool's result
 MAX_STEPS_PER_EVENT = 200  # the checker rejects loops that never wait; this is the runtime backstop
 Prompted = Menu | Collect | Record | Tool
 
@@ -102,6 +105,8 @@ class State(BaseModel):
     no_matches: int = 0
     today: str = ""
     agent_messages: list[tuple[str, str]] = Field(default_factory=list)  # (role, text) of this agent step
+    agent_tool: str = ""  # the agent tool being confirmed or called
+    agent_call: str = ""  # the LLM's id for that call
     ended: bool = False
     disposition: str = ""
 
@@ -111,6 +116,9 @@ class Interpreter:
 
     def __init__(self, plan: Plan, state: State | None = None) -> None:
         self.plan = plan
+        # Decisions for the call's record (kind, data): policy blocks, agent tool calls. The engine
+        # takes them after each event.
+        self.notes: list[tuple[str, dict[str, Any]]] = []
         self.state = state or State(
             plan_id=plan.id,
             plan_version=plan.version,
@@ -142,6 +150,10 @@ class Interpreter:
         if st.waiting != "input" or st.step is None:
             return []
         step = self.plan.steps[st.step]
+        if isinstance(step.verb, Agent) and st.agent_tool:
+            if isinstance(event, Dtmf | SpeechFinal) and self._asks_for_agent(step, event):
+                return self._run(self.plan.handlers.agent)
+            return self._agent_confirm(step, event)
         if isinstance(event, NoInputTimeout):
             return (
                 self._agent_says(step, SILENT_CALLER) if isinstance(step.verb, Agent) else self._timeout(step)
@@ -191,6 +203,13 @@ class Interpreter:
         if isinstance(verb, Agent):
             if st.waiting == "agent":
                 self._agent_turn(verb, out)
+                return out
+            if st.agent_tool:
+                tool = verb.tools[st.agent_tool]
+                if st.waiting == "tool":
+                    self._call_tool(tool, out, announce=False)
+                else:
+                    self._ask_confirm(tool, out)
                 return out
             st.waiting = "input"
             settings = self.plan.settings
@@ -271,8 +290,8 @@ class Interpreter:
         elif isinstance(verb, Tool):
             self._call_tool(verb, out)
         elif isinstance(verb, Agent):
-            st.agent_messages = []
-            st.variables["agent_turns"] = 0
+            st.agent_messages, st.agent_tool, st.agent_call = [], "", ""
+            st.variables["agent_turns"] = st.variables["agent_tool_calls"] = 0
             self._agent_turn(verb, out)
         elif isinstance(verb, Transfer):
             self._transfer(verb, out)
@@ -290,7 +309,7 @@ class Interpreter:
         st.waiting = "agent"
         instructions = values.render(verb.instructions, st.variables)
         history = tuple(st.agent_messages[-MAX_AGENT_MESSAGES:])
-        out.append(AgentTurn(instructions, history, self.plan.settings.barge_in))
+        out.append(AgentTurn(instructions, history, self.plan.settings.barge_in, verb.functions()))
 
     def _agent_says(self, step: Step, text: str) -> list[Action]:
         """The caller's turn in an agent conversation: on to the LLM with it."""
@@ -309,11 +328,11 @@ class Interpreter:
         assert isinstance(verb, Agent)
         st.waiting = ""
         if not event.ok:
-            st.variables["agent_status"] = "unavailable"
-            target = verb.on_error or self.plan.handlers.error
-            return self._run(target) if target is not None else self._end([], "agent_unavailable")
+            return self._agent_failed(step, verb, "unavailable")
         if event.text:
             st.agent_messages.append(("assistant", event.text))
+        if event.tool_call is not None:
+            return self._agent_tool_call(step, verb, *event.tool_call)
         st.variables["agent_turns"] = turns = int(st.variables.get("agent_turns", 0)) + 1
         for status, over in (
             ("done", verb.done_when is not None and conditions.evaluate(verb.done_when, st.variables)),
@@ -325,6 +344,128 @@ class Interpreter:
         st.waiting = "input"
         settings = self.plan.settings
         return [StartCollect("text", settings.no_input_timeout_s, end_of_turn_ms=settings.end_of_turn_ms)]
+
+    # -- agent tools -------------------------------------------------------------------------------
+    def _agent_tool_call(
+        self, step: Step, verb: Agent, call_id: str, name: str, arguments: str
+    ) -> list[Action]:
+        """The LLM asked for a tool. Checked against the plan before anything happens: a tool it was
+        not given, arguments that do not fit, or a policy that does not hold -> the model is told
+        why and answers again; nothing is called."""
+        st = self.state
+        call_id = call_id[:64] or f"call_{st.marks}"
+        st.agent_messages.append(
+            ("tool_call", json.dumps({"id": call_id, "name": name, "arguments": arguments}))
+        )
+        st.variables["agent_tool_calls"] = calls = int(st.variables.get("agent_tool_calls", 0)) + 1
+        if calls > MAX_TOOL_CALLS:
+            self.notes.append(("agent_tool", {"tool": name[:48], "outcome": "too_many_calls"}))
+            return self._agent_failed(step, verb, "tool_failed")
+        if name == HANDOVER_TOOL and verb.handover:
+            self.notes.append(("agent_tool", {"tool": name, "outcome": "handover"}))
+            st.variables["agent_status"] = "handover"
+            return self._run(verb.handover)
+        tool = verb.tools.get(name)
+        if tool is None:
+            self.notes.append(("agent_tool", {"tool": name[:48], "outcome": "unknown_tool"}))
+            return self._tool_answer(step, call_id, {"error": f"there is no tool named {name[:48]!r}"})
+        args, problem = toolargs.validate(tool, arguments)
+        if problem:
+            self.notes.append(("agent_tool", {"tool": name, "outcome": "invalid_arguments", "why": problem}))
+            return self._tool_answer(step, call_id, {"error": f"invalid arguments: {problem}"})
+        audit = toolargs.redacted(tool, args)
+        if tool.allowed_when and not conditions.evaluate(tool.allowed_when, st.variables):
+            self.notes.append(("policy_block", {"tool": name, "rule": tool.allowed_when, "arguments": audit}))
+            return self._tool_answer(step, call_id, {"error": f"not allowed: {tool.refusal}"})
+        st.variables.update(args)
+        st.agent_tool, st.agent_call = name, call_id
+        self.notes.append(("agent_tool", {"tool": name, "outcome": "accepted", "arguments": audit}))
+        out: list[Action] = []
+        if tool.confirm:
+            self._ask_confirm(tool, out)
+        else:
+            self._call_tool(tool, out)
+        return out
+
+    def _ask_confirm(self, tool: AgentTool, out: list[Action]) -> None:
+        settings = self.plan.settings
+        self.state.waiting = "input"
+        out.append(self._say(tool.confirm or "", None))
+        out.append(
+            StartCollect(
+                "yes_no", settings.no_input_timeout_s, ("yes", "no"), end_of_turn_ms=settings.end_of_turn_ms
+            )
+        )
+
+    def _agent_confirm(self, step: Step, event: Event) -> list[Action]:
+        """The caller's answer to an agent tool's read-back: yes (or 1) calls it, anything else does not."""
+        st = self.state
+        assert isinstance(step.verb, Agent)
+        tool = step.verb.tools[st.agent_tool]
+        yes: bool | None = None
+        if isinstance(event, Dtmf):
+            yes = {"1": True, "2": False}.get(event.digit)
+        elif isinstance(event, SpeechFinal):
+            yes = understand.yes_no(event.text)
+        if yes is None and st.retries < 1 and not isinstance(event, NoInputTimeout):
+            st.retries += 1
+            st.no_matches += 1
+            out: list[Action] = []
+            self._ask_confirm(tool, out)
+            return out
+        st.retries = 0
+        name, call_id = st.agent_tool, st.agent_call
+        self.notes.append(("agent_tool", {"tool": name, "outcome": "confirmed" if yes else "declined"}))
+        if not yes:  # no, silence or twice not understood: not consent
+            st.agent_tool = st.agent_call = ""
+            st.variables["tool_status"], st.variables["tool_error"] = "declined", ""
+            return self._tool_answer(
+                step, call_id, {"declined": "the caller did not confirm; nothing was done"}
+            )
+        calls: list[Action] = []
+        self._call_tool(tool, calls)
+        return calls
+
+    def _agent_tool_result(self, step: Step, verb: Agent, ok: bool, data: Any) -> list[Action]:
+        """Success goes back to the model with the fields the admin mapped (never the raw reply);
+        a failure is not the model's to phrase: the plan's error path says it could not be done."""
+        st = self.state
+        tool, call_id = verb.tools[st.agent_tool], st.agent_call
+        st.agent_tool = st.agent_call = ""
+        st.variables["tool_status"] = "ok" if ok else "error"
+        st.variables["tool_error"] = "" if ok else str(data)[:200]
+        if not ok:
+            st.agent_messages.append(("tool", json.dumps({"id": call_id, "content": "failed"})))
+            return self._agent_failed(step, verb, "tool_failed")
+        shown: dict[str, Any] = {}
+        for var, dotted in tool.result.items():
+            st.variables[var] = shown[var] = values.dig(data, dotted)
+        return self._tool_answer(step, call_id, {"ok": True, **shown})
+
+    def _tool_answer(self, step: Step, call_id: str, content: dict[str, Any]) -> list[Action]:
+        """Tell the model what came of its tool call; it answers again."""
+        assert isinstance(step.verb, Agent)
+        text = json.dumps(content, default=str)[:MAX_RESULT_CHARS]
+        self.state.agent_messages.append(("tool", json.dumps({"id": call_id, "content": text})))
+        out: list[Action] = []
+        self._agent_turn(step.verb, out)
+        return out
+
+    def _agent_failed(self, step: Step, verb: Agent, status: str) -> list[Action]:
+        st = self.state
+        st.variables["agent_status"] = status
+        target = verb.on_error or self.plan.handlers.error
+        return self._run(target) if target is not None else self._end([], f"agent_{status}")
+
+    def pending_request(self) -> Request | None:
+        """The HTTP call the call is waiting for (a tool step's, or an agent tool's), if any."""
+        st = self.state
+        if st.waiting != "tool" or st.step is None:
+            return None
+        verb = self.plan.steps[st.step].verb
+        if isinstance(verb, Agent):
+            return verb.tools.get(st.agent_tool)
+        return verb if isinstance(verb, Tool) else None
 
     def _say(self, text: str, barge_in: bool | None, audio: str | None = None) -> SayAction:
         self.state.marks += 1
@@ -558,7 +699,7 @@ class Interpreter:
         target = verb.on_failure if isinstance(verb, Transfer) else None
         return self._run(target) if target else self._end([], "transfer_failed")
 
-    def _call_tool(self, verb: Tool, out: list[Action], announce: bool = True) -> None:
+    def _call_tool(self, verb: Request, out: list[Action], announce: bool = True) -> None:
         spec, v = self.plan.integrations[verb.integration], self.state.variables
         if verb.announce and announce:
             out.append(self._say(verb.announce, True))
@@ -578,6 +719,8 @@ class Interpreter:
             return []
         step = self.plan.steps[st.step]
         verb = step.verb
+        if isinstance(verb, Agent) and st.agent_tool:
+            return self._agent_tool_result(step, verb, ok, data)
         assert isinstance(verb, Tool)
         st.variables["tool_status"] = "ok" if ok else "error"
         st.variables["tool_error"] = "" if ok else str(data)[:200]

@@ -314,14 +314,14 @@ def undeclared_integrations(plan: Plan) -> list[Diagnostic]:
         used = (
             [("integration", step.verb.integration)]
             if isinstance(step.verb, Tool)
-            else [("tools", n) for n in step.verb.tools]
+            else [(f"tools.{t}.integration", tool.integration) for t, tool in step.verb.tools.items()]
             if isinstance(step.verb, Agent)
             else []
         )
         for field_name, name in used:
             if name not in plan.integrations:
                 line, col = plan.positions.get(
-                    ("steps", sid, step.verb.name, field_name), (step.line, step.column)
+                    ("steps", sid, step.verb.name, *field_name.split(".")), (step.line, step.column)
                 )
                 what = "integration" if field_name == "integration" else "agent tool"
                 out.append(

@@ -24,7 +24,18 @@ from voicebot.dialplan.yamlsafe import Diagnostic, YamlError
 MAX_DEPTH = 4  # subflows calling subflows; deeper is almost surely a file including itself
 # Fields of verb models (and their nested options/cases) that name steps.
 TARGET_FIELDS = frozenset(
-    {"goto", "step", "default", "no_match", "no_input", "on_failure", "on_error", "on_decline", "no_consent"}
+    {
+        "goto",
+        "step",
+        "default",
+        "no_match",
+        "no_input",
+        "on_failure",
+        "on_error",
+        "on_decline",
+        "no_consent",
+        "handover",
+    }
 )
 
 

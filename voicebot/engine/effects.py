@@ -47,6 +47,7 @@ class AskLlm:
     req: int
     instructions: str
     messages: tuple[tuple[str, str], ...]
+    tools: tuple[dict[str, Any], ...] = ()  # function tools it may call (LlmDone carries the call)
 
 
 @dataclass(frozen=True)

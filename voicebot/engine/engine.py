@@ -23,7 +23,6 @@ from voicebot.asr.base import Transcript
 from voicebot.dialplan import interpreter as ip
 from voicebot.dialplan.plan import Plan
 from voicebot.dialplan.verbs.registry import PLACEHOLDER
-from voicebot.dialplan.verbs.tool import Tool
 from voicebot.engine import effects as fx
 from voicebot.engine import events as ev
 from voicebot.engine.hearing import Answer, DecodeRequest, Ended, Heard, Hearing, Started
@@ -382,11 +381,15 @@ class CallEngine:
     def _llm_done(self, event: ev.LlmDone, now: float) -> list[fx.Effect]:
         if self.agent is None or self.agent[0] != event.req:
             return []
-        note = fx.Note("agent_reply", {"sentences": len(self.agent_said), "ok": event.ok})
-        out: list[fx.Effect] = [note]
+        reply: dict[str, Any] = {"sentences": len(self.agent_said), "ok": event.ok}
+        if event.tool_call is not None:
+            reply["tool"] = event.tool_call[1][:48]
+        out: list[fx.Effect] = [fx.Note("agent_reply", reply)]
+        if event.usage:
+            out.append(fx.Note("llm_usage", dict(event.usage)))
         if not event.ok:
             out.append(fx.Note("llm_failed", {"error": event.error[:200]}, log="llm.failed"))
-        return out + self._finish_agent(event.ok, now)
+        return out + self._finish_agent(event.ok, now, event.tool_call if event.ok else None)
 
     def _interrupt_agent(self, now: float) -> list[fx.Effect]:
         """The caller speaks or presses a key during an LLM turn: stop it where it is (if allowed)."""
@@ -395,11 +398,13 @@ class CallEngine:
         req = self.agent[0]
         return [fx.CancelLlm(req), fx.Note("agent_interrupted", {}), *self._finish_agent(True, now)]
 
-    def _finish_agent(self, ok: bool, now: float) -> list[fx.Effect]:
+    def _finish_agent(
+        self, ok: bool, now: float, tool_call: tuple[str, str, str] | None = None
+    ) -> list[fx.Effect]:
         said = " ".join(self.agent_said)
         last = f"agent#{self.agent_marks}" if self.agent_said else None
         self.agent, self.agent_said, self.agent_deadline = None, [], None
-        return self._adapt(self.it.handle(ip.AgentReply(said, ok, now)), now, last)
+        return self._adapt(self.it.handle(ip.AgentReply(said, ok, now, tool_call)), now, last)
 
     # -- tools and recordings -------------------------------------------------------------------
     def _tool_done(self, event: ev.ToolDone, now: float) -> list[fx.Effect]:
@@ -455,7 +460,7 @@ class CallEngine:
                 self.no_input_at = None  # the bot has the turn: silence now is not the caller's
                 self.agent_deadline = now + self.cfg.llm_first_sentence_s
                 out.append(fx.Note("agent_turn", {"messages": len(a.messages)}))
-                out.append(fx.AskLlm(req, a.instructions, a.messages))
+                out.append(fx.AskLlm(req, a.instructions, a.messages, a.tools))
         # Only the batch's last collect, if nothing later in the batch (an LLM turn) replaced it.
         if arm is not None and arm is self.collect:
             self._arm(arm.timeout_s, now)
@@ -472,6 +477,8 @@ class CallEngine:
         if st.step != step and st.step is not None:
             out.append(fx.Note("step", {"step": st.step}))
         self._decided = (st.step, st.no_matches)
+        out += [fx.Note(kind, data) for kind, data in self.it.notes]
+        self.it.notes.clear()
         return out
 
     def _call_tool(self, call: ip.ToolCall, now: float) -> list[fx.Effect]:
@@ -537,9 +544,9 @@ class CallEngine:
         mark = "resume#apology"
         self.playing[mark] = True
         out.append(self._speak(RESUME_APOLOGY, mark, None, now))
-        step = self.plan.steps[st.step] if st.step else None
-        if st.waiting == "tool" and step is not None and isinstance(step.verb, Tool):
-            if not step.verb.safe_to_retry():
+        request = self.it.pending_request()
+        if request is not None:
+            if not request.safe_to_retry():
                 # Not a blind repeat: the tool may have acted. The step's error path says so.
                 out.append(fx.Note("tool_interrupted", {"step": st.step}, log="tool.interrupted"))
                 failed = ip.ToolResult(False, "interrupted: the call's worker restarted", now)

@@ -80,6 +80,8 @@ class LlmDone:
     req: int
     ok: bool
     error: str = ""
+    tool_call: tuple[str, str, str] | None = None  # (id, name, arguments JSON): the reply asks for a tool
+    usage: dict[str, Any] | None = None  # model, tokens_in, tokens_out, first_token_ms, fallbacks
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,39 @@
-"""An LLM reply as a stream of sentences, through litellm against any OpenAI-compatible endpoint.
+"""An LLM reply as a stream of sentences (and at most one tool call), through litellm against any
+OpenAI-compatible endpoint, over an admin-configured chain of providers.
 
-One retry loop for this dependency, here: a request that fails before its first token is retried
-(bounded, with a short back-off); once text has been spoken, a failure ends the reply with what was
-said (repeating half a reply would confuse the caller). The API key is read from the environment
-variable the settings name, and never logged.
+One retry loop for this dependency, here. Providers are tried in order (``llm`` first, then
+``llm.fallbacks``); each has a circuit breaker shared by the node's call workers (a file under the
+run directory, voicebot/inference/breaker.py), so a provider that failed is skipped by every call
+for a while instead of costing each caller its timeout. Within one reply:
+
+* a provider that gives no first token within ``first_token_timeout_s`` is given up on at once
+  (never retried: a black-holed provider would cost the caller that wait again) and the next one
+  is asked; a fast failure (refused connection, a 5xx, a 429) is retried ``retries`` times on the
+  same provider first;
+* all of it within ``first_token_budget_s`` before the first word and ``total_timeout_s`` overall;
+* once text has been spoken, a failure ends the reply with what was said (repeating half a reply
+  would confuse the caller).
+
+The API key is read from the environment variable the settings name, and never logged. Usage
+(tokens in and out, the model that answered, its first-token time) is reported after the reply.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from voicebot.errors import VoicebotError
+from voicebot.inference.breaker import SharedBreaker
+from voicebot.llm.phone import Budget, for_phone
 from voicebot.llm.sentences import SentenceSplitter
 from voicebot.logs import get_logger
 
@@ -29,6 +46,16 @@ class LlmError(VoicebotError):
     retryable = True
 
 
+class LlmProvider(BaseModel):
+    """One more model to ask when the ones before it fail (settings ``llm.fallbacks``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(min_length=1)  # a litellm model name
+    api_base: str = ""  # empty: the provider's own endpoint (litellm knows it)
+    api_key_env: str = ""
+
+
 class LlmConfig(BaseModel):
     """The LLM behind dialplan `agent` steps (settings `llm`); unset, agent steps take their error path."""
 
@@ -37,18 +64,46 @@ class LlmConfig(BaseModel):
     model: str = ""  # a litellm model name, e.g. "openai/smollm2" for an OpenAI-compatible server
     api_base: str = ""  # e.g. http://127.0.0.1:8080/v1
     api_key_env: str = ""  # the NAME of the environment variable holding the key (never the key)
-    first_token_timeout_s: float = Field(5.0, gt=0, le=60)
+    fallbacks: list[LlmProvider] = Field(default_factory=list, max_length=5)  # asked in order
+    first_token_timeout_s: float = Field(5.0, gt=0, le=60)  # per provider: then the next one
+    first_token_budget_s: float = Field(8.0, gt=0, le=120)  # every provider together
     total_timeout_s: float = Field(20.0, gt=0, le=300)
     max_tokens: int = Field(160, ge=1, le=4096)
+    max_spoken_chars: int = Field(400, ge=40, le=4000)  # a reply stops after the sentence crossing this
     temperature: float = Field(0.3, ge=0, le=2)
-    retries: int = Field(1, ge=0, le=3)  # before the first token only
+    retries: int = Field(1, ge=0, le=3)  # per provider, fast failures only, before the first token
+    breaker_open_s: float = Field(15.0, gt=0, le=600)  # a failed provider is skipped this long
 
     @property
     def configured(self) -> bool:
         return bool(self.model and self.api_base)
 
+    def providers(self) -> list[LlmProvider]:
+        first = LlmProvider(model=self.model, api_base=self.api_base, api_key_env=self.api_key_env)
+        return [first, *self.fallbacks]
 
-Message = tuple[str, str]  # (role, content)
+
+Message = tuple[str, str]  # (role, content); roles user, assistant, tool_call, tool (JSON content)
+
+
+@dataclass(frozen=True)
+class ToolRequest:
+    """The model asks for a tool: its call id, the tool's name and the arguments as JSON text."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one reply used, for the call's record and its cost."""
+
+    model: str
+    tokens_in: int
+    tokens_out: int
+    first_token_ms: int
+    fallbacks: int  # providers given up on before this one answered
 
 
 def load_litellm() -> Any:
@@ -64,59 +119,210 @@ def load_litellm() -> Any:
 
 async def sentences(config: LlmConfig, system: str, messages: Sequence[Message]) -> AsyncIterator[str]:
     """Yield the reply sentence by sentence. Raises LlmError when nothing could be said."""
+    async for item in reply(config, system, messages):
+        if isinstance(item, str):
+            yield item
+
+
+async def reply(
+    config: LlmConfig,
+    system: str,
+    messages: Sequence[Message],
+    tools: Sequence[dict[str, Any]] = (),
+    breaker_dir: Path | None = None,
+) -> AsyncIterator[str | ToolRequest | Usage]:
+    """Sentences as they come, then a ToolRequest if the model asked for a tool, then its Usage.
+    Raises LlmError when no provider could say anything."""
     splitter = SentenceSplitter()
-    async for delta in _tokens(config, system, messages):
-        for sentence in splitter.feed(delta):
-            yield sentence
-    for sentence in splitter.flush():
-        yield sentence
+    budget = Budget(config.max_spoken_chars)
+    calls: dict[int, dict[str, str]] = {}
+    async for item in _stream(config, system, messages, tools, breaker_dir):
+        if isinstance(item, str):
+            for sentence in map(for_phone, splitter.feed(item)):
+                if not sentence:
+                    continue
+                if not budget.take(sentence):
+                    log.info("llm.reply_cut", max_spoken_chars=config.max_spoken_chars)
+                    return  # the rest is not said (and the stream is closed)
+                yield sentence
+        elif isinstance(item, Usage):
+            for sentence in map(for_phone, splitter.flush()):
+                if sentence and budget.take(sentence):
+                    yield sentence
+            if calls:
+                first = calls[min(calls)]  # one tool at a time: the model is asked again after it
+                yield ToolRequest(first["id"], first["name"], first["arguments"])
+            yield item
+        else:  # a tool-call delta: (index, id, name, arguments piece)
+            index, call_id, name, piece = item
+            call = calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
+            call["id"] = call["id"] or call_id
+            call["name"] = call["name"] or name
+            call["arguments"] += piece
 
 
-async def _tokens(config: LlmConfig, system: str, messages: Sequence[Message]) -> AsyncIterator[str]:
+def to_openai(system: str, messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """Our (role, text) history as OpenAI chat messages. A tool result whose call was cut off the
+    front of the history, or a call without its result, is left out (the API refuses either)."""
+    answered = {_field(text, "id") for role, text in messages if role == "tool"}
+    asked: set[str] = set()
+    out: list[dict[str, Any]] = [{"role": "system", "content": system}]
+    for role, text in messages:
+        if role == "tool_call":
+            call = _json(text)
+            if call.get("id") not in answered:
+                continue
+            asked.add(call["id"])
+            entry = {
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call.get("name", ""), "arguments": call.get("arguments") or "{}"},
+            }
+            last = out[-1]
+            if last["role"] == "assistant" and "tool_calls" not in last:
+                last["tool_calls"] = [entry]  # the words said before the call, and the call
+            else:
+                out.append({"role": "assistant", "content": None, "tool_calls": [entry]})
+        elif role == "tool":
+            result = _json(text)
+            if result.get("id") in asked:
+                out.append(
+                    {"role": "tool", "tool_call_id": result["id"], "content": result.get("content", "")}
+                )
+        else:
+            out.append({"role": role, "content": text})
+    return out
+
+
+def _json(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _field(text: str, name: str) -> Any:
+    return _json(text).get(name)
+
+
+class _NoFirstToken(Exception):
+    pass
+
+
+async def _stream(
+    config: LlmConfig,
+    system: str,
+    messages: Sequence[Message],
+    tools: Sequence[dict[str, Any]],
+    breaker_dir: Path | None,
+) -> AsyncIterator[str | Usage | tuple[int, str, str, str]]:
     if not config.configured:
         raise LlmError("no LLM is configured (settings llm.model and llm.api_base)")
     litellm = load_litellm()
-
-    key = os.environ.get(config.api_key_env, "") if config.api_key_env else ""
-    payload = [{"role": "system", "content": system}] + [{"role": r, "content": c} for r, c in messages]
-    deadline = time.monotonic() + config.total_timeout_s
-    for attempt in range(config.retries + 1):
-        started = False
-        try:
-            stream: Any = await asyncio.wait_for(
-                litellm.acompletion(
-                    model=config.model,
-                    api_base=config.api_base,
-                    api_key=key or "none",
-                    messages=payload,
-                    stream=True,
-                    max_tokens=config.max_tokens,
-                    temperature=config.temperature,
-                    timeout=config.total_timeout_s,
-                    max_retries=0,  # our loop, not the client's: its retries triple the timeouts
-                ),
-                config.first_token_timeout_s,
-            )
-            iterator = stream.__aiter__()
-            while True:
-                left = deadline - time.monotonic()
-                wait = config.first_token_timeout_s if not started else left
-                if left <= 0:
-                    raise TimeoutError("the reply took longer than llm.total_timeout_s")
+    payload = to_openai(system, messages)
+    started_at = time.monotonic()
+    deadline = started_at + config.total_timeout_s
+    first_deadline = started_at + config.first_token_budget_s
+    why: list[str] = []
+    chain = [
+        (p, SharedBreaker(breaker_dir, f"llm-{p.model}-{p.api_base}", open_s=config.breaker_open_s))
+        for p in config.providers()
+    ]
+    order = [c for c in chain if c[1].allow()] or chain  # every circuit open: try them anyway
+    for given_up, (provider, breaker) in enumerate(order):
+        key = os.environ.get(provider.api_key_env, "") if provider.api_key_env else ""
+        for attempt in range(config.retries + 1):
+            left = min(first_deadline, deadline) - time.monotonic()
+            if left <= 0:
+                break
+            spoke = False
+            wait = 0.0
+            tokens_out = tokens_in = 0
+            first_ms = 0
+            try:
+                kwargs: dict[str, Any] = {
+                    "model": provider.model,
+                    "api_key": key or "none",
+                    "messages": payload,
+                    "stream": True,
+                    "stream_options": {"include_usage": True},
+                    "max_tokens": config.max_tokens,
+                    "temperature": config.temperature,
+                    "timeout": config.total_timeout_s,
+                    "max_retries": 0,  # our loop, not the client's: its retries triple the timeouts
+                }
+                if provider.api_base:
+                    kwargs["api_base"] = provider.api_base
+                if tools:
+                    kwargs["tools"] = list(tools)
+                    # litellm 1.106 routes any request with tools through its MCP gateway check,
+                    # which imports the `mcp` package (not installed: we use no MCP servers).
+                    kwargs["_skip_mcp_handler"] = True
+                wait = min(config.first_token_timeout_s, left)
+                first_by = time.monotonic() + wait  # this attempt's first token, or the next provider
                 try:
-                    chunk = await asyncio.wait_for(iterator.__anext__(), min(wait, left))
-                except StopAsyncIteration:
-                    return
-                delta = chunk.choices[0].delta.content if chunk.choices else None
-                if delta:
-                    started = True
-                    yield delta
-        except Exception as exc:  # litellm raises many kinds; cancellation is not one of them
-            why = f"{type(exc).__name__}: {str(exc)[:200]}"
-            if started:
-                log.warning("llm.stream_broken", error=why)
-                return  # keep what was said
-            if attempt >= config.retries or time.monotonic() >= deadline:
-                raise LlmError(f"the LLM did not answer: {why}") from None
-            log.warning("llm.retry", attempt=attempt + 1, error=why)
-            await asyncio.sleep(0.2 * (attempt + 1))
+                    stream: Any = await asyncio.wait_for(litellm.acompletion(**kwargs), wait)
+                except TimeoutError:
+                    raise _NoFirstToken from None
+                iterator = stream.__aiter__()
+                while True:
+                    limit = (deadline if spoke else first_by) - time.monotonic()
+                    if limit <= 0 and not spoke:
+                        raise _NoFirstToken
+                    if limit <= 0:
+                        raise TimeoutError("the reply took longer than llm.total_timeout_s")
+                    try:
+                        chunk = await asyncio.wait_for(iterator.__anext__(), limit)
+                    except StopAsyncIteration:
+                        break
+                    except TimeoutError:
+                        if not spoke:
+                            raise _NoFirstToken from None
+                        raise
+                    usage = getattr(chunk, "usage", None)
+                    if usage:
+                        tokens_in = int(getattr(usage, "prompt_tokens", 0) or 0)
+                        tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
+                    if not chunk.choices:
+                        continue
+                    delta = chunk.choices[0].delta
+                    text = getattr(delta, "content", None)
+                    if text:
+                        if not spoke:
+                            first_ms = int((time.monotonic() - started_at) * 1000)
+                        spoke = True
+                        yield text
+                    for call in getattr(delta, "tool_calls", None) or []:
+                        if not spoke:
+                            first_ms = int((time.monotonic() - started_at) * 1000)
+                        spoke = True
+                        fn = getattr(call, "function", None)
+                        yield (
+                            int(getattr(call, "index", 0) or 0),
+                            getattr(call, "id", None) or "",
+                            (getattr(fn, "name", None) or "") if fn else "",
+                            (getattr(fn, "arguments", None) or "") if fn else "",
+                        )
+                breaker.success()
+                yield Usage(provider.model, tokens_in, tokens_out, first_ms, given_up)
+                return
+            except Exception as exc:  # litellm raises many kinds; cancellation is not one of them
+                if spoke:
+                    log.warning("llm.stream_broken", model=provider.model, error=_why(exc))
+                    yield Usage(provider.model, tokens_in, tokens_out, first_ms, given_up)
+                    return  # keep what was said
+                breaker.failure()
+                if isinstance(exc, _NoFirstToken):
+                    why.append(f"{provider.model}: no first token within {wait:g} s")
+                    log.warning("llm.no_first_token", model=provider.model, waited_s=round(wait, 2))
+                    break  # not this provider again in this reply
+                why.append(f"{provider.model}: {_why(exc)}")
+                log.warning("llm.retry", model=provider.model, attempt=attempt + 1, error=_why(exc))
+                if attempt < config.retries:
+                    await asyncio.sleep(0.2 * (attempt + 1))
+    raise LlmError("the LLM did not answer: " + "; ".join(why or ["no time left"]))
+
+
+def _why(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:200]}"

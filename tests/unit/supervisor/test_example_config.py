@@ -76,6 +76,7 @@ def test_every_setting_is_documented_in_the_example_and_nothing_else() -> None:
         | _commented_nested_list_keys(text, "inference", "asr_providers")
         | _commented_nested_list_keys(text, "inference", "tts_providers")
         | _commented_nested_list_keys(text, "jobs", "webhooks")
+        | _commented_nested_list_keys(text, "llm", "fallbacks")
     )
     fields = _fields(Settings)
     assert not fields - documented, f"settings missing from {EXAMPLE.name}: {sorted(fields - documented)}"

@@ -22,10 +22,10 @@ class Integration(BaseModel):
     retries: int = Field(1, ge=0, le=3)
 
 
-@register("tool")
-class Tool(Verb):
-    """Call ``integration`` at ``path`` (``{var}`` placeholders, URL-quoted), store ``result`` fields."""
+class Request(BaseModel):
+    """One HTTP call to a declared integration: what a `tool` step and an agent's tool both make."""
 
+    model_config = ConfigDict(extra="forbid", frozen=True)
     integration: str
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
     path: str = Field("/", pattern=r"^/[^\s]*$")
@@ -34,11 +34,9 @@ class Tool(Verb):
     # May the call be sent again if the worker died while it was in flight (with the same
     # Idempotency-Key)? Default: only for GET. A POST that books or pays must say so itself.
     retry_safe: bool | None = None
-    on_error: str | None = None
     announce: str | None = None  # said before the call ("One moment while I look that up.")
     # Ask before acting for the caller ("Shall I book {date} at {time}?"): yes calls, no declines.
     confirm: str | None = Field(None, min_length=1)
-    on_decline: str | None = None  # where "no" goes (default: on below, with tool_status=declined)
 
     @field_validator("path")
     @classmethod
@@ -57,6 +55,24 @@ class Tool(Verb):
                 raise ValueError(f"result variable {name!r} must be lower-case letters, digits and _")
         return v
 
+    def safe_to_retry(self) -> bool:
+        return self.retry_safe if self.retry_safe is not None else self.method == "GET"
+
+    def request_reads(self) -> set[str]:
+        found = set(PLACEHOLDER.findall(self.path))
+        for value in (self.body or {}).values():
+            if isinstance(value, str):
+                found |= set(PLACEHOLDER.findall(value))
+        return found
+
+
+@register("tool")
+class Tool(Request, Verb):
+    """Call ``integration`` at ``path`` (``{var}`` placeholders, URL-quoted), store ``result`` fields."""
+
+    on_error: str | None = None
+    on_decline: str | None = None  # where "no" goes (default: on below, with tool_status=declined)
+
     def waits(self) -> bool:
         return self.confirm is not None
 
@@ -69,12 +85,5 @@ class Tool(Verb):
     def texts(self) -> list[str]:
         return [t for t in (self.announce, self.confirm) if t]
 
-    def safe_to_retry(self) -> bool:
-        return self.retry_safe if self.retry_safe is not None else self.method == "GET"
-
     def reads(self) -> set[str]:
-        found = super().reads() | set(PLACEHOLDER.findall(self.path))
-        for value in (self.body or {}).values():
-            if isinstance(value, str):
-                found |= set(PLACEHOLDER.findall(value))
-        return found
+        return super().reads() | self.request_reads()
