@@ -124,14 +124,18 @@ def _spans_of_turns(events: Sequence[dict[str, Any]]) -> Iterator[tuple[str, flo
 
 
 def _paired(
-    events: Sequence[dict[str, Any]], begin: str, done: str, name: str
+    events: Sequence[dict[str, Any]], begin: str, done: str, name: str, then: str = ""
 ) -> Iterator[tuple[str, float, float, dict[str, Any]]]:
+    """Spans from ``begin`` to ``done`` events; the attributes of both, and of a ``then`` event that
+    follows ``done`` at once (an LLM reply's usage)."""
     opened: dict[str, Any] | None = None
-    for e in events:
+    for i, e in enumerate(events):
         if e["kind"] == begin:
             opened = e
         elif e["kind"] == done and opened is not None:
-            attrs = {k: v for k, v in {**opened, **e}.items() if k not in ("t", "kind") and _plain(v)}
+            after = events[i + 1] if then and i + 1 < len(events) and events[i + 1]["kind"] == then else {}
+            merged = {**opened, **e, **after}
+            attrs = {k: v for k, v in merged.items() if k not in ("t", "kind") and _plain(v)}
             yield name, opened["t"], e["t"], {f"voicebot.{k}": v for k, v in attrs.items()}
             opened = None
 
@@ -187,7 +191,7 @@ def export_call(
     for name, s, e, a in [
         *_paired(events, "transfer_request", "transfer_result", "transfer"),
         *_paired(events, "tool_call", "tool_result", "tool"),
-        *_paired(events, "agent_turn", "agent_reply", "llm"),
+        *_paired(events, "agent_turn", "agent_reply", "llm", then="llm_usage"),
     ]:
         spans.append((name, at(s), at(e), a))
     turn_ctx = ctx

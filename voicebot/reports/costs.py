@@ -2,9 +2,9 @@
 
 Parts: the trunk's minutes (each started minute of the call), the caller audio sent to the
 recogniser (``transcript`` events: seconds and the provider that decoded them), the characters
-synthesised for the call (``tts`` events; prompts from the cache cost nothing), and successful
+synthesised for the call (``tts`` events; prompts from the cache cost nothing), the language
+model's tokens in and out (``llm_usage`` events, by the model that answered), and successful
 transfers. A key missing from a price table falls back to its "*" entry, else costs nothing.
-Language-model tokens are not priced yet: calls do not record them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-PARTS = ("trunk", "asr", "tts", "transfer")
+PARTS = ("trunk", "asr", "tts", "llm", "transfer")
 
 
 def _price(table: Mapping[str, float], key: str) -> float:
@@ -23,7 +23,8 @@ def _price(table: Mapping[str, float], key: str) -> float:
 def call_cost(
     trunk: str, seconds: float, events: Sequence[Mapping[str, Any]], prices: Any
 ) -> dict[str, float]:
-    """``{"trunk": ..., "asr": ..., "tts": ..., "transfer": ..., "total": ...}`` in ``prices.currency``."""
+    """``{"trunk": ..., "asr": ..., "tts": ..., "llm": ..., "transfer": ..., "total": ...}`` in
+    ``prices.currency``."""
     minutes = math.ceil(max(0.0, seconds) / 60) if seconds > 0 else 0
     parts = dict.fromkeys(PARTS, 0.0)
     parts["trunk"] = minutes * _price(prices.trunk_minute, trunk)
@@ -37,6 +38,10 @@ def call_cost(
             parts["tts"] += (
                 int(e.get("chars") or 0) / 1000 * _price(prices.tts_1k_chars, str(e.get("voice", "")))
             )
+        elif kind == "llm_usage":
+            model = str(e.get("model", ""))
+            parts["llm"] += int(e.get("tokens_in") or 0) / 1000 * _price(prices.llm_1k_tokens_in, model)
+            parts["llm"] += int(e.get("tokens_out") or 0) / 1000 * _price(prices.llm_1k_tokens_out, model)
         elif kind == "transfer_result" and e.get("ok"):
             parts["transfer"] += float(prices.transfer)
     out = {k: round(v, 6) for k, v in parts.items()}

@@ -123,7 +123,7 @@ async def report_rows(
     return rows
 
 
-REPORTED = ("turn", "transcript", "tts", "transfer_result")  # what report rows read
+REPORTED = ("turn", "transcript", "tts", "llm_usage", "transfer_result")  # what report rows read
 
 
 FIELDS = (

@@ -13,6 +13,8 @@ PRICES = CostSettings(
     trunk_minute={"carrier": 0.01, "*": 0.002},
     asr_second={"cloud": 0.001, "local": 0.0},
     tts_1k_chars={"*": 0.02},
+    llm_1k_tokens_in={"openai/big": 0.5, "*": 0.0},
+    llm_1k_tokens_out={"openai/big": 2.0},
     transfer=0.05,
 )
 EVENTS = [
@@ -20,6 +22,8 @@ EVENTS = [
     {"kind": "transcript", "text": "yes", "audio_s": 1.0, "asr": "local"},
     {"kind": "transcript", "text": "x", "audio_s": 4.0, "asr": ""},  # in-process models: local
     {"kind": "tts", "voice": "hibari", "chars": 500},
+    {"kind": "llm_usage", "model": "openai/big", "tokens_in": 200, "tokens_out": 10},  # a fallback
+    {"kind": "llm_usage", "model": "openai/local", "tokens_in": 900, "tokens_out": 90},  # "*": free
     {"kind": "transfer_result", "queue": "sales", "ok": False},
     {"kind": "transfer_result", "queue": "sales", "ok": True},
 ]
@@ -31,8 +35,9 @@ def test_each_part_is_priced_by_its_key_or_the_star() -> None:
         "trunk": 0.02,
         "asr": 0.0025,
         "tts": 0.01,
+        "llm": 0.12,  # 0.2 x 0.5 + 0.01 x 2.0
         "transfer": 0.05,
-        "total": pytest.approx(0.0825),
+        "total": pytest.approx(0.2025),
     }
     assert call_cost("pbx", 30.0, [], PRICES)["trunk"] == 0.002  # "*" prices the other trunks
     assert call_cost("pbx", 30.0, EVENTS, CostSettings())["total"] == 0.0  # no prices, no cost

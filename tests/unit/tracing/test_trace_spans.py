@@ -59,3 +59,17 @@ def test_a_turn_without_a_reply_is_placed_from_its_transcript() -> None:
         and abs(turn[2] - 5.0) < 1e-9
         and [s[0] for s in stages] == ["asr", "decision"]
     )
+
+
+def test_an_llm_span_carries_the_usage_of_its_reply() -> None:
+    events = [
+        {"kind": "agent_turn", "t": 1.0, "messages": 2},
+        {"kind": "agent_reply", "t": 1.8, "sentences": 1, "ok": True},
+        {"kind": "llm_usage", "t": 1.8, "model": "openai/m", "tokens_in": 50, "tokens_out": 7},
+        {"kind": "agent_turn", "t": 3.0, "messages": 4},
+        {"kind": "agent_reply", "t": 3.5, "sentences": 0, "ok": False},
+    ]
+    spans = list(tracing._paired(events, "agent_turn", "agent_reply", "llm", then="llm_usage"))
+    assert [(s, e) for _, s, e, _ in spans] == [(1.0, 1.8), (3.0, 3.5)]
+    assert spans[0][3]["voicebot.tokens_in"] == 50 and spans[0][3]["voicebot.model"] == "openai/m"
+    assert "voicebot.tokens_in" not in spans[1][3]
