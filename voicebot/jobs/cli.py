@@ -43,7 +43,7 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     logs.configure(settings.log.level, settings.log.format, settings.log.redact_pii, process="jobs")
-    worker = JobWorker(_url(args), settings.jobs, settings.llm)
+    worker = JobWorker(_url(args), settings.jobs, settings.llm.resolved())
 
     async def go() -> int:
         stopping = asyncio.Event()

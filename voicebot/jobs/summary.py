@@ -25,5 +25,5 @@ def transcript(call: Call) -> str:
 
 
 async def summarise(llm: LlmConfig, call: Call) -> str:
-    parts = [s async for s in sentences(llm, SYSTEM, [("user", transcript(call))])]
+    parts = [s async for s in sentences(llm, SYSTEM, [("user", transcript(call))], phone=False)]
     return " ".join(parts).strip()

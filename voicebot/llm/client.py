@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from voicebot.errors import VoicebotError
 from voicebot.inference.breaker import SharedBreaker
@@ -73,10 +73,34 @@ class LlmConfig(BaseModel):
     temperature: float = Field(0.3, ge=0, le=2)
     retries: int = Field(1, ge=0, le=3)  # per provider, fast failures only, before the first token
     breaker_open_s: float = Field(15.0, gt=0, le=600)  # a failed provider is skipped this long
+    # The embedded offline model (voicebot/llm/local.py): `voicebot run` starts and supervises a
+    # llama-server on local_listen and the call workers use it as `model`/`api_base`.
+    local: bool = False
+    local_listen: str = Field("127.0.0.1:18080", pattern=r"^127\.0\.0\.1:[0-9]{1,5}$")
+    local_threads: int = Field(1, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _local_or_remote(self) -> LlmConfig:
+        if self.local and (self.model or self.api_base):
+            raise ValueError(
+                "llm.local starts the bundled model's server itself: leave llm.model and llm.api_base "
+                "empty (llm.fallbacks may still name other providers)"
+            )
+        return self
 
     @property
     def configured(self) -> bool:
-        return bool(self.model and self.api_base)
+        return self.local or bool(self.model and self.api_base)
+
+    def resolved(self) -> LlmConfig:
+        """With ``local``: the settings the call workers use to reach the node's llama-server."""
+        if not self.local:
+            return self
+        from voicebot.llm.local import LITELLM_MODEL
+
+        return self.model_copy(
+            update={"local": False, "model": LITELLM_MODEL, "api_base": f"http://{self.local_listen}/v1"}
+        )
 
     def providers(self) -> list[LlmProvider]:
         first = LlmProvider(model=self.model, api_base=self.api_base, api_key_env=self.api_key_env)
@@ -117,9 +141,12 @@ def load_litellm() -> Any:
     return litellm
 
 
-async def sentences(config: LlmConfig, system: str, messages: Sequence[Message]) -> AsyncIterator[str]:
-    """Yield the reply sentence by sentence. Raises LlmError when nothing could be said."""
-    async for item in reply(config, system, messages):
+async def sentences(
+    config: LlmConfig, system: str, messages: Sequence[Message], phone: bool = True
+) -> AsyncIterator[str]:
+    """Yield the reply sentence by sentence (``phone``: fit to be spoken, within the length budget;
+    else as written). Raises LlmError when nothing could be said."""
+    async for item in reply(config, system, messages, phone=phone):
         if isinstance(item, str):
             yield item
 
@@ -130,15 +157,17 @@ async def reply(
     messages: Sequence[Message],
     tools: Sequence[dict[str, Any]] = (),
     breaker_dir: Path | None = None,
+    phone: bool = True,
 ) -> AsyncIterator[str | ToolRequest | Usage]:
     """Sentences as they come, then a ToolRequest if the model asked for a tool, then its Usage.
     Raises LlmError when no provider could say anything."""
     splitter = SentenceSplitter()
-    budget = Budget(config.max_spoken_chars)
+    budget = Budget(config.max_spoken_chars if phone else 1 << 30)
+    speakable = for_phone if phone else str.strip
     calls: dict[int, dict[str, str]] = {}
     async for item in _stream(config, system, messages, tools, breaker_dir):
         if isinstance(item, str):
-            for sentence in map(for_phone, splitter.feed(item)):
+            for sentence in map(speakable, splitter.feed(item)):
                 if not sentence:
                     continue
                 if not budget.take(sentence):
@@ -146,7 +175,7 @@ async def reply(
                     return  # the rest is not said (and the stream is closed)
                 yield sentence
         elif isinstance(item, Usage):
-            for sentence in map(for_phone, splitter.flush()):
+            for sentence in map(speakable, splitter.flush()):
                 if sentence and budget.take(sentence):
                     yield sentence
             if calls:

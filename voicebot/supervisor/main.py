@@ -38,7 +38,7 @@ from voicebot.records.spool import Spool
 from voicebot.signaling.params import UAParams
 from voicebot.supervisor import health
 from voicebot.supervisor.edge_plan import edge_params
-from voicebot.supervisor.infer import InferProcess
+from voicebot.supervisor.infer import InferProcess, LocalLlmProcess
 from voicebot.supervisor.plan import call_worker_params, infer_params, ua_params
 
 log = logs.get_logger(__name__)
@@ -78,6 +78,11 @@ class Supervisor:
                 self.run_dir / "infer.json",
                 start_timeout_s=settings.inference.start_timeout_s,
                 heartbeat_timeout_s=max(settings.workers.heartbeat_timeout_s, 5.0),
+            )
+        self.llm_server: LocalLlmProcess | None = None
+        if settings.llm.local:
+            self.llm_server = LocalLlmProcess(
+                settings.llm.local_listen, settings.llm.local_threads, self.run_dir / "llm-server.log"
             )
         self.edge: KamailioEdge | None = None
         self.stopping = asyncio.Event()
@@ -331,6 +336,26 @@ class Supervisor:
                 return
             await self.start_ua(ua)
 
+    async def start_llm_server(self) -> bool:
+        """llm.local: the bundled model's server, before any call can reach an agent step."""
+        assert self.llm_server is not None
+        from voicebot.llm.local import LocalLlmMissing
+
+        try:
+            started = await self.llm_server.start()
+        except LocalLlmMissing as exc:
+            log.error("voicebot.cannot_start", why=f"llm.local is set but {exc}")
+            return False
+        if not started:
+            log.error(
+                "voicebot.cannot_start",
+                why=f"the local LLM server did not start (log: {self.llm_server.log_file})",
+            )
+            await self.llm_server.stop()
+            return False
+        self.tasks.append(asyncio.create_task(self.llm_server.watch(self.stopping), name="watch-llm-server"))
+        return True
+
     async def start_edge(self) -> None:
         edge = KamailioEdge(edge_params(self.s, self.run_dir / "edge", [ua.params for ua in self.uas]))
         await edge.start()
@@ -352,6 +377,12 @@ class Supervisor:
                 await self.infer.stop()
                 return 1
             self.tasks.append(asyncio.create_task(self.infer.watch(self.stopping), name="watch-infer"))
+        if self.llm_server is not None and not await self.start_llm_server():
+            for task in self.tasks:
+                task.cancel()
+            if self.infer is not None:
+                await self.infer.stop()
+            return 1
         if self.migrate_pending:
             self.tasks.append(asyncio.create_task(self.migrate_when_back(), name="database-migrate"))
         self.start_dialplan_sync()
@@ -424,7 +455,7 @@ class Supervisor:
                 name="records-flusher",
             )
         if self.s.jobs.worker and self.s.jobs.active:
-            worker = JobWorker(url, self.s.jobs, self.s.llm)
+            worker = JobWorker(url, self.s.jobs, self.s.llm.resolved())
             self.tasks.append(asyncio.create_task(worker.run(self.finished), name="jobs-worker"))
 
     async def drain(self) -> None:
@@ -466,6 +497,8 @@ class Supervisor:
             self._close_heartbeat(ua)
         if self.infer is not None:  # after the calls: they may speak until the end
             await self.infer.stop()
+        if self.llm_server is not None:
+            await self.llm_server.stop()
         if edge is not None:
             await edge.stop()
         log.info("voicebot.stopped")

@@ -102,7 +102,7 @@ def call_worker_params(s: Settings) -> CallWorkerParams:
         call_logic=s.call.logic,
         dialplan_store=s.dialplan_store.resolve(),
         tools_allow=list(s.tools_allow),
-        llm=s.llm,
+        llm=s.llm.resolved(),
         asr_backend=None if s.asr.backend == "none" else s.asr.backend,
         model_dir=s.asr.model_dir.resolve(),
         vosk_model=s.asr.vosk_model,
