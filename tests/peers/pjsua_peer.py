@@ -191,6 +191,7 @@ def run_caller(args: argparse.Namespace, ep: pj.Endpoint) -> dict[str, Any]:
     call.record_path = args.record
     call.play_path = args.play
     call.play_at = args.play_at
+    again_at = args.play_again_at
     op = pj.CallOpParam(True)
     target = args.target + (f";transport={args.transport}" if args.transport != "udp" else "")
     call.makeCall(target, op)
@@ -201,6 +202,9 @@ def run_caller(args: argparse.Namespace, ep: pj.Endpoint) -> dict[str, Any]:
         since = time.monotonic() - call.confirmed_at if call.confirmed_at is not None else -1.0
         if call.play_path and call.player is None and call.media is not None and since >= call.play_at > 0:
             call.start_player()
+        if again_at and call.player is not None and since >= again_at:
+            again_at = 0.0
+            call.start_player()  # a new player: the first one has played to its end
         if call.confirmed_at is not None and dtmf and since >= dtmf[0][0]:
             _, digits = dtmf.pop(0)
             send_dtmf(call, digits, args.dtmf_method)
@@ -286,6 +290,7 @@ def main() -> int:
     ap.add_argument("--key")
     ap.add_argument("--play")
     ap.add_argument("--play-at", type=float, default=0.0, help="start playing this long after answer")
+    ap.add_argument("--play-again-at", type=float, default=0.0, help="play the file once more then")
     ap.add_argument("--record")
     ap.add_argument("--record-dir")
     ap.add_argument("--dtmf", nargs="*", help="DIGITS@SECONDS after answer")

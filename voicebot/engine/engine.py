@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from voicebot.asr.base import Transcript
 from voicebot.dialplan import interpreter as ip
 from voicebot.dialplan.plan import Plan
+from voicebot.dialplan.verbs.agent import Agent
 from voicebot.dialplan.verbs.registry import PLACEHOLDER
 from voicebot.engine import effects as fx
 from voicebot.engine import events as ev
-from voicebot.engine.hearing import Answer, DecodeRequest, Ended, Heard, Hearing, Started
+from voicebot.engine.hearing import Answer, DecodeRequest, Ended, Guess, Heard, Hearing, Resumed, Started
 from voicebot.engine.turns import TurnClock
 
 REDACTED = "<redacted>"  # what logs and call records show of sensitive input (PINs, card numbers)
@@ -40,6 +41,7 @@ class EngineConfig:
 
     sample_rate: int = 8000
     recognise: bool = True  # a recogniser is configured (else: keys only)
+    llm_early: bool = True  # at an agent step, ask the LLM at the caller's pause (see _early_llm)
     max_call_s: float = 3600.0
     decode_budget_s: float = 15.0  # a decode that has not come back by then counts as failed
     llm_first_sentence_s: float = 15.0  # the LLM's first sentence, else the step's error path
@@ -53,6 +55,17 @@ class CallInfo:
     caller: str = ""
     called: str = ""
     today: str = ""  # ISO date ("tomorrow" is relative to it); "" = today
+
+
+@dataclass
+class _EarlyLlm:
+    """An LLM request made at a caller's pause (Engine._early_llm), waiting to be the turn's reply."""
+
+    req: int
+    text: str  # the transcript it was asked with
+    turn: ip.AgentTurn
+    sentences: list[str] = field(default_factory=list)
+    done: ev.LlmDone | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +104,7 @@ class CallEngine:
         self.agent_said: list[str] = []
         self.agent_marks = 0
         self.agent_deadline: float | None = None
+        self.early: _EarlyLlm | None = None  # an LLM request started at a pause, not yet the turn's
         self.tool: tuple[int, float] | None = None  # (request, deadline)
         self.tool_key = str(saved.get("tool_key", ""))
         self.recording: tuple[float, str] | None = None  # (max_s, mark after which it starts)
@@ -296,6 +310,10 @@ class CallEngine:
             return [fx.Decode(heard.req, heard.audio, hints)]
         if isinstance(heard, Heard):
             return [fx.Note(heard.kind, dict(heard.data))]
+        if isinstance(heard, Guess):
+            return self._early_llm(heard.transcript.text, heard.transcript.confidence, now)
+        if isinstance(heard, Resumed):
+            return self._drop_early()
         if isinstance(heard, Answer):
             return self._answer(heard, now)
         return []
@@ -365,7 +383,42 @@ class CallEngine:
         return []
 
     # -- LLM turns -------------------------------------------------------------------------------
+    def _early_llm(self, text: str, confidence: float, now: float) -> list[fx.Effect]:
+        """The caller paused and what they said so far is decoded: at an agent step, ask the LLM
+        now, on a dry run of the interpreter, and keep its sentences unspoken. If the turn ends with
+        this transcript, the reply is adopted (the time to its first sentence is saved); if the
+        caller goes on, or the turn ends otherwise, it is cancelled."""
+        st = self.it.state
+        if (
+            not self.cfg.llm_early
+            or self.agent is not None
+            or st.waiting != "input"
+            or st.agent_tool
+            or st.step is None
+            or not isinstance(self.plan.steps[st.step].verb, Agent)
+        ):
+            return []
+        if self.early is not None and self.early.text == text:
+            return []  # already asked for this
+        out = self._drop_early()
+        trial = ip.Interpreter(self.plan, st.model_copy(deep=True))
+        actions = trial.handle(ip.SpeechFinal(text, confidence, now))
+        turn = next((a for a in actions if isinstance(a, ip.AgentTurn)), None)
+        if turn is None:
+            return out
+        req = self._next_req()
+        self.early = _EarlyLlm(req, text, turn)
+        note = fx.Note("llm_early", {"messages": len(turn.messages)})
+        return [*out, note, fx.AskLlm(req, turn.instructions, turn.messages, turn.tools)]
+
+    def _drop_early(self) -> list[fx.Effect]:
+        early, self.early = self.early, None
+        return [fx.CancelLlm(early.req)] if early is not None else []
+
     def _llm_sentence(self, event: ev.LlmSentence, now: float) -> list[fx.Effect]:
+        if self.early is not None and self.early.req == event.req:
+            self.early.sentences.append(event.text)  # said if the turn ends as it was guessed
+            return []
         if self.agent is None or self.agent[0] != event.req:
             return []
         turn = self.agent[1]
@@ -379,6 +432,9 @@ class CallEngine:
         return [self._speak(event.text, mark, None, now)]
 
     def _llm_done(self, event: ev.LlmDone, now: float) -> list[fx.Effect]:
+        if self.early is not None and self.early.req == event.req:
+            self.early.done = event
+            return []
         if self.agent is None or self.agent[0] != event.req:
             return []
         reply: dict[str, Any] = {"sentences": len(self.agent_said), "ok": event.ok}
@@ -432,6 +488,7 @@ class CallEngine:
         no-input timer must wait for."""
         out: list[fx.Effect] = self._decisions()
         arm: ip.StartCollect | None = None  # a collect whose no-input timer starts now
+        adopted: _EarlyLlm | None = None
         if last_mark is not None and last_mark not in self.playing:
             last_mark = None  # it has already played
         for a in actions:
@@ -455,16 +512,32 @@ class CallEngine:
             elif isinstance(a, ip.StartRecording):
                 self.recording = (a.max_s, a.after_mark)
             elif isinstance(a, ip.AgentTurn):
-                req = self._next_req()
+                early, self.early = self.early, None
+                if early is not None and (early.turn.instructions, early.turn.messages) != (
+                    a.instructions,
+                    a.messages,
+                ):
+                    out.append(fx.CancelLlm(early.req))  # the turn ended otherwise than guessed
+                    early = None
+                req = early.req if early is not None else self._next_req()
                 self.agent, self.collect, self.collect_after = (req, a), None, None
                 self.no_input_at = None  # the bot has the turn: silence now is not the caller's
                 self.agent_deadline = now + self.cfg.llm_first_sentence_s
-                out.append(fx.Note("agent_turn", {"messages": len(a.messages)}))
-                out.append(fx.AskLlm(req, a.instructions, a.messages, a.tools))
+                out.append(fx.Note("agent_turn", {"messages": len(a.messages), "early": early is not None}))
+                if early is None:
+                    out.append(fx.AskLlm(req, a.instructions, a.messages, a.tools))
+                else:
+                    adopted = early
         # Only the batch's last collect, if nothing later in the batch (an LLM turn) replaced it.
         if arm is not None and arm is self.collect:
             self._arm(arm.timeout_s, now)
-        return out + self._checkpoint()
+        out += self._checkpoint()
+        if adopted is not None:  # what the early request said so far is the reply's start
+            for sentence in adopted.sentences:
+                out += self._llm_sentence(ev.LlmSentence(adopted.req, sentence), now)
+            if adopted.done is not None:
+                out += self._llm_done(adopted.done, now)
+        return out
 
     def _decisions(self) -> list[fx.Effect]:
         """The interpreter's decisions since the last look, for the call's record: a step entered,
@@ -519,6 +592,7 @@ class CallEngine:
                 out.append(fx.Note("turn", record, log="call.turn"))  # no UA left to export it to
         if self.agent is not None:
             out.append(fx.CancelLlm(self.agent[0]))
+        out += self._drop_early()
         if self.tool is not None:
             out.append(fx.CancelTool(self.tool[0]))
         if self.recorded is not None:
@@ -580,8 +654,6 @@ class CallEngine:
 def speaks_uncached(plan: Plan) -> bool:
     """Does this plan say things no cache can hold (texts with {placeholders}, LLM replies)? Then its
     call workers load the TTS before they are ready rather than while a caller waits."""
-    from voicebot.dialplan.verbs.agent import Agent
-
     return any(
         isinstance(step.verb, Agent) or any(PLACEHOLDER.search(t) for t in step.verb.texts())
         for step in plan.steps.values()

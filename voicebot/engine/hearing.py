@@ -68,7 +68,21 @@ class Heard:
     data: dict[str, object]
 
 
-Output = Started | Ended | DecodeRequest | Answer | Heard
+@dataclass(frozen=True)
+class Guess:
+    """A decode at a pause covers the whole turn so far and the caller is still silent, but the
+    step does not take an early answer: the engine may start working on it (an LLM request) and use
+    that work if the turn ends with this transcript."""
+
+    transcript: Transcript
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """The caller went on after a pause: a Guess no longer covers the turn."""
+
+
+Output = Started | Ended | DecodeRequest | Answer | Heard | Guess | Resumed
 
 
 @dataclass
@@ -115,6 +129,7 @@ class Hearing:
                     out += self._speculate()
             elif isinstance(ev, TurnResumed):
                 self.spec.resumed()  # a decode cut at that pause no longer covers the turn
+                out.append(Resumed())
             elif isinstance(ev, TurnSegment):
                 self.spec.segmented()
                 self._pause = None
@@ -155,17 +170,18 @@ class Hearing:
                 Heard("asr_guess", {"audio_s": result.audio_s, "decode_s": result.decode_s, "whole": whole})
             )
             state = self._turns.get(turn)
-            early = (
+            covering = (
                 whole
                 and self._pause is None
                 and state is not None
                 and not state.slots  # a turn with earlier parts is answered by all of them together
                 and not state.ended
                 and self.caller_silent()
-                and accepts(result.text, result.confidence)
             )
-            if early and self.spec.take(turn):
+            if covering and accepts(result.text, result.confidence) and self.spec.take(turn):
                 out.append(Answer(result, 1, 0, early=True))
+            elif covering:
+                out.append(Guess(result))
         state = self._turns.get(turn)
         if state is not None and state.tail is not None:
             out += self._decide_tail(turn, state)

@@ -78,6 +78,7 @@ class LlmConfig(BaseModel):
     local: bool = False
     local_listen: str = Field("127.0.0.1:18080", pattern=r"^127\.0\.0\.1:[0-9]{1,5}$")
     local_threads: int = Field(1, ge=1, le=64)
+    local_parallel: int = Field(4, ge=1, le=64)  # conversations it decodes at once (2048 tokens each)
 
     @model_validator(mode="after")
     def _local_or_remote(self) -> LlmConfig:

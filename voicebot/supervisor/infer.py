@@ -174,19 +174,21 @@ class LocalLlmProcess(ChildService):
 
     name = "llm_server"
 
-    def __init__(self, listen: str, threads: int, log_file: Path) -> None:
+    def __init__(self, listen: str, threads: int, log_file: Path, parallel: int = 1) -> None:
         # The 98 MB model loads in under a second here; a slow disk gets 60 s.
         super().__init__(start_timeout_s=60.0, heartbeat_timeout_s=30.0)
         self.host, _, port = listen.rpartition(":")
         self.port = int(port)
         self.threads = threads
+        self.parallel = parallel
         self.log_file = log_file
         self._log_fd: int | None = None
 
     def argv(self) -> list[str]:
         from voicebot.llm.local import command
 
-        return command(self.host, self.port, self.threads)
+        # each slot keeps a 2048-token conversation; llama.cpp batches the slots' decoding together
+        return command(self.host, self.port, self.threads, 2048 * self.parallel, self.parallel)
 
     def health_url(self) -> str:
         return f"http://{self.host}:{self.port}/health"  # 503 while loading, 200 when serving

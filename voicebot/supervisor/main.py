@@ -82,7 +82,10 @@ class Supervisor:
         self.llm_server: LocalLlmProcess | None = None
         if settings.llm.local:
             self.llm_server = LocalLlmProcess(
-                settings.llm.local_listen, settings.llm.local_threads, self.run_dir / "llm-server.log"
+                settings.llm.local_listen,
+                settings.llm.local_threads,
+                self.run_dir / "llm-server.log",
+                settings.llm.local_parallel,
             )
         self.edge: KamailioEdge | None = None
         self.stopping = asyncio.Event()

@@ -375,3 +375,63 @@ def test_a_resumed_step_does_not_count_as_progress() -> None:
     assert resumed.progress == checkpoint["progress"]  # the UA keeps counting deaths at this step
     resumed.handle(ev.Key("7"), 6.0)
     assert resumed.progress > checkpoint["progress"]
+
+
+def _frames(engine: CallEngine, loud: bool, seconds: float, now: float) -> tuple[list[fx.Effect], float]:
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    out: list[fx.Effect] = []
+    for i in range(int(seconds / 0.02)):
+        if loud:
+            tone = np.sin(np.arange(160) * 2 * np.pi * 440 / 8000 + i) * 9000
+            pcm = (tone + rng.integers(-1500, 1500, 160)).astype("<i2").tobytes()
+        else:
+            pcm = bytes(320)
+        now += 0.02
+        out += engine.handle(ev.Audio(pcm), now)
+    return out, now
+
+
+def _at_agent_input(e: CallEngine) -> float:
+    started = e.start(0.0)
+    (ask,) = of(fx.AskLlm, started)
+    out = e.handle(ev.LlmSentence(ask.req, "How can I help?"), 0.5) + e.handle(ev.LlmDone(ask.req, True), 0.6)
+    play_all(e, started + out, 1.0)
+    return 1.0
+
+
+def test_at_an_agent_step_the_llm_is_asked_at_the_pause_and_its_reply_adopted_when_the_turn_ends() -> None:
+    e = make(ASSISTANT)
+    now = _at_agent_input(e)
+    out, now = _frames(e, True, 1.0, now)
+    out2, now = _frames(e, False, 0.36, now)  # a pause: the turn so far is decoded
+    (decode,) = of(fx.Decode, out + out2)
+    early = e.handle(ev.Decoded(decode.req, Transcript("When do you close?", 0.9, 1.0, 0.1)), now)
+    (ask,) = of(fx.AskLlm, early)
+    assert ask.messages[-1] == ("user", "When do you close?") and "llm_early" in [
+        n.kind for n in of(fx.Note, early)
+    ]
+    assert e.handle(ev.LlmSentence(ask.req, "We close at six."), now + 0.05) == []  # not said yet
+    rest, now = _frames(e, False, 1.0, now)  # the turn ends: the guess was the whole turn
+    assert not of(fx.AskLlm, rest), "no second request: the early one is the reply"
+    assert said(rest) == ["We close at six."]
+    (turn,) = [n for n in of(fx.Note, rest) if n.kind == "agent_turn"]
+    assert turn.data["early"] is True
+
+
+def test_an_early_llm_request_is_cancelled_when_the_caller_goes_on() -> None:
+    e = make(ASSISTANT)
+    now = _at_agent_input(e)
+    out, now = _frames(e, True, 1.0, now)
+    out2, now = _frames(e, False, 0.36, now)
+    (decode,) = of(fx.Decode, out + out2)
+    (ask,) = of(fx.AskLlm, e.handle(ev.Decoded(decode.req, Transcript("When do you", 0.9, 1.0, 0.1)), now))
+    e.handle(ev.LlmSentence(ask.req, "We open at nine."), now)
+    more, now = _frames(e, True, 0.5, now)  # "... close on Sunday?"
+    assert fx.CancelLlm(ask.req) in more
+    end, now = _frames(e, False, 1.0, now)
+    final = answer_decodes(e, end, "When do you close on Sunday?", now)
+    (ask2,) = of(fx.AskLlm, end + final)
+    assert ask2.req != ask.req and ask2.messages[-1] == ("user", "When do you close on Sunday?")
+    assert "We open at nine." not in said(end + final)

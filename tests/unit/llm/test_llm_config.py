@@ -17,7 +17,7 @@ def test_llm_local_resolves_to_the_nodes_own_server_and_refuses_a_second_model()
         "http://127.0.0.1:18123/v1",
         False,
     )
-    with pytest.raises(ValidationError, match="leave llm.model and llm.api_base empty"):
+    with pytest.raises(ValidationError, match=r"leave llm\.model and llm\.api_base empty"):
         LlmConfig(local=True, model="openai/x")
     with pytest.raises(ValidationError):
         LlmConfig(local=True, local_listen="0.0.0.0:18080")  # the model server is never on the network

@@ -48,3 +48,15 @@ def test_sentences_come_out_as_soon_as_they_end() -> None:
 def test_boundaries(text: str, expected: list[str]) -> None:
     assert split([text]) == expected
     assert split(list(text)) == expected  # token by token: the same sentences
+
+
+def test_the_first_piece_of_a_reply_may_be_a_clause_the_rest_are_sentences() -> None:
+    s = SentenceSplitter()
+    out = s.feed("I'm sorry for the wait, but as your assistant, ")
+    assert out == ["I'm sorry for the wait,"]  # four words and a comma: the caller hears them now
+    out += s.feed("I can help. We close at six, on Sundays at four. ")
+    assert out[1:] == ["but as your assistant, I can help.", "We close at six, on Sundays at four."]
+    short = SentenceSplitter()
+    assert short.feed("Yes, we do, ") == [] and short.flush() == ["Yes, we do,"]  # under four words
+    assert SentenceSplitter().feed("It costs 1,000 dollars and more. ") == ["It costs 1,000 dollars and more."]
+    assert SentenceSplitter(first_clause_words=0).feed("I'm sorry for the wait, but ") == []
