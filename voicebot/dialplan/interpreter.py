@@ -107,6 +107,7 @@ class State(BaseModel):
     agent_messages: list[tuple[str, str]] = Field(default_factory=list)  # (role, text) of this agent step
     agent_tool: str = ""  # the agent tool being confirmed or called
     agent_call: str = ""  # the LLM's id for that call
+    agent_done: int = 0  # tool calls of this agent step that succeeded (may it say "done"?)
     ended: bool = False
     disposition: str = ""
 
@@ -290,7 +291,7 @@ class Interpreter:
         elif isinstance(verb, Tool):
             self._call_tool(verb, out)
         elif isinstance(verb, Agent):
-            st.agent_messages, st.agent_tool, st.agent_call = [], "", ""
+            st.agent_messages, st.agent_tool, st.agent_call, st.agent_done = [], "", "", 0
             st.variables["agent_turns"] = st.variables["agent_tool_calls"] = 0
             self._agent_turn(verb, out)
         elif isinstance(verb, Transfer):
@@ -437,6 +438,7 @@ class Interpreter:
         if not ok:
             st.agent_messages.append(("tool", json.dumps({"id": call_id, "content": "failed"})))
             return self._agent_failed(step, verb, "tool_failed")
+        st.agent_done += 1
         shown: dict[str, Any] = {}
         for var, dotted in tool.result.items():
             st.variables[var] = shown[var] = values.dig(data, dotted)

@@ -28,6 +28,7 @@ from voicebot.engine import effects as fx
 from voicebot.engine import events as ev
 from voicebot.engine.hearing import Answer, DecodeRequest, Ended, Guess, Heard, Hearing, Resumed, Started
 from voicebot.engine.turns import TurnClock
+from voicebot.llm.honesty import claims_done
 
 REDACTED = "<redacted>"  # what logs and call records show of sensitive input (PINs, card numbers)
 RESUME_APOLOGY = "Sorry, I lost you for a moment."
@@ -421,6 +422,9 @@ class CallEngine:
             return []
         if self.agent is None or self.agent[0] != event.req:
             return []
+        if not self.it.state.agent_done and claims_done(event.text):
+            # "I've moved your appointment" with no tool that succeeded: not said (never pretend)
+            return [fx.Note("llm_claim_dropped", {"text": event.text[:200]}, log="llm.claim_dropped")]
         turn = self.agent[1]
         if not self.agent_said and self.clock is not None:
             self.clock.decided(now, "llm")  # the first words are ready

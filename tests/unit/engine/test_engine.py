@@ -435,3 +435,15 @@ def test_an_early_llm_request_is_cancelled_when_the_caller_goes_on() -> None:
     (ask2,) = of(fx.AskLlm, end + final)
     assert ask2.req != ask.req and ask2.messages[-1] == ("user", "When do you close on Sunday?")
     assert "We open at nine." not in said(end + final)
+
+
+def test_a_claim_that_something_was_done_is_not_said_unless_a_tool_succeeded() -> None:
+    e = make(ASSISTANT)
+    (ask,) = of(fx.AskLlm, e.start(0.0))
+    out = e.handle(ev.LlmSentence(ask.req, "I've booked you in for Tuesday."), 0.5)
+    assert not of(fx.Speak, out) and [n.kind for n in of(fx.Note, out)] == ["llm_claim_dropped"]
+    assert said(e.handle(ev.LlmSentence(ask.req, "Shall I book Tuesday for you?"), 0.6)) == [
+        "Shall I book Tuesday for you?"
+    ]
+    e.it.state.agent_done = 1  # a tool of this agent step returned success
+    assert said(e.handle(ev.LlmSentence(ask.req, "I've booked you in for Tuesday."), 0.7))

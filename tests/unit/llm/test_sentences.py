@@ -58,5 +58,7 @@ def test_the_first_piece_of_a_reply_may_be_a_clause_the_rest_are_sentences() -> 
     assert out[1:] == ["but as your assistant, I can help.", "We close at six, on Sundays at four."]
     short = SentenceSplitter()
     assert short.feed("Yes, we do, ") == [] and short.flush() == ["Yes, we do,"]  # under four words
-    assert SentenceSplitter().feed("It costs 1,000 dollars and more. ") == ["It costs 1,000 dollars and more."]
+    assert SentenceSplitter().feed("It costs 1,000 dollars and more. ") == [
+        "It costs 1,000 dollars and more."
+    ]
     assert SentenceSplitter(first_clause_words=0).feed("I'm sorry for the wait, but ") == []
