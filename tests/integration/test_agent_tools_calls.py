@@ -184,3 +184,52 @@ def test_a_down_primary_model_falls_back_and_a_failing_calendar_hands_over_hones
     assert not any(p.startswith("Done.") for p in plays), "no success is spoken for a failed call"
     verdict = classify(events)
     assert (verdict.outcome, verdict.failure_class) == ("escalated", "tool_failure"), verdict
+
+
+def test_a_repeated_first_question_is_answered_from_the_answer_cache(voicebot: Any, tmp_path: Path) -> None:
+    """llm.answer_cache_ttl_s: two callers ask the same question (Whisper hears it); the model is
+    asked once, the second caller hears the kept answer at once."""
+    from support.speech import spoken_wav
+
+    asked: list[str] = []
+
+    def faq(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Reply:
+        last = messages[-1] if messages else {}
+        if last.get("role") == "user":
+            asked.append(str(last.get("content")))
+            return Reply(text="We close at four on Sundays.")
+        return Reply(text="How can I help?")
+
+    question = tmp_path / "question.wav"
+    spoken_wav(question, "When do you close on Sunday?")
+    with serve(faq) as llm:
+        server = voicebot(
+            VOICEBOT_ASR__BACKEND="faster-whisper",
+            VOICEBOT_CALL__LOGIC="dialplan",
+            VOICEBOT_ROUTES=json.dumps(
+                [{"match": "*", "dialplan": str(REPO / "dialplans" / "assistant.yaml")}]
+            ),
+            VOICEBOT_LLM__MODEL="openai/faq",
+            VOICEBOT_LLM__API_BASE=llm.api_base,
+            VOICEBOT_LLM__ANSWER_CACHE_TTL_S="600",
+        )
+        for i in range(2):
+            caller = call_bot(
+                tmp_path,
+                server.port,
+                "--play",
+                str(question),
+                "--play-at",
+                "5",
+                "--duration",
+                "14",
+                name=f"c{i}",
+            )
+            caller.result(timeout=60)
+        records = server.records(expect=2)
+    assert len(asked) == 1, asked
+    cached = [[e for e in rec["events"] if e["kind"] == "llm_usage" and e.get("cached")] for rec in records]
+    assert sorted(len(c) for c in cached) == [0, 1]
+    for rec in records:
+        plays = [e["text"] for e in rec["events"] if e["kind"] == "play"]
+        assert "We close at four on Sundays." in plays

@@ -32,6 +32,8 @@ from voicebot.engine import events as ev
 from voicebot.engine.engine import CallEngine
 from voicebot.errors import ProtocolError
 from voicebot.ipc import proto
+from voicebot.llm import answers
+from voicebot.llm.answers import AnswerCache
 from voicebot.llm.client import ToolRequest
 from voicebot.llm.client import reply as llm_reply
 from voicebot.media.audiofile import wav_bytes
@@ -277,11 +279,24 @@ class CallRunner:
     async def _llm(self, ask: fx.AskLlm) -> None:
         tool_call: tuple[str, str, str] | None = None
         usage: dict[str, Any] | None = None
+        cfg = self.params.llm
+        cache_key, cache = None, None
+        if cfg.answer_cache_ttl_s and self.params.breaker_dir is not None:  # run_dir/answers
+            cache_key = answers.key(cfg.model, ask.instructions, ask.messages, ask.tools)
+            cache = AnswerCache(self.params.breaker_dir.parent / "answers", cfg.answer_cache_ttl_s)
+        cached = cache.get(cache_key) if cache is not None and cache_key else None
+        if cached is not None:
+            for sentence in cached:
+                self.feed(ev.LlmSentence(ask.req, sentence))
+            self.feed(ev.LlmDone(ask.req, True, usage={"model": cfg.model, "cached": True}))
+            return
+        said: list[str] = []
         try:
             async for item in llm_reply(
                 self.params.llm, ask.instructions, ask.messages, ask.tools, self.params.breaker_dir
             ):
                 if isinstance(item, str):
+                    said.append(item)
                     self.feed(ev.LlmSentence(ask.req, item))
                 elif isinstance(item, ToolRequest):
                     tool_call = (item.id, item.name, item.arguments)
@@ -292,6 +307,8 @@ class CallRunner:
         except Exception as exc:  # LlmError, or anything the client raised: the step's error path
             self.feed(ev.LlmDone(ask.req, False, f"{type(exc).__name__}: {exc}"))
             return
+        if cache is not None and cache_key and tool_call is None and usage and usage["complete"]:
+            cache.put(cache_key, said)  # a whole reply (a broken stream ends without usage)
         self.feed(ev.LlmDone(ask.req, True, tool_call=tool_call, usage=usage))
 
     async def _tool(self, call: fx.CallTool) -> None:

@@ -73,6 +73,9 @@ class LlmConfig(BaseModel):
     temperature: float = Field(0.3, ge=0, le=2)
     retries: int = Field(1, ge=0, le=3)  # per provider, fast failures only, before the first token
     breaker_open_s: float = Field(15.0, gt=0, le=600)  # a failed provider is skipped this long
+    # Keep the reply to a conversation's first question this long and say it at once to the next
+    # caller who asks the same (agent steps without tools only; voicebot/llm/answers.py). 0: off.
+    answer_cache_ttl_s: float = Field(0.0, ge=0, le=7 * 86400)
     # The embedded offline model (voicebot/llm/local.py): `voicebot run` starts and supervises a
     # llama-server on local_listen and the call workers use it as `model`/`api_base`.
     local: bool = False
@@ -129,6 +132,7 @@ class Usage:
     tokens_out: int
     first_token_ms: int
     fallbacks: int  # providers given up on before this one answered
+    complete: bool = True  # False: the stream broke after words were said
 
 
 def load_litellm() -> Any:
@@ -340,7 +344,7 @@ async def _stream(
             except Exception as exc:  # litellm raises many kinds; cancellation is not one of them
                 if spoke:
                     log.warning("llm.stream_broken", model=provider.model, error=_why(exc))
-                    yield Usage(provider.model, tokens_in, tokens_out, first_ms, given_up)
+                    yield Usage(provider.model, tokens_in, tokens_out, first_ms, given_up, complete=False)
                     return  # keep what was said
                 breaker.failure()
                 if isinstance(exc, _NoFirstToken):
