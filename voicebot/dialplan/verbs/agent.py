@@ -18,13 +18,19 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from voicebot.dialplan import conditions, patterns
-from voicebot.dialplan.verbs.registry import PLACEHOLDER, Verb, register
+from voicebot.dialplan.verbs.registry import PLACEHOLDER, Verb, register, variable_names
 from voicebot.dialplan.verbs.tool import Request
 
 RESULTS = ("agent_status", "agent_turns")  # status: "done" | "max_turns" | "unavailable" | "tool_failed"
 HANDOVER_TOOL = "hand_over"
 TOOL_NAME = r"^[a-z][a-z0-9_]{0,47}$"
 MAX_STRING = 64  # an identifier, a choice: nothing longer goes to a backend
+
+
+def checked_condition(v: str | None) -> str | None:
+    if v is not None:
+        conditions.parse(v)  # ConditionError is a ValueError: reported at the field
+    return v
 
 
 class Param(BaseModel):
@@ -96,16 +102,12 @@ class AgentTool(Request):
     @field_validator("allowed_when")
     @classmethod
     def _condition(cls, v: str | None) -> str | None:
-        if v is not None:
-            conditions.parse(v)
-        return v
+        return checked_condition(v)
 
     @field_validator("parameters")
     @classmethod
     def _names(cls, v: dict[str, Param]) -> dict[str, Param]:
-        for name in v:
-            if not PLACEHOLDER.fullmatch("{" + name + "}"):
-                raise ValueError(f"parameter {name!r} must be lower-case letters, digits and _")
+        variable_names(v, "parameter")
         return v
 
     def function(self, name: str) -> dict[str, Any]:
@@ -152,9 +154,7 @@ class Agent(Verb):
     @field_validator("done_when")
     @classmethod
     def _condition(cls, v: str | None) -> str | None:
-        if v is not None:
-            conditions.parse(v)
-        return v
+        return checked_condition(v)
 
     @field_validator("tools", mode="before")
     @classmethod

@@ -8,7 +8,7 @@ verb can go, which queues it uses and which variables it sets or reads.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -52,6 +52,13 @@ class Verb(BaseModel):
     def reads(self) -> set[str]:
         """Variables this verb reads."""
         return {name for text in self.texts() for name in PLACEHOLDER.findall(text)}
+
+
+def variable_names(names: Iterable[str], what: str) -> None:
+    """Keys that become dialplan variables must be valid variable names (ValueError says which)."""
+    for name in names:
+        if not PLACEHOLDER.fullmatch("{" + name + "}"):
+            raise ValueError(f"{what} {name!r} must be lower-case letters, digits and _")
 
 
 VERBS: dict[str, type[Verb]] = {}

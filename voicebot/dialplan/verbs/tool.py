@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from voicebot.dialplan.verbs.registry import PLACEHOLDER, Verb, register
+from voicebot.dialplan.verbs.registry import PLACEHOLDER, Verb, register, variable_names
 
 RESULTS = ("tool_status", "tool_error")  # "ok" | "error" | "declined", and why it failed
 
@@ -50,9 +50,7 @@ class Request(BaseModel):
     @field_validator("result")
     @classmethod
     def _variables(cls, v: dict[str, str]) -> dict[str, str]:
-        for name in v:
-            if not PLACEHOLDER.fullmatch("{" + name + "}"):
-                raise ValueError(f"result variable {name!r} must be lower-case letters, digits and _")
+        variable_names(v, "result variable")
         return v
 
     def safe_to_retry(self) -> bool:
