@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from typing import Any
 
@@ -48,7 +49,7 @@ def _value(p: Param, v: Any) -> tuple[Any, str]:
     if p.type == "boolean":
         return (v, "") if isinstance(v, bool) else (None, "must be true or false")
     if p.type in ("integer", "number"):
-        if isinstance(v, bool) or not isinstance(v, int | float):
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
             return None, f"must be a{'n integer' if p.type == 'integer' else ' number'}"
         if p.type == "integer" and v != int(v):
             return None, "must be a whole number"

@@ -273,3 +273,12 @@ def test_argument_types_and_sensitive_ones_are_redacted_for_the_record() -> None
         toolargs.validate(tool, '{"account": "12345", "count": 1, "kind": "c"}')[1]
         == "kind: must be one of a, b"
     )
+
+
+def test_numbers_that_are_not_finite_are_refused() -> None:
+    tool = AgentTool.model_validate(
+        {"description": "d", "integration": "c", "parameters": {"n": {"type": "number", "maximum": 10}}}
+    )
+    for text in ('{"n": NaN}', '{"n": Infinity}', '{"n": 1e999}'):
+        assert toolargs.validate(tool, text)[1] == "n: must be a number", text
+    assert toolargs.validate(tool, '{"n": 2.5}') == ({"n": 2.5}, "")
