@@ -56,19 +56,22 @@ def test_the_speech_service_killed_mid_call_is_restarted_and_the_next_turn_works
     caller = call_bot(tmp_path, server.port, "--play", str(speech), "--play-at", "1.0", "--duration", "35")
     server.wait_log(r"call\.answered", count=1)
     # The caller speaks from ~1.5 s to ~2.8 s; decodes are asked for from 300 ms after the first
-    # pause ("Sales," ...) on, so none before ~2.1 s. A new service needs > 2 s to start (Python,
-    # Whisper, the voice): killed at 1.5 s, it is gone for that whole turn.
+    # pause ("Sales," ...) on, so none before ~2.1 s: killed at 1.5 s, every decode of the call goes
+    # to the restarted service. A restart takes ~2 s (Python, Whisper, the voice): usually the first
+    # turn's decodes meet no service (the caller hears the reprompt and says it again), but a quick
+    # restart can still take the first turn's last decode (seen in CI): both are right.
     time.sleep(1.5)
     os.kill(infer_pid, signal.SIGKILL)
     c = caller.result(timeout=80)
     queue.result(timeout=80)
     (rec,) = server.records(expect=1)
     kinds = [e["kind"] for e in rec["events"]]
-    assert "asr_failed" in kinds, kinds  # the first turn met no service ...
     reprompt = [e for e in rec["events"] if e["kind"] == "play" and e["text"].startswith("Sorry, I did not")]
-    assert reprompt, "the caller heard the reprompt, not silence"
+    assert "asr_failed" in kinds, kinds  # the first decodes met no service (or one still loading)
+    if "asr_unrecognized" in kinds:  # a turn none of whose decodes worked
+        assert reprompt, "a turn the service missed: the caller heard the reprompt, not silence"
     transcripts = [e["text"].lower() for e in rec["events"] if e["kind"] == "transcript"]
-    assert any("sales" in t for t in transcripts), transcripts  # ... the restarted one heard the second
+    assert any("sales" in t for t in transcripts), transcripts  # heard by the restarted service
     assert c["transferred_code"] == 200 and c["refer_to"].startswith(f"<sip:sales@127.0.0.1:{queue_port}")
     log = server.log()
     assert "infer.died" in log and len(re.findall(r"infer\.ready", log)) >= 2
