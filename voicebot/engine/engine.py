@@ -536,6 +536,8 @@ class CallEngine:
         if arm is not None and arm is self.collect:
             self._arm(arm.timeout_s, now)
         out += self._checkpoint()
+        if self.early is not None and self.it.state.waiting != "input":
+            out += self._drop_early()  # the call moved on (a key, a person): that reply is not wanted
         if adopted is not None:  # what the early request said so far is the reply's start
             for sentence in adopted.sentences:
                 out += self._llm_sentence(ev.LlmSentence(adopted.req, sentence), now)

@@ -447,3 +447,16 @@ def test_a_claim_that_something_was_done_is_not_said_unless_a_tool_succeeded() -
     ]
     e.it.state.agent_done = 1  # a tool of this agent step returned success
     assert said(e.handle(ev.LlmSentence(ask.req, "I've booked you in for Tuesday."), 0.7))
+
+
+def test_an_early_llm_request_is_cancelled_when_the_call_moves_on_without_it() -> None:
+    e = make(ASSISTANT)
+    now = _at_agent_input(e)
+    out, now = _frames(e, True, 1.0, now)
+    out2, now = _frames(e, False, 0.36, now)
+    (decode,) = of(fx.Decode, out + out2)
+    (ask,) = of(
+        fx.AskLlm, e.handle(ev.Decoded(decode.req, Transcript("When do you close", 0.9, 1.0, 0.1)), now)
+    )
+    moved = e.handle(ev.Key("0"), now + 0.1)  # the plan's "a person" key: a transfer, not an LLM turn
+    assert fx.CancelLlm(ask.req) in moved and e.early is None
