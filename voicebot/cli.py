@@ -167,12 +167,14 @@ def _add_optional_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
     from voicebot.db import cli as db_cli
     from voicebot.dialplan import cli as dialplan_cli
     from voicebot.jobs import cli as jobs_cli
+    from voicebot.outbound import cli as outbound_cli
     from voicebot.reports import cli as reports_cli
 
     dialplan_cli.add_commands(sub)
     db_cli.add_commands(sub)
     jobs_cli.add_commands(sub)
     reports_cli.add_commands(sub)
+    outbound_cli.add_commands(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

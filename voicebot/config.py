@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,12 +25,16 @@ from voicebot.edge.params import DEFAULT_SCANNER_USER_AGENTS
 from voicebot.inference.providers import ProviderConfig
 from voicebot.jobs.settings import JobSettings
 from voicebot.llm.client import LlmConfig
+from voicebot.outbound.settings import OutboundSettings
 
 if TYPE_CHECKING:
     from voicebot.dialplan.yamlsafe import Loaded
 
 Transport = Literal["udp", "tcp", "tls"]
 Codec = Literal["PCMU", "PCMA", "G722"]
+
+
+_DIAL = re.compile(r"^sips?:(?:[0-9*#+]*)\{number\}@[A-Za-z0-9.\[\]:-]+(?:;[A-Za-z0-9=._-]+)*$")
 
 
 class _Group(BaseModel):
@@ -84,11 +89,26 @@ class TrunkSettings(_Group):
     register_expires_s: int = Field(300, ge=60)
     codecs: list[Codec] = Field(default_factory=lambda: list[Codec](["PCMU", "PCMA", "G722"]))
     srtp: SrtpMode = SrtpMode.OFF
+    # Outbound calls (callbacks, `voicebot call`) go out through trunks that have `dial`: a SIP URI
+    # with {number} where the E.164 number goes, e.g. sip:{number}@carrier.example.net:5060.
+    dial: str | None = None
+    caller_id: str = Field("", pattern=r"^\+?[0-9A-Za-z_.-]{0,32}$")  # the From user of those calls
+    max_outbound_calls: int = Field(2, ge=1, le=1000)  # placed calls up at once on this node
+    outbound_cps: float = Field(1.0, gt=0, le=100)  # placed calls per second on this node
 
     @field_validator("allow")
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
         return _networks(value, "trunk allow")
+
+    @field_validator("dial")
+    @classmethod
+    def _dial(cls, value: str | None) -> str | None:
+        if value is not None and not _DIAL.match(value):
+            raise ValueError(
+                "dial must be a SIP URI with {number} as its user part, e.g. sip:{number}@carrier.example.net"
+            )
+        return value
 
     @model_validator(mode="after")
     def _registration_complete(self) -> TrunkSettings:
@@ -381,6 +401,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     costs: CostSettings = Field(default_factory=CostSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
@@ -398,6 +419,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _outbound_needs_a_trunk(self) -> Settings:
+        if self.outbound.enabled and not any(t.dial for t in self.trunks):
+            raise ValueError(
+                "outbound.enabled needs a trunk that can place calls: set trunks[].dial "
+                "(e.g. sip:{number}@carrier.example.net), or outbound.enabled: false"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _advertise_reachable(self) -> Settings:
         """A trunk outside this host would get 127.0.0.1 in Contact and SDP: no audio. Say so at start."""
         if not _loopback(self.sip.advertise):
@@ -407,6 +437,9 @@ class Settings(BaseSettings):
             host = _registrar_host(trunk.registrar) if trunk.registrar else ""
             if host and not _loopback(host):
                 remote.append(host)
+            dial_host = _registrar_host(trunk.dial) if trunk.dial else ""
+            if dial_host and not _loopback(dial_host):
+                remote.append(dial_host)
             if remote:
                 raise ValueError(
                     f"sip.advertise is {self.sip.advertise} but trunk {trunk.name!r} reaches this host from "

@@ -82,7 +82,12 @@ async def serve(sock: socket.socket, params: CallWorkerParams, asr: AsrBackend |
     if params.otlp_endpoint:  # the speech service's spans go under the call's root span
         tracing.TRACEPARENT.set(tracing.traceparent(first.call_id))
     log.info(
-        "call.started", trunk=first.trunk, caller=first.caller, callee=first.callee, resumed=first.deaths
+        "call.started",
+        trunk=first.trunk,
+        caller=first.caller,
+        callee=first.callee,
+        resumed=first.deaths,
+        direction=first.direction,
     )
     worker_started = datetime.datetime.now(datetime.UTC)
     started_at = (
@@ -93,7 +98,14 @@ async def serve(sock: socket.socket, params: CallWorkerParams, asr: AsrBackend |
     plan = plan_for_call(params, first.dialplan, first.call_id)
     resume = Resume(json.loads(first.resume), first.deaths) if first.resume else None
     cfg = EngineConfig(sample_rate=first.sample_rate, recognise=asr is not None, max_call_s=params.max_call_s)
-    info = CallInfo(call_id=first.call_id, caller=first.caller, called=first.callee)
+    info = CallInfo(
+        call_id=first.call_id,
+        caller=first.caller,
+        called=first.callee,
+        direction=first.direction,
+        entry=first.entry,
+        variables=dict(first.variables),
+    )
     engine = CallEngine(plan, info, cfg, resume)
     runner = CallRunner(
         sock, params, first, engine, asr, voices(params, plan.settings.voice, first.sample_rate)

@@ -11,6 +11,7 @@ from voicebot.inference.providers import ProviderConfig
 from voicebot.jobs.settings import JobSettings
 from voicebot.llm.client import LlmConfig
 from voicebot.media.prompts import Prompts
+from voicebot.outbound.settings import OutboundSettings
 
 
 class CallWorkerParams(BaseModel):
@@ -50,6 +51,8 @@ class CallWorkerParams(BaseModel):
     database_url: str = ""  # where finished calls are kept ("" = nowhere)
     spool_dir: Path | None = None  # where a record waits while the database cannot take it
     jobs: JobSettings = Field(default_factory=JobSettings)  # post-call jobs queued with each record
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)  # callback steps book calls
+    dial_trunks: list[str] = Field(default_factory=list)  # trunks that can place them (first: default)
     sample_rate: int = 8000
     max_call_s: float = 3600.0
     log_level: str = "info"

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from voicebot import logs
 from voicebot.asr.base import AsrBackend
+from voicebot.callworker.callbacks import book_callback
 from voicebot.callworker.outbox import Outbox
 from voicebot.callworker.params import CallWorkerParams
 from voicebot.callworker.speaker import Speaker
@@ -138,6 +139,8 @@ class CallRunner:
                     job.cancel()
             elif isinstance(e, fx.CallTool):
                 self._job(e.req, self._tool(e), f"tool-{e.req}")
+            elif isinstance(e, fx.BookCallback):
+                self._job(e.req, self._book(e), f"callback-{e.req}")
             elif isinstance(e, fx.SaveRecording):
                 self._job(e.req, self._save_recording(e), f"recording-{e.req}")
             elif isinstance(e, fx.Transfer):
@@ -319,6 +322,10 @@ class CallRunner:
         except Exception as exc:
             ok, data = False, f"{call.call.integration}: {type(exc).__name__}"
         self.feed(ev.ToolDone(call.req, ok, data))
+
+    async def _book(self, e: fx.BookCallback) -> None:
+        ok, data = await book_callback(self.params, self.start, e.callback, e.key)
+        self.feed(ev.ToolDone(e.req, ok, data))
 
     async def _save_recording(self, rec: fx.SaveRecording) -> None:
         path = ""

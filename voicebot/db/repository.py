@@ -105,11 +105,21 @@ class JobRepository:
         return None if new_id is None else await self.s.get(Job, new_id)
 
     async def claim_next(
-        self, worker: str, now: datetime, lease: timedelta = timedelta(minutes=5)
+        self,
+        worker: str,
+        now: datetime,
+        lease: timedelta = timedelta(minutes=5),
+        skip_kinds: tuple[str, ...] = (),
+        only_kinds: tuple[str, ...] = (),
     ) -> Job | None:
+        """The next due job, now this worker's; ``skip_kinds``: kinds it cannot run (outbound calls
+        need a node's UA workers); ``only_kinds``: the kinds it runs (() = all)."""
+        kinds: tuple[Any, ...] = (Job.kind.not_in(skip_kinds),) if skip_kinds else ()
+        if only_kinds:
+            kinds += (Job.kind.in_(only_kinds),)
         candidate = (
             select(Job.id)
-            .where(Job.status == "queued", Job.run_after <= now)
+            .where(Job.status == "queued", Job.run_after <= now, *kinds)
             .order_by(Job.run_after, Job.id)
             .limit(1)
             .with_for_update(skip_locked=True)
@@ -159,6 +169,23 @@ class JobRepository:
             )
         )
         return status
+
+    async def defer(self, job: Job, why: str, until: datetime) -> None:
+        """Not now, and not the job's fault (calling hours, a trunk's limit): back to the queue
+        for ``until`` without using an attempt."""
+        held = (Job.locked_by == job.locked_by,) if job.locked_by else ()
+        await self.s.execute(
+            update(Job)
+            .where(Job.id == job.id, *held)
+            .values(
+                status="queued",
+                attempts=Job.attempts - 1,
+                last_error=f"deferred: {why}"[:2000],
+                run_after=until,
+                locked_by=None,
+                locked_until=None,
+            )
+        )
 
     async def retry(self, job_id: int, now: datetime) -> bool:
         """A dead letter (failed) back to the queue with its attempts counted from zero."""

@@ -28,7 +28,8 @@ def continuation(plan: Plan, step: Step) -> str | None:
     return plan.after(step.id) if step.verb.falls_through else None
 
 
-BUILTIN_VARIABLES = frozenset({"caller", "called", "call_id", "today"})  # set when the call starts
+# set when the call starts
+BUILTIN_VARIABLES = frozenset({"caller", "called", "call_id", "today", "direction"})
 _SECRET_REF = re.compile(r"^[^$]*(\$\{env:[A-Z][A-Z0-9_]*\}[^$]*)+$")
 _SECRET_HEADERS = ("authorization", "api-key", "x-api-key", "token", "cookie", "secret", "password")
 
@@ -67,7 +68,7 @@ def check_plan(
 def _targets_and_endings(plan: Plan, at: Callable[[Step, str, str], None]) -> None:
     ids = list(plan.steps)
     for step in plan.steps.values():
-        for target in [*step.verb.targets(), *([step.next] if step.next else [])]:
+        for target in [*step.verb.targets(), *step.verb.entries(), *([step.next] if step.next else [])]:
             if target not in plan.steps:
                 shown = target.rpartition("/")[2]
                 at(
@@ -161,7 +162,8 @@ def _sensitive_spoken(plan: Plan, at: Callable[[Step, str, str], None]) -> None:
 
 
 def _reachable(plan: Plan) -> set[str]:
-    seen, todo = set(), [plan.start, *plan.handlers.targets()]
+    entries = [e for step in plan.steps.values() for e in step.verb.entries()]
+    seen, todo = set(), [plan.start, *plan.handlers.targets(), *entries]
     while todo:
         sid = todo.pop()
         if sid in seen or sid not in plan.steps:

@@ -11,6 +11,9 @@ tests:
     conversation: [...]              # also: expect_hangup: completed, expect_variable: {pin: "4719"}
                                      # agent steps: expect_agent: "order", agent_replies: "Hi!",
                                      # agent_fails: down, agent_calls: {tool: {arg: value}}
+                                     # callbacks: expect_callback: {number: "+1...", time: "15:00"};
+                                     # a test of the call back: `entry: step` + `variables: {...}`
+                                     # (also `callbacks_succeed: false`)
 """
 
 from __future__ import annotations
@@ -71,8 +74,14 @@ def _run_one(plan: Plan, test: Any, index: int, file: str, where: Any) -> Outcom
     if not isinstance(test, dict) or not isinstance(test.get("conversation"), list):
         fail(0, "needs a `conversation` list")
         return Outcome(name, failures)
-    driver = Driver(plan, bool(test.get("transfers_succeed", True)), str(test.get("today") or ""))
-    turn = driver.start()
+    driver = Driver(
+        plan,
+        bool(test.get("transfers_succeed", True)),
+        str(test.get("today") or ""),
+        bool(test.get("callbacks_succeed", True)),
+    )
+    kept = test.get("variables")
+    turn = driver.start(str(test.get("entry") or ""), kept if isinstance(kept, dict) else {})
     for j, entry in enumerate(test["conversation"]):
         if not isinstance(entry, dict) or len(entry) != 1:
             fail(j, "each conversation entry is one `key: value`")
@@ -141,6 +150,14 @@ def _expect(key: str, value: Any, turn: Turn, driver: Driver) -> str | None:
             return f"expected a call to {want!r}; got {have!r}"
         part = str(value.get("url_contains", ""))
         return None if part in call.url else f"expected the URL to contain {part!r}; it is {call.url!r}"
+    if key == "expect_callback" and isinstance(value, dict):
+        cb = turn.callback
+        if cb is None:
+            return "expected a callback to be booked; there was none"
+        booked: dict[str, Any] = {"number": cb.number, "date": cb.date, "time": cb.time, "entry": cb.entry}
+        booked.update(cb.variables)
+        wrong = {k: booked.get(k) for k, v in value.items() if str(booked.get(k)) != str(v)}
+        return None if not wrong else f"expected the callback {value}; it has {wrong}"
     if key == "expect_agent":
         # `expect_agent: true`, or text the LLM is given (in its instructions or the conversation)
         if turn.agent is None:
@@ -154,7 +171,7 @@ def _expect(key: str, value: Any, turn: Turn, driver: Driver) -> str | None:
     return (
         f"unknown conversation entry {key!r} (caller, keys, silence, tool_returns, tool_fails, "
         "agent_replies, agent_fails, agent_calls, leave_message, expect_say, expect_transfer, expect_hangup, "
-        "expect_variable, expect_tool, expect_agent)"
+        "expect_variable, expect_tool, expect_agent, expect_callback)"
     )
 
 

@@ -20,6 +20,7 @@ from voicebot.dialplan.events import (
     PlaybackDone,
     RecordingDone,
     SayAction,
+    ScheduleCallback,
     SpeechFinal,
     StartCollect,
     StartRecording,
@@ -44,23 +45,38 @@ class Turn:
     tool: ToolCall | None = None  # waiting for tool_result()
     recording: bool = False  # waiting for recording_done()
     agent: AgentTurn | None = None  # waiting for agent_reply()
+    callback: ScheduleCallback | None = None  # booked (at once, as callbacks_succeed says)
 
 
 class Driver:
     """Feeds caller input to an interpreter and acknowledges its prompts, transfers and recordings."""
 
-    def __init__(self, plan: Plan, transfers_succeed: bool = True, today: str = "") -> None:
+    def __init__(
+        self, plan: Plan, transfers_succeed: bool = True, today: str = "", callbacks_succeed: bool = True
+    ) -> None:
         self.it = Interpreter(plan)
         self.now = 0.0
         self.transfers_succeed = transfers_succeed
+        self.callbacks_succeed = callbacks_succeed
         self.today = today
 
     @property
     def ended(self) -> bool:
         return self.it.state.ended
 
-    def start(self) -> Turn:
-        return self._feed(CallStarted(self.now, caller="+15550100", call_id="chat", today=self.today))
+    def start(self, entry: str = "", variables: dict[str, object] | None = None) -> Turn:
+        """The call is answered; with ``entry``, it is a callback the bot placed, starting there."""
+        return self._feed(
+            CallStarted(
+                self.now,
+                caller="+15550100",
+                call_id="chat",
+                today=self.today,
+                entry=entry,
+                variables=dict(variables or {}),
+                direction="outbound" if entry else "inbound",
+            )
+        )
 
     def say(self, text: str) -> Turn:
         return self._feed(SpeechFinal(text, 0.95, self.now))
@@ -107,6 +123,15 @@ class Driver:
                 turn.hangup = action.disposition
             elif isinstance(action, ToolCall):
                 turn.tool = action
+            elif isinstance(action, ScheduleCallback):
+                turn.callback = action
+                when = f"{action.date or self.today or '2026-01-01'} {action.time or '09:00'}"
+                result = (
+                    {"at": when, "number": action.number, "job": 1}
+                    if self.callbacks_succeed
+                    else {"status": "error", "error": "not booked (callbacks_succeed: false)"}
+                )
+                pending += self.it.handle(ToolResult(self.callbacks_succeed, result, self.now))
             elif isinstance(action, StartRecording):
                 turn.recording = True
             elif isinstance(action, AgentTurn):
@@ -123,3 +148,4 @@ class Driver:
         into.tool = more.tool or into.tool
         into.recording = more.recording or into.recording
         into.agent = more.agent or into.agent
+        into.callback = more.callback or into.callback

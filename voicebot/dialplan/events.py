@@ -20,6 +20,10 @@ class CallStarted:
     called: str = ""
     call_id: str = ""
     today: str = ""
+    # A call the bot placed (a callback): it starts at ``entry`` with ``variables`` carried over.
+    entry: str = ""
+    variables: dict[str, Any] = field(default_factory=dict)
+    direction: str = "inbound"
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,19 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class ScheduleCallback:
+    """Book a call back (rendered values); the worker answers with ToolResult: ok with
+    ``{"at": "YYYY-MM-DD HH:MM" local, "number": E.164}``, or not ok with why."""
+
+    number: str
+    date: str
+    time: str
+    after_s: float
+    entry: str
+    variables: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class StartRecording:
     """Record the caller (after the tone) until # or ``max_s``; answer with RecordingDone."""
 
@@ -192,4 +209,13 @@ class AgentTurn:
     tools: tuple[dict[str, Any], ...] = ()  # OpenAI-style function tools it may call
 
 
-Action = SayAction | StartCollect | TransferAction | HangupAction | ToolCall | StartRecording | AgentTurn
+Action = (
+    SayAction
+    | StartCollect
+    | TransferAction
+    | HangupAction
+    | ToolCall
+    | ScheduleCallback
+    | StartRecording
+    | AgentTurn
+)

@@ -28,6 +28,7 @@ from voicebot.dialplan.events import (
     PlaybackDone,
     RecordingDone,
     SayAction,
+    ScheduleCallback,
     SpeechFinal,
     SpeechPartial,
     SpeechUnrecognized,
@@ -41,6 +42,7 @@ from voicebot.dialplan.events import (
 from voicebot.dialplan.plan import Plan, Step
 from voicebot.dialplan.verbs.agent import HANDOVER_TOOL, Agent, AgentTool
 from voicebot.dialplan.verbs.branch import Branch
+from voicebot.dialplan.verbs.callback import Callback
 from voicebot.dialplan.verbs.collect import Collect
 from voicebot.dialplan.verbs.goto import Goto
 from voicebot.dialplan.verbs.hangup import Hangup
@@ -67,6 +69,7 @@ __all__ = [  # events and actions are part of the interpreter's interface (voice
     "PlaybackDone",
     "RecordingDone",
     "SayAction",
+    "ScheduleCallback",
     "SpeechFinal",
     "SpeechPartial",
     "SpeechUnrecognized",
@@ -85,7 +88,9 @@ UNRECOGNIZED_CALLER = "(the caller said something that could not be recognised)"
 MAX_TOOL_CALLS = 6  # per agent step: a model that keeps calling tools is stopped (its error path)
 MAX_RESULT_CHARS = 2000  # what the model is shown of a tool's result
 MAX_STEPS_PER_EVENT = 200  # the checker rejects loops that never wait; this is the runtime backstop
-Prompted = Menu | Collect | Record | Tool
+Prompted = Menu | Collect | Record | Tool | Callback
+Confirmed = Record | Tool | Callback  # asks a yes/no question before it acts
+Acting = Tool | Callback  # waits for a ToolResult
 
 
 class State(BaseModel):
@@ -218,6 +223,9 @@ class Interpreter:
         if isinstance(verb, Tool) and st.waiting == "tool":
             self._call_tool(verb, out, announce=False)
             return out
+        if isinstance(verb, Callback) and st.waiting == "tool":
+            self._book(verb, out)  # booked under the same key: a second booking is the first one
+            return out
         return self._run(st.step)
 
     def _call_started(self, event: CallStarted) -> list[Action]:
@@ -225,10 +233,19 @@ class Interpreter:
         if st.step is not None:
             return []  # a repeated start must not restart the call
         st.today = event.today
-        for name in ("caller", "called", "call_id"):
+        for name in ("caller", "called", "call_id", "direction"):
             st.variables.setdefault(name, getattr(event, name))
         st.variables.setdefault("today", event.today)
-        return self._run(self.plan.start)
+        if not event.entry:
+            return self._run(self.plan.start)
+        if event.entry not in self.plan.steps:
+            # The plan changed since the callback was booked: its start is the safe place.
+            self.notes.append(("entry_unknown", {"entry": event.entry}))
+            return self._run(self.plan.start)
+        for name, value in event.variables.items():
+            if PLACEHOLDER.fullmatch("{" + name + "}"):
+                st.variables[name] = value
+        return self._run(event.entry)
 
     def _asks_for_agent(self, step: Step, event: Dtmf | SpeechFinal) -> bool:
         """The plan-wide 'a person, please' handler, unless the current menu uses that key/word itself."""
@@ -286,10 +303,12 @@ class Interpreter:
             return next(
                 (c.goto for c in verb.cases if conditions.evaluate(c.when, st.variables)), verb.default
             )
-        elif isinstance(verb, Menu | Collect | Record) or (isinstance(verb, Tool) and verb.confirm):
+        elif isinstance(verb, Menu | Collect | Record) or (isinstance(verb, Acting) and verb.confirm):
             self._prompt(step, out)
         elif isinstance(verb, Tool):
             self._call_tool(verb, out)
+        elif isinstance(verb, Callback):
+            self._book(verb, out)
         elif isinstance(verb, Agent):
             st.agent_messages, st.agent_tool, st.agent_call, st.agent_done = [], "", "", 0
             st.variables["agent_turns"] = st.variables["agent_tool_calls"] = 0
@@ -479,7 +498,7 @@ class Interpreter:
         verb, settings = step.verb, self.plan.settings
         assert isinstance(verb, Prompted)
         self.state.waiting = "input"
-        if isinstance(verb, Record | Tool):
+        if isinstance(verb, Confirmed):
             out.append(self._say(verb.consent if isinstance(verb, Record) else verb.confirm or "", None))
             out.append(
                 StartCollect(
@@ -531,7 +550,7 @@ class Interpreter:
 
     def _dtmf(self, step: Step, digit: str) -> list[Action]:
         verb, st = step.verb, self.state
-        if isinstance(verb, Record | Tool):
+        if isinstance(verb, Confirmed):
             return self._confirmed(step, {"1": True, "2": False}.get(digit))
         if isinstance(verb, Menu):
             option = next((o for o in verb.options if o.keys == digit), None)
@@ -563,7 +582,7 @@ class Interpreter:
 
     def _speech(self, step: Step, text: str, confidence: float) -> list[Action]:
         verb = step.verb
-        if isinstance(verb, Record | Tool):
+        if isinstance(verb, Confirmed):
             return self._confirmed(step, understand.yes_no(text))
         if isinstance(verb, Menu):
             i = understand.match_option(text, [o.words for o in verb.options])
@@ -611,12 +630,16 @@ class Interpreter:
             say = self._say(verb.prompt, False)
             st.waiting = "recording"
             return [say, StartRecording(verb.max_s, say.mark)]
-        assert isinstance(verb, Tool)
+        assert isinstance(verb, Acting)
         if not yes:
-            st.variables["tool_status"], st.variables["tool_error"] = "declined", ""
+            prefix = "callback" if isinstance(verb, Callback) else "tool"
+            st.variables[f"{prefix}_status"], st.variables[f"{prefix}_error"] = "declined", ""
             return self._run(verb.on_decline or continuation(self.plan, step))
         out: list[Action] = []
-        self._call_tool(verb, out)
+        if isinstance(verb, Callback):
+            self._book(verb, out)
+        else:
+            self._call_tool(verb, out)
         return out
 
     def _no_match(self, step: Step) -> list[Action]:
@@ -634,7 +657,7 @@ class Interpreter:
         handler = h.no_input if why == "no_input" else h.no_match
         if limit and count >= limit and handler and step.id != handler:
             return self._run(handler)  # stuck across the call: stop asking, hand over
-        if isinstance(verb, Record | Tool):
+        if isinstance(verb, Confirmed):
             if st.retries < 1 and not (why == "no_input" and isinstance(verb, Record)):
                 st.retries += 1
                 out: list[Action] = []
@@ -723,6 +746,8 @@ class Interpreter:
         verb = step.verb
         if isinstance(verb, Agent) and st.agent_tool:
             return self._agent_tool_result(step, verb, ok, data)
+        if isinstance(verb, Callback):
+            return self._booked(step, verb, ok, data)
         assert isinstance(verb, Tool)
         st.variables["tool_status"] = "ok" if ok else "error"
         st.variables["tool_error"] = "" if ok else str(data)[:200]
@@ -732,6 +757,33 @@ class Interpreter:
             return self._run(continuation(self.plan, step))
         target = verb.on_error or self.plan.handlers.error
         return self._run(target) if target else self._end([], "tool_failed")
+
+    def _book(self, verb: Callback, out: list[Action]) -> None:
+        v = self.state.variables
+        kept = {name: v[name] for name in verb.keep if isinstance(v.get(name), str | int | float | bool)}
+        out.append(
+            ScheduleCallback(
+                values.render(verb.number, v).strip(),
+                values.render(verb.date, v).strip(),
+                values.render(verb.time, v).strip(),
+                verb.after_s,
+                verb.entry,
+                kept,
+            )
+        )
+        self.state.waiting = "tool"
+
+    def _booked(self, step: Step, verb: Callback, ok: bool, data: Any) -> list[Action]:
+        st = self.state
+        info = data if isinstance(data, dict) else {}
+        st.variables["callback_status"] = "ok" if ok else str(info.get("status", "error"))
+        st.variables["callback_error"] = "" if ok else str(info.get("error", data))[:200]
+        if ok:
+            st.variables["callback_at"] = str(info.get("at", ""))
+            st.variables["callback_number"] = str(info.get("number", ""))
+            return self._run(continuation(self.plan, step))
+        target = verb.on_error or self.plan.handlers.error
+        return self._run(target) if target else self._end([], "callback_failed")
 
     def _end(self, out: list[Action], disposition: str) -> list[Action]:
         st = self.state

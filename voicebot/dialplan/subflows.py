@@ -35,6 +35,7 @@ TARGET_FIELDS = frozenset(
         "on_decline",
         "no_consent",
         "handover",
+        "entry",
     }
 )
 

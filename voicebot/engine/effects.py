@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from voicebot.dialplan.events import ToolCall
+from voicebot.dialplan.events import ScheduleCallback, ToolCall
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,15 @@ class CallTool:
 
     req: int
     call: ToolCall
+    key: str
+
+
+@dataclass(frozen=True)
+class BookCallback:
+    """Book a callback (voicebot/outbound/book.py); ``key`` makes a retry after a crash the same booking."""
+
+    req: int
+    callback: ScheduleCallback
     key: str
 
 
@@ -119,6 +128,7 @@ Effect = (
     | AskLlm
     | CancelLlm
     | CallTool
+    | BookCallback
     | CancelTool
     | Transfer
     | Hangup

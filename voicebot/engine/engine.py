@@ -33,6 +33,7 @@ from voicebot.llm.honesty import claims_done
 REDACTED = "<redacted>"  # what logs and call records show of sensitive input (PINs, card numbers)
 RESUME_APOLOGY = "Sorry, I lost you for a moment."
 GIVE_UP = "Sorry, we are having technical difficulties. Please call again later."
+BOOKING_BUDGET_S = 8.0  # a callback booking (one database write, 5 s timeout) before its error path
 ENGINE_TEXTS = (RESUME_APOLOGY, GIVE_UP)  # said by the engine itself: warmed into the prompt cache too
 
 
@@ -56,6 +57,9 @@ class CallInfo:
     caller: str = ""
     called: str = ""
     today: str = ""  # ISO date ("tomorrow" is relative to it); "" = today
+    direction: str = "inbound"  # "outbound": a call the bot placed, starting at ``entry``
+    entry: str = ""
+    variables: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -107,6 +111,7 @@ class CallEngine:
         self.agent_deadline: float | None = None
         self.early: _EarlyLlm | None = None  # an LLM request started at a pause, not yet the turn's
         self.tool: tuple[int, float] | None = None  # (request, deadline)
+        self.booking = False  # that request books a callback (not an HTTP tool)
         self.tool_key = str(saved.get("tool_key", ""))
         self.recording: tuple[float, str] | None = None  # (max_s, mark after which it starts)
         self.recorded: bytearray | None = None
@@ -138,11 +143,24 @@ class CallEngine:
             finally:
                 self._resuming = False
         today = self.info.today or datetime.date.today().isoformat()
-        started = ip.CallStarted(now, self.info.caller, self.info.called, self.info.call_id, today)
+        info = self.info
+        started = ip.CallStarted(
+            now,
+            info.caller,
+            info.called,
+            info.call_id,
+            today,
+            info.entry,
+            dict(info.variables),
+            info.direction,
+        )
         plan = fx.Note(
             "plan", {"id": self.plan.id, "version": self.plan.version, "hash": self.plan.content_hash}
         )
-        return [plan, *self._adapt(self.it.handle(started), now)]
+        out: list[fx.Effect] = [plan]
+        if info.direction == "outbound":
+            out.append(fx.Note("outbound", {"entry": info.entry, "kept": sorted(info.variables)}))
+        return out + self._adapt(self.it.handle(started), now)
 
     def handle(self, event: ev.Event, now: float) -> list[fx.Effect]:
         if self.ended:
@@ -471,6 +489,12 @@ class CallEngine:
         if self.tool is None or self.tool[0] != event.req:
             return []
         self.tool = None
+        if self.booking:
+            self.booking = False
+            info = event.data if isinstance(event.data, dict) else {"error": str(event.data)}
+            data = {"ok": event.ok, **{k: info[k] for k in ("at", "job", "status", "error") if k in info}}
+            note = fx.Note("callback", data, log="callback.booked" if event.ok else "callback.refused")
+            return [note, *self._adapt(self.it.handle(ip.ToolResult(event.ok, event.data, now)), now)]
         data = {"ok": event.ok, "error": None if event.ok else str(event.data)[:200]}
         out: list[fx.Effect] = [fx.Note("tool_result", data, log=None if event.ok else "tool.failed")]
         return out + self._adapt(self.it.handle(ip.ToolResult(event.ok, event.data, now)), now)
@@ -513,6 +537,8 @@ class CallEngine:
                 out.append(fx.Hangup(a.disposition))
             elif isinstance(a, ip.ToolCall):
                 out += self._call_tool(a, now)
+            elif isinstance(a, ip.ScheduleCallback):
+                out += self._book_callback(a, now)
             elif isinstance(a, ip.StartRecording):
                 self.recording = (a.max_s, a.after_mark)
             elif isinstance(a, ip.AgentTurn):
@@ -571,6 +597,13 @@ class CallEngine:
         self.tool = (req, now + budget)
         note = fx.Note("tool_call", {"integration": call.integration, "method": call.method})
         return [note, fx.CallTool(req, call, self.tool_key)]
+
+    def _book_callback(self, cb: ip.ScheduleCallback, now: float) -> list[fx.Effect]:
+        req = self._next_req()
+        # One booking per call and step: a worker that resumes mid-booking books the same job again.
+        key = f"callback:{self.info.call_id}:{self.it.state.step}"
+        self.tool, self.booking = (req, now + BOOKING_BUDGET_S), True
+        return [fx.Note("callback_request", {"entry": cb.entry}), fx.BookCallback(req, cb, key)]
 
     def _checkpoint(self) -> list[fx.Effect]:
         """A checkpoint when the interpreter's state changed; that counts as progress unless this

@@ -51,6 +51,12 @@ class CallStart(_Msg):
     answered_at: float = 0.0  # wall clock (epoch s) of the answer: a resumed call keeps its start
     invite_ms: float = Field(0.0, ge=0)  # INVITE to answer (the trace's sip.invite span)
     worker_no: int = Field(1, ge=1)  # this call's 1st, 2nd, ... worker
+    # A call the bot placed (voicebot/outbound): it starts at the plan's ``entry`` step with
+    # ``variables`` (those the callback carried over); ``caller`` is then the number dialled.
+    direction: Literal["inbound", "outbound"] = "inbound"
+    entry: str = Field("", max_length=64)
+    variables: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    dial_id: str = Field("", max_length=64)
 
 
 class DtmfReceived(_Msg):

@@ -30,14 +30,17 @@ from voicebot.jobs.settings import JobSettings
 from voicebot.jobs.summary import summarise
 from voicebot.llm.client import LlmConfig
 from voicebot.logs import get_logger
+from voicebot.outbound.book import KIND as OUTBOUND
+from voicebot.outbound.dialer import Deferred, Dialer, DialFailed
 
 log = get_logger(__name__)
 
 
 class JobFailed(Exception):
-    def __init__(self, message: str, permanent: bool = False) -> None:
+    def __init__(self, message: str, permanent: bool = False, retry_base_s: float | None = None) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.retry_base_s = retry_base_s  # None: jobs.retry_base_s
 
 
 def _now() -> dt.datetime:
@@ -45,10 +48,20 @@ def _now() -> dt.datetime:
 
 
 class JobWorker:
-    def __init__(self, url: str, cfg: JobSettings, llm: LlmConfig | None = None, name: str = "") -> None:
+    def __init__(
+        self,
+        url: str,
+        cfg: JobSettings,
+        llm: LlmConfig | None = None,
+        name: str = "",
+        dialer: Dialer | None = None,
+        only_kinds: tuple[str, ...] = (),
+    ) -> None:
         self.url = url
         self.cfg = cfg
         self.llm = llm or LlmConfig()
+        self.dialer = dialer  # outbound calls: only a worker on a node with UA workers has one
+        self.only_kinds = only_kinds  # () = every kind it can run
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.engine: AsyncEngine | None = None
         self._next_sweep = 0.0  # monotonic time of the next look for jobs whose worker died
@@ -91,9 +104,11 @@ class JobWorker:
             queue = JobRepository(session)
             if sweep and (back := await queue.requeue_expired(now)):
                 log.warning("jobs.lease_expired", requeued=back)
-            if key and key != self._queued_maintenance:
+            if key and key != self._queued_maintenance and not self.only_kinds:
                 await queue.enqueue(plan.MAINTENANCE, {}, now, 3, key=key)
-            job = await queue.claim_next(self.name, now, dt.timedelta(seconds=self.cfg.lease_s))
+            skip = () if self.dialer is not None else (OUTBOUND,)
+            lease = dt.timedelta(seconds=self.cfg.lease_s)
+            job = await queue.claim_next(self.name, now, lease, skip, self.only_kinds)
         if sweep:
             self._next_sweep = time.monotonic() + min(30.0, self.cfg.lease_s / 4)
         if key:
@@ -105,7 +120,12 @@ class JobWorker:
             async with asyncio.timeout(self.cfg.lease_s * 0.8):
                 note = await self.handle(job)
         except (JobFailed, webhook.DeliveryFailed) as exc:
-            await self._failed(job, str(exc), exc.permanent)
+            await self._failed(job, str(exc), exc.permanent, getattr(exc, "retry_base_s", None))
+        except Deferred as exc:
+            async with make() as session, session.begin():
+                until = _now() + dt.timedelta(seconds=max(0.5, exc.delay_s))
+                await JobRepository(session).defer(job, str(exc), until)
+            log.info("jobs.deferred", job=job.id, kind=job.kind, why=str(exc), for_s=round(exc.delay_s, 1))
         except TimeoutError:
             await self._failed(job, f"took longer than {self.cfg.lease_s * 0.8:.0f} s", False)
         except Exception as exc:  # a bug or a dependency's surprise: retried, and it says what
@@ -125,12 +145,11 @@ class JobWorker:
             )
         return True
 
-    async def _failed(self, job: Job, error: str, permanent: bool) -> None:
+    async def _failed(self, job: Job, error: str, permanent: bool, retry_base_s: float | None = None) -> None:
         assert self.engine is not None
+        base = dt.timedelta(seconds=self.cfg.retry_base_s if retry_base_s is None else retry_base_s)
         async with sessionmaker(self.engine)() as session, session.begin():
-            status = await JobRepository(session).fail(
-                job, error, _now(), dt.timedelta(seconds=self.cfg.retry_base_s), permanent
-            )
+            status = await JobRepository(session).fail(job, error, _now(), base, permanent)
         outcome = "dead" if status == "failed" else "retry"
         metrics.job_finished(job.kind, outcome)
         (log.error if outcome == "dead" else log.warning)(
@@ -150,6 +169,11 @@ class JobWorker:
             return await self._summary(job)
         if job.kind == plan.MAINTENANCE:
             return await self._maintenance()
+        if job.kind == OUTBOUND and self.dialer is not None:
+            try:
+                return await self.dialer.place(job.id, job.attempts, job.payload)
+            except DialFailed as exc:
+                raise JobFailed(str(exc), exc.permanent, self.dialer.cfg.retry_s) from None
         raise JobFailed(f"no handler for job kind {job.kind!r}", permanent=True)
 
     async def _call(self, job: Job):  # type: ignore[no-untyped-def]

@@ -20,6 +20,7 @@ import structlog
 
 from voicebot.ipc import proto
 from voicebot.logs import get_logger
+from voicebot.outbound.spool import Dial
 from voicebot.ua.pool import CallWorkerProc
 from voicebot.ua.port import CallAudioPort
 
@@ -68,6 +69,8 @@ class CallLeg:
     last_heard: float = field(default_factory=time.monotonic)
     replace_deadline: float | None = None
     log: Any = None
+    outbound: Dial | None = None  # a call the bot placed: what was asked for
+    reserved: CallWorkerProc | None = None  # its call worker, bound when the callee answers
 
     def __post_init__(self) -> None:
         self.log = log.bind(call_id=self.call_id, sip_call_id=self.sip_call_id, trunk=self.trunk)

@@ -21,6 +21,8 @@ class TrunkParams(BaseModel):
     register_expires_s: int = 300
     codecs: list[str] = Field(default_factory=lambda: ["PCMU", "PCMA", "G722"])
     srtp: str = "off"
+    dial: str | None = None  # outbound calls: "sip:{number}@host:port" (voicebot/outbound)
+    caller_id: str = ""  # the From user of outbound calls
 
 
 class UAParams(BaseModel):
@@ -54,6 +56,7 @@ class UAParams(BaseModel):
     sample_rate: int = 8000
     rtp_timeout_s: float = 30.0
     drain_timeout_s: float = 30.0
+    outbound: bool = False  # place the calls the node's dialer queues in run_dir/outbound
     answer_wait_s: float = 3.0  # how long an INVITE may ring while waiting for a free call worker
     user_agent: str = "voicebot"
     call_worker: CallWorkerParams

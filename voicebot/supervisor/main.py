@@ -33,13 +33,16 @@ from voicebot.errors import EdgeError
 from voicebot.ipc.heartbeat import HeartbeatMonitor
 from voicebot.jobs.plan import post_call_jobs
 from voicebot.jobs.worker import JobWorker
+from voicebot.outbound.book import KIND as OUTBOUND
+from voicebot.outbound.dialer import Dialer
+from voicebot.outbound.spool import Spool as OutboundSpool
 from voicebot.records import flusher
 from voicebot.records.spool import Spool
 from voicebot.signaling.params import UAParams
 from voicebot.supervisor import health
 from voicebot.supervisor.edge_plan import edge_params
 from voicebot.supervisor.infer import InferProcess, LocalLlmProcess
-from voicebot.supervisor.plan import call_worker_params, infer_params, ua_params
+from voicebot.supervisor.plan import call_worker_params, dial_trunks, infer_params, ua_params
 
 log = logs.get_logger(__name__)
 
@@ -457,8 +460,14 @@ class Supervisor:
                 flusher.run(spool, url, lambda rec: post_call_jobs(jobs, rec), self.finished),
                 name="records-flusher",
             )
-        if self.s.jobs.worker and self.s.jobs.active:
-            worker = JobWorker(url, self.s.jobs, self.s.llm.resolved())
+        # Outbound calls need this node's UA workers: only this worker has a dialer, and it runs
+        # whenever outbound is on, even with jobs.worker false (other kinds are then left to others).
+        dialer = None
+        if self.s.outbound.enabled:
+            dialer = Dialer(self.s.outbound, dial_trunks(self.s), OutboundSpool(self.run_dir / "outbound"))
+        if (self.s.jobs.worker and self.s.jobs.active) or dialer is not None:
+            only = () if self.s.jobs.worker else (OUTBOUND,)
+            worker = JobWorker(url, self.s.jobs, self.s.llm.resolved(), dialer=dialer, only_kinds=only)
             self.tasks.append(asyncio.create_task(worker.run(self.finished), name="jobs-worker"))
 
     async def drain(self) -> None:

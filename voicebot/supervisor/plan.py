@@ -8,6 +8,7 @@ from voicebot.callworker.params import CallWorkerParams
 from voicebot.config import Settings, host_port
 from voicebot.inference.providers import ProviderConfig
 from voicebot.inference.server import InferParams
+from voicebot.outbound.settings import DialTrunk
 from voicebot.signaling.params import TrunkParams, UAParams
 
 EDGE_SOURCES = ["127.0.0.0/8", "::1/128"]
@@ -120,6 +121,8 @@ def call_worker_params(s: Settings) -> CallWorkerParams:
         database_url=absolute_sqlite(s.database.url),
         spool_dir=(s.run_dir / "spool").resolve(),
         jobs=s.jobs,
+        outbound=s.outbound,
+        dial_trunks=[t.name for t in s.trunks if t.dial],
         sample_rate=8000,
         max_call_s=s.call.max_call_s,
         log_level=s.log.level,
@@ -141,8 +144,25 @@ def trunk_params(s: Settings) -> list[TrunkParams]:
             register_expires_s=t.register_expires_s,
             codecs=list(t.codecs),
             srtp=t.srtp.value,
+            dial=t.dial,
+            caller_id=t.caller_id,
         )
         for t in s.trunks
+    ]
+
+
+def dial_trunks(s: Settings) -> list[DialTrunk]:
+    """The trunks that can place calls, as the node's dialer needs them (voicebot/outbound)."""
+    return [
+        DialTrunk(
+            name=t.name,
+            dial=t.dial,
+            caller_id=t.caller_id,
+            max_calls=t.max_outbound_calls,
+            cps=t.outbound_cps,
+        )
+        for t in s.trunks
+        if t.dial
     ]
 
 
@@ -182,6 +202,7 @@ def ua_params(s: Settings) -> list[UAParams]:
                 rtp_timeout_s=s.sip.rtp_timeout_s,
                 drain_timeout_s=s.workers.drain_timeout_s,
                 user_agent=s.sip.user_agent,
+                outbound=s.outbound.enabled,
                 call_worker=call_worker_params(s),
                 run_dir=s.run_dir,
                 log_level=s.log.level,

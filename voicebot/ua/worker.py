@@ -29,6 +29,7 @@ from voicebot import logs, metrics
 from voicebot.errors import ProtocolError
 from voicebot.ipc import proto
 from voicebot.ipc.heartbeat import HeartbeatWriter
+from voicebot.outbound.spool import Dial, Outcome, Spool
 from voicebot.procutil import die_with_parent
 from voicebot.signaling import sipmsg
 from voicebot.signaling.admission import AdmissionInput, Admit, admit, source_ip
@@ -129,6 +130,8 @@ class UAWorker:
             codecs += [c for c in trunk.codecs if c not in codecs]
         self.ep, self._keep = create_endpoint(params, codecs or ["PCMU", "PCMA", "G722"])
         self.accounts: list[TrunkAccount] = []
+        dialling = params.outbound and any(t.dial for t in params.trunks)
+        self.outbound = Spool(params.run_dir / "outbound").ensure() if dialling else None
 
     # --- setup ---------------------------------------------------------------------------------
     def _create_account(self, trunk: TrunkParams | None) -> TrunkAccount:
@@ -259,6 +262,10 @@ class UAWorker:
                 answered_at=leg.answered_wall,
                 invite_ms=round(max(0.0, (leg.answered_at or leg.invited_at) - leg.invited_at) * 1000, 1),
                 worker_no=leg.workers,
+                direction="outbound" if leg.outbound else "inbound",
+                entry=leg.outbound.entry if leg.outbound else "",
+                variables=dict(leg.outbound.variables) if leg.outbound else {},
+                dial_id=leg.outbound.id if leg.outbound else "",
             )
         )
 
@@ -294,6 +301,8 @@ class UAWorker:
     def on_call_event(self, call: VoiceCall, kind: str, data: Any) -> None:
         leg = call.leg
         if kind == "state":
+            if leg is not None and leg.outbound is not None and not leg.ended:
+                self._outbound_state(leg, data)
             if data.state == pj.PJSIP_INV_STATE_DISCONNECTED:
                 if leg is None:
                     if call in self.rejected:
@@ -314,8 +323,8 @@ class UAWorker:
             self._on_transfer_status(leg, *data)
 
     def _connect_media(self, leg: CallLeg) -> None:
-        if leg.pj_call is None or leg.port is None or leg.media_connected:
-            return
+        if leg.pj_call is None or leg.port is None or leg.media_connected or leg.answered_at is None:
+            return  # a placed call's audio flows once its callee answered and its worker has it
         info = leg.pj_call.getInfo()
         for i, media in enumerate(info.media):
             if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
@@ -334,6 +343,107 @@ class UAWorker:
             return str(leg.pj_call.getStreamInfo(0).codecName)
         except pj.Error:
             return "?"
+
+    # --- outbound (voicebot/outbound) ------------------------------------------------------------
+    def _poll_outbound(self) -> None:
+        """Place one queued call when a slot and a call worker are free (the node's dialer queued it
+        within the trunk's limits; the destination policy was checked there)."""
+        if self.outbound is None or self.draining or not self.pool.idle:
+            return
+        if len(self.calls) >= self.p.max_calls:
+            return
+        dial = self.outbound.claim(os.getpid(), time.time())
+        if dial is not None:
+            self._place(dial)
+
+    def _report(self, dial: Dial, state: str, code: int = 0, reason: str = "", call_id: str = "") -> None:
+        assert self.outbound is not None
+        self.outbound.report(
+            Outcome.model_validate(
+                {
+                    "id": dial.id,
+                    "trunk": dial.trunk,
+                    "state": state,
+                    "code": code,
+                    "reason": reason[:200],
+                    "call_id": call_id,
+                    "pid": os.getpid(),
+                }
+            )
+        )
+
+    def _account(self, trunk: str) -> TrunkAccount:
+        return next((a for a in self.accounts if a.trunk == trunk), self.accounts[0])
+
+    def _place(self, dial: Dial) -> None:
+        call_id = new_call_id()
+        worker = self.pool.acquire(call_id)
+        if worker is None:
+            self._report(dial, "failed", 503, "no call worker free")
+            return
+        call = VoiceCall(self._account(dial.trunk), pj.PJSUA_INVALID_ID, self.on_call_event)
+        leg = CallLeg(
+            call_id=call_id,
+            sip_call_id="",
+            caller=dial.number,
+            callee=dial.caller_id,
+            trunk=dial.trunk,
+            dialplan=dial.dialplan,
+            invited_at=time.monotonic(),
+            pj_call=call,
+            outbound=dial,
+            reserved=worker,
+        )
+        leg.answer_deadline = leg.invited_at + dial.ring_timeout_s
+        leg.port = CallAudioPort(worker.sock, self.p.sample_rate)
+        leg.port.create(f"call-{call_id[:8]}")
+        call.leg = leg
+        self.calls[call_id] = leg
+        op = pj.CallOpParam(True)
+        if dial.caller_id:
+            op.txOption.localUri = f"sip:{dial.caller_id}@{self.p.advertise}:{self.p.port}"
+        try:
+            call.makeCall(dial.uri, op)
+            leg.sip_call_id = str(call.getInfo().callIdString)
+        except pj.Error as exc:
+            leg.log.warning("call.dial_failed", dial=dial.id, error=exc.info())
+            self._report(dial, "failed", 500, f"INVITE not sent: {exc.info()}"[:200], call_id)
+            leg.ending("failure", "INVITE not sent")
+            self._end(leg, "not sent")
+            return
+        leg.log = leg.log.bind(sip_call_id=leg.sip_call_id)
+        leg.log.info("call.dialling", dial=dial.id, entry=dial.entry, ring_timeout_s=dial.ring_timeout_s)
+        self._report(dial, "ringing", call_id=call_id)
+
+    def _outbound_state(self, leg: CallLeg, info: Any) -> None:
+        dial = leg.outbound
+        assert dial is not None
+        if info.state == pj.PJSIP_INV_STATE_CONFIRMED and leg.answered_at is None:
+            worker, leg.reserved = leg.reserved, None
+            if worker is None or worker.closed or worker.proc.poll() is not None:
+                leg.log.warning("call.no_worker", why="the placed call's worker died while it rang")
+                self._report(dial, "failed", 500, "call worker lost", leg.call_id)
+                leg.ending("failure", "no call worker")
+                if leg.pj_call is not None:
+                    hangup(leg.pj_call)
+                return
+            leg.answered_at, leg.answered_wall = time.monotonic(), time.time()
+            self._attach(leg, worker)
+            leg.log.info(
+                "call.answered_out",
+                dial=dial.id,
+                worker_pid=worker.pid,
+                ring_ms=round((leg.answered_at - leg.invited_at) * 1000, 1),
+            )
+            self._report(dial, "answered", 200, "answered", leg.call_id)
+            self._connect_media(leg)
+        elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            if leg.answered_at is None:
+                code = int(info.lastStatusCode)
+                self._report(dial, "failed", code, str(info.lastReason), leg.call_id)
+                leg.log.info("call.not_answered", dial=dial.id, code=code)
+            else:
+                self._report(dial, "ended", 200, leg.end_reason or "remote hung up", leg.call_id)
 
     # --- transfer -----------------------------------------------------------------------------
     def _transfer(self, leg: CallLeg, req: proto.TransferRequest) -> None:
@@ -498,7 +608,8 @@ class UAWorker:
         leg.send(proto.CallEnded(reason=reason))
         if leg.worker is not None:
             self._unregister(leg.worker.sock)
-        self.pool.release(leg.call_id)
+        self.pool.release(leg.call_id)  # also a placed call's reserved worker, never bound
+        leg.reserved = None
         self.calls.pop(leg.call_id, None)
         duration = time.monotonic() - (leg.answered_at or leg.invited_at)
         leg.log.info(
@@ -519,7 +630,8 @@ class UAWorker:
     # --- housekeeping ---------------------------------------------------------------------------
     def _answer_waiting(self) -> None:
         for leg in list(self.calls.values()):
-            if leg.answered_at is None and not leg.ended and not self._try_answer(leg):
+            waiting = leg.answered_at is None and not leg.ended and leg.outbound is None
+            if waiting and not self._try_answer(leg):
                 return
 
     def _housekeeping(self, now: float) -> None:
@@ -531,6 +643,7 @@ class UAWorker:
             self.selector.register(worker.sock, selectors.EVENT_READ, ("starting", worker.pid))
         for leg in list(self.calls.values()):
             self._check_leg(leg, now)
+        self._poll_outbound()
         self.graveyard = buried(self.graveyard, now, self._live_call_ids())
         metrics.ua_load(len(self.calls), self._free_slots(), len(self.pool.idle))
 
@@ -544,6 +657,12 @@ class UAWorker:
 
     def _check_leg(self, leg: CallLeg, now: float) -> None:
         if leg.ended or leg.pj_call is None:
+            return
+        if leg.answered_at is None and leg.outbound is not None:
+            if now > leg.answer_deadline and not leg.end_reason:
+                leg.log.info("call.ring_timeout", dial=leg.outbound.id)
+                leg.ending("bot", "no answer")
+                hangup(leg.pj_call, 408, "No Answer")  # CANCEL; DISCONNECTED reports the outcome
             return
         if leg.answered_at is None:
             if now > leg.answer_deadline:

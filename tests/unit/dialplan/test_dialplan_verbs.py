@@ -39,7 +39,7 @@ def of(kind: type, actions: list[Action]) -> list[object]:
 def test_every_documented_verb_is_registered() -> None:
     assert set(VERBS) == {
         "say", "collect", "menu", "branch", "set", "agent", "tool", "transfer", "record", "hangup",
-        "goto", "subflow", "return",
+        "goto", "subflow", "return", "callback",
     }  # fmt: skip
 
 

@@ -3,6 +3,7 @@
 from voicebot.dialplan.verbs import (  # registration side effect, in the order docs list them
     agent,
     branch,
+    callback,
     collect,
     goto,
     hangup,
@@ -21,6 +22,7 @@ __all__ = [
     "Verb",
     "agent",
     "branch",
+    "callback",
     "collect",
     "goto",
     "hangup",

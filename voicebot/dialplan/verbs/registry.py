@@ -33,6 +33,10 @@ class Verb(BaseModel):
         """Step ids this verb can continue at (besides the step's `next`)."""
         return []
 
+    def entries(self) -> list[str]:
+        """Step ids other calls start at (a callback's entry): reachable, not a way on from here."""
+        return []
+
     def waits(self) -> bool:
         """Does running this step wait for the caller (so a loop through it cannot spin)?"""
         return self.waits_for_caller
