@@ -113,6 +113,7 @@ class QueueAccount(pj.Account):  # type: ignore[misc]
         head = raw.split("\r\n\r\n", 1)[0]
         ev(
             "invite",
+            wall=time.time(),
             request_line=head.split("\r\n", 1)[0],
             headers=[h for h in head.split("\r\n")[1:] if h.lower().startswith(("x-", "to:", "from:"))],
         )

@@ -94,7 +94,7 @@ class Dialer:
             if out is not None and out.state in ("answered", "ended"):
                 ms = round((now - started) * 1000)
                 log.info("outbound.answered", dial=dial.id, call_id=out.call_id, ms=ms)
-                return {"call_id": out.call_id, "dial": dial.id, "ms": ms}
+                return {"call_id": out.call_id, "dial": dial.id, "answered_ms": ms}
             if out is not None and out.state == "failed":
                 raise DialFailed(f"{out.code} {out.reason}".strip(), permanent=out.code in PERMANENT_CODES)
             if now > deadline:

@@ -500,6 +500,8 @@ class Supervisor:
                 log.warning(
                     "records.flush_unfinished", why="kept in the spool for the next start", error=str(exc)
                 )
+        if self.tasks:  # they watch `finished`: a moment to close their database connections cleanly
+            await asyncio.wait(self.tasks, timeout=3.0)
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, *self.edge_tasks, return_exceptions=True)

@@ -36,7 +36,7 @@ def _phone(m: re.Match[str]) -> str:
     digits = m.group(1).lstrip("+")
     # the last four together, the rest in threes: "2 1 2, 5 5 5, 0 1 2 3"
     head, tail = digits[:-4], digits[-4:]
-    groups = [head[max(0, i - 3) : i] for i in range(len(head), 0, -3)][::-1] + [tail]
+    groups = [*[head[max(0, i - 3) : i] for i in range(len(head), 0, -3)][::-1], tail]
     spoken = ", ".join(" ".join(g) for g in groups if g)
     return ("plus " if m.group(1).startswith("+") else "") + spoken
 

@@ -221,6 +221,10 @@ class CallWorkerPool:
         log.debug("call_worker.spawned", pid=proc.pid)
         return worker
 
+    def wanted(self) -> int:
+        """How many idle or starting workers fill() keeps: ``size``, but no more than calls can use."""
+        return min(self.size, self.max_busy - len(self.busy) + self.spares)
+
     def fill(self) -> list[CallWorkerProc]:
         """Start workers until ``size`` are idle or starting, never more than calls can still use.
 
@@ -238,7 +242,7 @@ class CallWorkerPool:
             and time.monotonic() - server.started_at < FORK_WAIT_S
         ):
             return new  # a moment for it to import, rather than start the first workers as programs
-        want = min(self.size, self.max_busy - len(self.busy) + self.spares)
+        want = self.wanted()
         while not self.closed and len(self.idle) + len(self.starting) < want:
             new.append(self.spawn())
         return new

@@ -714,13 +714,15 @@ class UAWorker:
     def _wait_for_pool(self, timeout: float) -> None:
         """Pre-start the call workers before we listen: the first calls must not wait for a spawn."""
         deadline = time.monotonic() + timeout
-        while len(self.pool.idle) < self.pool.size and time.monotonic() < deadline and not self.draining:
+        # As many as fill() starts: a pool larger than the call slots (+ spares) is never all idle, and
+        # waiting for it cost a minute at every start (calls_per_ua 2 with call_pool_size 4).
+        while len(self.pool.idle) < self.pool.wanted() and time.monotonic() < deadline and not self.draining:
             self.heartbeat.beat(time.monotonic())
             self.ep.libHandleEvents(10)
             self._poll_ipc()
             self._housekeeping(time.monotonic())
-        if len(self.pool.idle) < self.pool.size:
-            log.warning("ua.pool_slow", ready=len(self.pool.idle), wanted=self.pool.size)
+        if len(self.pool.idle) < self.pool.wanted():
+            log.warning("ua.pool_slow", ready=len(self.pool.idle), wanted=self.pool.wanted())
 
     def run(self) -> None:
         self._wait_for_pool(timeout=60.0)

@@ -26,4 +26,5 @@ def test_iso_dates_and_24_hour_times_are_spoken_naturally(written: str, spoken: 
 def test_phone_numbers_are_read_digit_by_digit_in_groups() -> None:
     assert naturally("We will call +12125550123.") == "We will call plus 1, 2 1 2, 5 5 5, 0 1 2 3."
     assert naturally("Call 2125550123 back") == "Call 2 1 2, 5 5 5, 0 1 2 3 back"
-    assert naturally("That is 1234567 dollars") == "That is 1234567 dollars"  # an amount, not a number to dial
+    # an amount, not a number to dial
+    assert naturally("That is 1234567 dollars") == "That is 1234567 dollars"
