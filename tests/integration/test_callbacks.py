@@ -171,3 +171,33 @@ def test_voicebot_call_places_calls_one_at_a_time_on_a_one_call_trunk_and_refuse
     records = server.records(expect=2, timeout=20)
     assert [r["call"]["direction"] for r in records] == ["outbound", "outbound"]
     server.wait_log(r"jobs\.deferred.*trunk carrier is at its limit")
+
+
+def test_behind_the_nodes_edge_a_placed_call_goes_out_through_it(voicebot, tmp_path: Path) -> None:
+    """With 2 UA workers (listening on loopback behind this node's Kamailio edge) the INVITE leaves
+    through the edge, which record-routes it (the dialog's BYE passes it too)."""
+    from support.net import free_port_block
+
+    callee_port = free_port()
+    env = outbound_env(tmp_path, callee_port)
+    env.pop("VOICEBOT_WORKERS__CALLS_PER_UA")
+    server = voicebot(
+        **env, VOICEBOT_WORKERS__UA_WORKERS="2", VOICEBOT_WORKERS__UA_BASE_PORT=str(free_port_block(2))
+    )
+    callee = queue_peer(tmp_path, callee_port, "--hold", "2", "--duration", "40", "--max-calls", "1")
+    booked = _voicebot_call(
+        server.env, CALLEE, "--dialplan", str(tmp_path / "cbtest.yaml"), "--entry", "called_back"
+    )
+    assert booked.returncode == 0, booked.stderr
+    (invite,) = invites(callee.result(timeout=40))
+    headers = [h.lower() for h in invite["headers"]]
+    assert any(h.startswith("record-route:") and f":{server.port}" in h for h in headers), headers
+    assert sum(h.startswith("via:") for h in headers) == 2  # the UA worker's and the edge's
+    kamailio_log = (server.workdir / "run" / "edge" / "kamailio.log").read_text(errors="replace")
+    assert f"edge.outbound dest=127.0.0.1:{callee_port}" in kamailio_log
+    (rec,) = server.records(expect=1, timeout=20)
+    assert rec["call"]["direction"] == "outbound"
+    assert (
+        next(e["text"] for e in rec["events"] if e["kind"] == "play")
+        == "Hello, this is the call back you booked."
+    )

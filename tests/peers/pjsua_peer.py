@@ -115,7 +115,11 @@ class QueueAccount(pj.Account):  # type: ignore[misc]
             "invite",
             wall=time.time(),
             request_line=head.split("\r\n", 1)[0],
-            headers=[h for h in head.split("\r\n")[1:] if h.lower().startswith(("x-", "to:", "from:"))],
+            headers=[
+                h
+                for h in head.split("\r\n")[1:]
+                if h.lower().startswith(("x-", "to:", "from:", "record-route:", "via:"))
+            ],
         )
         if self.record_dir:
             call.record_path = str(Path(self.record_dir) / f"queue{len(self.calls)}.wav")

@@ -173,6 +173,7 @@ request_route {
         exit;
     }
 
+    @@OUTBOUND_CHECK@@
     route(TRUNK_ACL);
     route(DRAIN);
     @@UAC_LOOKUP@@
@@ -226,6 +227,8 @@ route[DISPATCH] {
     @@ARM_REPLY@@
     route(RELAY);
 }
+
+@@OUTBOUND_ROUTE@@
 
 route[RELAY] {
     if (!t_relay()) {

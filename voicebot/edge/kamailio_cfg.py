@@ -19,7 +19,8 @@ ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REFER, NOTIFY, UPDATE, PRACK"
 _DS_ALG = {"call-load": 10, "round-robin": 4}
 _PLACEHOLDER = re.compile(r"@@([A-Z_]+)@@")
 # Call-load bookkeeping: a BYE releases the call's slot, a 2xx confirms it (else it expires in 60 s).
-_LOAD_BYE = 'if (is_method("BYE")) {\n            ds_load_update();\n        }'
+# A placed call (route OUTBOUND marks its Record-Route with out=1) never counted as a worker's load.
+_LOAD_BYE = 'if (is_method("BYE") && !check_route_param("out=1")) {\n            ds_load_update();\n        }'
 _REPLY_ROUTE = """onreply_route[INVITE_REPLY] {
     if (status =~ "^2[0-9][0-9]$") {
         ds_load_update();
@@ -66,8 +67,40 @@ def render_config(p: EdgeParams) -> str:
         "UAC_MODULES": 'loadmodule "db_text.so"\nloadmodule "uac.so"' if p.registrations else "",
         "UAC_PARAMS": _uac_params(p) if p.registrations else "",
         "UAC_LOOKUP": _UAC_LOOKUP if p.registrations else "# (no trunk registers through the edge)",
+        "OUTBOUND_CHECK": _OUTBOUND_CHECK
+        if p.dial_targets
+        else "# (no trunk places calls: no outbound route)",
+        "OUTBOUND_ROUTE": _outbound_route(p) if p.dial_targets else "",
     }
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], TEMPLATE)
+
+
+# A call our own UA worker places (voicebot/outbound) goes out through the edge to a trunk.
+_OUTBOUND_CHECK = """if (ds_is_from_list("1")) {
+        route(OUTBOUND);
+    }"""
+
+
+def _outbound_route(p: EdgeParams) -> str:
+    """Only to a trunk's `dial` host (and port): an INVITE from a UA worker to anywhere else is
+    refused, so nothing inside can turn the edge into a relay; record-routed so that the dialog's
+    later requests pass here too; it may ring as long as outbound calls ring."""
+    match = " || ".join(
+        f'($rd == "{host}"' + (f" && $rp == {port})" if port is not None else ")")
+        for host, port in p.dial_targets
+    )
+    return f"""route[OUTBOUND] {{
+    if (!({match})) {{
+        xlog("L_WARN", "edge.outbound_refused dest=$rd:$rp\n");
+        sl_send_reply("403", "Forbidden - not a trunk");
+        exit;
+    }}
+    record_route();
+    add_rr_param(";out=1");
+    t_set_fr({p.dial_ring_ms}, 5000);
+    xlog("L_NOTICE", "edge.outbound dest=$rd:$rp\n");
+    route(RELAY);
+}}"""
 
 
 # A carrier sends calls for a registration to its Contact (sip:<trunk name>@edge): back to the AOR.

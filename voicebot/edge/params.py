@@ -105,6 +105,10 @@ class EdgeParams:
     log_level: int = 1  # Kamailio debug=: -1 error, 0 warning, 1 notice, 2 info, 3 debug
     start_timeout_s: float = 10.0
     registrations: tuple[Registration, ...] = ()
+    # Where UA workers may place calls through the edge (trunks' `dial` hosts, port or None = any):
+    # an INVITE from a UA worker to anywhere else is refused (the edge is no open relay).
+    dial_targets: tuple[tuple[str, int | None], ...] = ()
+    dial_ring_ms: int = 35000  # a placed call may ring this long at the edge (outbound.ring_timeout_s + 5 s)
     # Backends come and go at run time (``voicebot edge``: nodes announce them in the database and
     # they are added with dispatcher.add); the list may then start empty.
     dynamic: bool = False
@@ -150,6 +154,9 @@ class EdgeParams:
         return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.listen, self.listen)
 
 
+_DIAL_HOST = re.compile(r"^[A-Za-z0-9.:-]{1,253}$")
+
+
 def validate(p: EdgeParams) -> None:
     """Raise :class:`ConfigError` naming the first invalid field of ``p`` and how to fix it."""
     if not p.transports or any(t not in TRANSPORTS for t in p.transports):
@@ -180,6 +187,11 @@ def validate(p: EdgeParams) -> None:
         raise ConfigError("edge pike_reqs_per_interval and pike_interval_s must be >= 1")
     if p.probe_interval_s < 1:
         raise ConfigError("edge probe_interval_s must be >= 1 second")
+    for host, dial_port in p.dial_targets:
+        if not _DIAL_HOST.match(host) or (dial_port is not None and not 0 < dial_port < 65536):
+            raise ConfigError(
+                f"edge dial target {host}:{dial_port}: a host name or address and a port 1-65535"
+            )
     if p.max_message_bytes < 1024:
         raise ConfigError("edge max_message_bytes must be >= 1024 (an ordinary INVITE is ~1 KB)")
     if p.dispatch not in ("call-load", "round-robin"):

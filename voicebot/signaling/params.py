@@ -57,6 +57,8 @@ class UAParams(BaseModel):
     rtp_timeout_s: float = 30.0
     drain_timeout_s: float = 30.0
     outbound: bool = False  # place the calls the node's dialer queues in run_dir/outbound
+    # Behind this node's edge placed calls go out through it ("sip:127.0.0.1:5060;lr"; "" = direct).
+    outbound_proxy: str = ""
     answer_wait_s: float = 3.0  # how long an INVITE may ring while waiting for a free call worker
     user_agent: str = "voicebot"
     call_worker: CallWorkerParams

@@ -48,4 +48,16 @@ def edge_params(s: Settings, run_dir: Path, uas: Sequence[UAParams], dynamic: bo
             for t in s.trunks
             if t.registrar
         ),
+        dial_targets=tuple(dial_target(t.dial) for t in s.trunks if t.dial and s.outbound.enabled),
+        dial_ring_ms=int((s.outbound.ring_timeout_s + 5) * 1000),
     )
+
+
+def dial_target(dial: str) -> tuple[str, int | None]:
+    """(host, port or None) of a trunk's `dial` URI (sip:{number}@host[:port][;params])."""
+    hostport = dial.split("@", 1)[1].split(";", 1)[0]
+    if hostport.startswith("["):
+        host, _, rest = hostport[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else None
+    host, _, port = hostport.partition(":")
+    return host, int(port) if port else None

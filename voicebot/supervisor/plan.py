@@ -151,6 +151,13 @@ def trunk_params(s: Settings) -> list[TrunkParams]:
     ]
 
 
+def _edge_proxy(s: Settings) -> str:
+    """This node's edge as the UA workers' outbound proxy (they listen on loopback behind it)."""
+    host = "127.0.0.1" if s.sip.listen in ("0.0.0.0", "::", "") else s.sip.listen
+    host = f"[{host}]" if ":" in host else host
+    return f"sip:{host}:{s.sip.port};lr"
+
+
 def dial_trunks(s: Settings) -> list[DialTrunk]:
     """The trunks that can place calls, as the node's dialer needs them (voicebot/outbound)."""
     return [
@@ -203,6 +210,7 @@ def ua_params(s: Settings) -> list[UAParams]:
                 drain_timeout_s=s.workers.drain_timeout_s,
                 user_agent=s.sip.user_agent,
                 outbound=s.outbound.enabled,
+                outbound_proxy=_edge_proxy(s) if behind and not shared else "",
                 call_worker=call_worker_params(s),
                 run_dir=s.run_dir,
                 log_level=s.log.level,

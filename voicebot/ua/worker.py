@@ -130,6 +130,7 @@ class UAWorker:
             codecs += [c for c in trunk.codecs if c not in codecs]
         self.ep, self._keep = create_endpoint(params, codecs or ["PCMU", "PCMA", "G722"])
         self.accounts: list[TrunkAccount] = []
+        self.dial_accounts: dict[str, TrunkAccount] = {}  # trunk -> the account its placed calls use
         dialling = params.outbound and any(t.dial for t in params.trunks)
         self.outbound = Spool(params.run_dir / "outbound").ensure() if dialling else None
 
@@ -161,6 +162,33 @@ class UAWorker:
         cfg.natConfig.contactRewriteUse = 0
         acc = TrunkAccount(self, trunk.name if trunk else "default")
         acc.create(cfg, trunk is None)
+        return acc
+
+    def _create_dial_account(self, trunk: TrunkParams) -> TrunkAccount:
+        """The account a trunk's placed calls go out from: the trunk's credentials for its digest
+        challenge (not registering: the edge or the trunk's own account does that) and, behind this
+        node's edge, the edge as outbound proxy (the UA worker listens on loopback there)."""
+        p = self.p
+        cfg = pj.AccountConfig()
+        cfg.idUri = f"sip:{trunk.caller_id or 'voicebot'}@{p.advertise}:{p.port}"
+        if p.outbound_proxy:
+            cfg.sipConfig.proxies.append(p.outbound_proxy)
+        if trunk.username and trunk.password:
+            cred = pj.AuthCredInfo("digest", trunk.realm, trunk.username, 0, trunk.password)
+            cfg.sipConfig.authCreds.append(cred)
+        cfg.mediaConfig.transportConfig.port = p.rtp_port_start
+        cfg.mediaConfig.transportConfig.portRange = p.rtp_port_range
+        cfg.mediaConfig.transportConfig.boundAddress = p.media_listen
+        cfg.mediaConfig.transportConfig.publicAddress = p.media_advertise
+        cfg.mediaConfig.srtpUse = (
+            pj.PJMEDIA_SRTP_OPTIONAL if trunk.srtp != "off" else pj.PJMEDIA_SRTP_DISABLED
+        )
+        cfg.mediaConfig.srtpSecureSignaling = 0
+        cfg.natConfig.sdpNatRewriteUse = 0
+        cfg.natConfig.viaRewriteUse = 0
+        cfg.natConfig.contactRewriteUse = 0
+        acc = TrunkAccount(self, trunk.name)
+        acc.create(cfg, False)
         return acc
 
     # --- SIP callbacks (main thread) -----------------------------------------------------------
@@ -373,7 +401,7 @@ class UAWorker:
         )
 
     def _account(self, trunk: str) -> TrunkAccount:
-        return next((a for a in self.accounts if a.trunk == trunk), self.accounts[0])
+        return self.dial_accounts.get(trunk) or self.accounts[0]
 
     def _place(self, dial: Dial) -> None:
         call_id = new_call_id()
@@ -730,6 +758,8 @@ class UAWorker:
         self.accounts = [self._create_account(None)] + [
             self._create_account(t) for t in self.p.trunks if t.registrar
         ]
+        if self.outbound is not None:
+            self.dial_accounts = {t.name: self._create_dial_account(t) for t in self.p.trunks if t.dial}
         log.info("ua.ready", index=self.p.index, port=self.p.port, pool=len(self.pool.idle))
         # Free slots first: the supervisor must never see this worker ready with none.
         free = self._free_slots()
@@ -768,7 +798,7 @@ class UAWorker:
         while (self.calls or self.rejected) and time.monotonic() < deadline:
             self.heartbeat.beat(time.monotonic())
             self.ep.libHandleEvents(20)
-        for acc in self.accounts:
+        for acc in [*self.accounts, *self.dial_accounts.values()]:
             acc.shutdown()
         # Let BYE/200 and un-REGISTER transactions complete: libDestroy with transactions in
         # flight segfaults 2.15.1.
@@ -781,6 +811,7 @@ class UAWorker:
         self.calls.clear()
         self.rejected.clear()
         self.accounts.clear()
+        self.dial_accounts.clear()
         self.ep.libDestroy()
         log.info("ua.stopped", index=self.p.index)
 

@@ -165,3 +165,29 @@ async def test_concurrent_workers_never_claim_the_same_job(engine: AsyncEngine) 
     async with engine.connect() as conn:
         running = (await conn.execute(text("SELECT count(*) FROM jobs WHERE status = 'running'"))).scalar()
     assert running == 30
+
+
+async def test_outbound_jobs_go_only_to_workers_that_can_dial_and_waiting_uses_no_attempt(
+    engine: AsyncEngine,
+) -> None:
+    maker = sessionmaker(engine)
+    async with maker() as s, s.begin():
+        jobs = JobRepository(s)
+        await jobs.enqueue("outbound", {"number": "+12125550123"}, T0, max_attempts=3, key="callback:c1:book")
+        assert await jobs.enqueue("outbound", {}, T0, key="callback:c1:book") is None  # booked once
+        await jobs.enqueue("summary", {}, T0 + timedelta(seconds=1))
+    async with maker() as s, s.begin():
+        jobs = JobRepository(s)
+        # A standalone worker (no UA workers) skips the call; a dialling-only worker skips the rest.
+        other = await jobs.claim_next("standalone", T0 + timedelta(seconds=2), skip_kinds=("outbound",))
+        assert other is not None and other.kind == "summary"
+        assert await jobs.claim_next("dial-only", T0 + timedelta(seconds=2), only_kinds=("summary",)) is None
+        job = await jobs.claim_next("node", T0 + timedelta(seconds=2), only_kinds=("outbound",))
+        assert job is not None and job.kind == "outbound" and job.attempts == 1
+        await jobs.defer(job, "trunk carrier is at its limit", T0 + timedelta(seconds=5))
+    async with maker() as s, s.begin():
+        jobs = JobRepository(s)
+        assert await jobs.claim_next("node", T0 + timedelta(seconds=4)) is None
+        again = await jobs.claim_next("node", T0 + timedelta(seconds=5), only_kinds=("outbound",))
+        assert again is not None and again.attempts == 1  # the wait did not use an attempt
+        assert again.last_error == "deferred: trunk carrier is at its limit"

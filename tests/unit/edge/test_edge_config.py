@@ -137,8 +137,9 @@ def test_invalid_params_are_rejected_with_the_field_name(
         {"dispatch": "round-robin"},
         {"trunk_allow": (), "scanner_user_agents": ()},
         {"advertise": "203.0.113.7", "trunk_allow": ("0.0.0.0/0", "::/0"), "pike_trunks": True},
+        {"dial_targets": (("sip.carrier.example", None), ("198.51.100.7", 5080))},
     ],
-    ids=["default", "round-robin", "empty-lists", "advertise-open"],
+    ids=["default", "round-robin", "empty-lists", "advertise-open", "outbound"],
 )
 def test_kamailio_accepts_the_config(tmp_path: Path, overrides: dict[str, object]) -> None:
     result = kamailio_check(params(tmp_path, **overrides))
@@ -190,3 +191,15 @@ def test_trunk_registrations_become_a_uacreg_table_with_separators_escaped(tmp_p
 def test_bad_registrations_are_refused(tmp_path: Path, registration: Registration, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         validate(params(tmp_path, registrations=(registration,)))
+
+
+def test_placed_calls_go_out_only_to_trunk_dial_hosts(tmp_path: Path) -> None:
+    assert "route[OUTBOUND]" not in render_config(params(tmp_path))  # no trunk dials: no way out at all
+    text = render_config(
+        params(tmp_path, dial_targets=(("sip.carrier.example", None), ("198.51.100.7", 5080)))
+    )
+    assert 'if (ds_is_from_list("1")) {\n        route(OUTBOUND);' in text  # only our own UA workers
+    assert '($rd == "sip.carrier.example") || ($rd == "198.51.100.7" && $rp == 5080)' in text
+    assert 'sl_send_reply("403", "Forbidden - not a trunk")' in text
+    with pytest.raises(ConfigError, match="dial target"):
+        validate(params(tmp_path, dial_targets=(('evil"; exit; #', None),)))
