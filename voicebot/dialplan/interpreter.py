@@ -113,6 +113,8 @@ class State(BaseModel):
     agent_tool: str = ""  # the agent tool being confirmed or called
     agent_call: str = ""  # the LLM's id for that call
     agent_done: int = 0  # tool calls of this agent step that succeeded (may it say "done"?)
+    # A tool call waiting for its step-up verification: JSON {step, tool, call, arguments}
+    agent_verify: str = ""
     ended: bool = False
     disposition: str = ""
 
@@ -310,6 +312,13 @@ class Interpreter:
         elif isinstance(verb, Callback):
             self._book(verb, out)
         elif isinstance(verb, Agent):
+            pending = json.loads(st.agent_verify) if st.agent_verify else None
+            st.agent_verify = ""
+            if pending is not None and pending.get("step") == step.id and pending.get("tool") in verb.tools:
+                # Back from the step-up: the conversation goes on, the same call is checked again.
+                name, call_id = pending["tool"], pending["call"]
+                out += self._agent_tool_checked(step, verb, call_id, name, pending["arguments"], True)
+                return None
             st.agent_messages, st.agent_tool, st.agent_call, st.agent_done = [], "", "", 0
             st.variables["agent_turns"] = st.variables["agent_tool_calls"] = 0
             self._agent_turn(verb, out)
@@ -385,16 +394,29 @@ class Interpreter:
             self.notes.append(("agent_tool", {"tool": name, "outcome": "handover"}))
             st.variables["agent_status"] = "handover"
             return self._run(verb.handover)
-        tool = verb.tools.get(name)
-        if tool is None:
+        if name not in verb.tools:
             self.notes.append(("agent_tool", {"tool": name[:48], "outcome": "unknown_tool"}))
             return self._tool_answer(step, call_id, {"error": f"there is no tool named {name[:48]!r}"})
+        return self._agent_tool_checked(step, verb, call_id, name, arguments, False)
+
+    def _agent_tool_checked(
+        self, step: Step, verb: Agent, call_id: str, name: str, arguments: str, verified: bool
+    ) -> list[Action]:
+        """Arguments, then policy: refused, off to its step-up verification (once), or on to the
+        read-back / the call. ``verified``: back from that verification."""
+        st, tool = self.state, verb.tools[name]
         args, problem = toolargs.validate(tool, arguments)
         if problem:
             self.notes.append(("agent_tool", {"tool": name, "outcome": "invalid_arguments", "why": problem}))
             return self._tool_answer(step, call_id, {"error": f"invalid arguments: {problem}"})
         audit = toolargs.redacted(tool, args)
         if tool.allowed_when and not conditions.evaluate(tool.allowed_when, st.variables):
+            if tool.verify and not verified:
+                self.notes.append(("agent_tool", {"tool": name, "outcome": "step_up", "arguments": audit}))
+                st.agent_verify = json.dumps(
+                    {"step": step.id, "tool": name, "call": call_id, "arguments": arguments}
+                )
+                return self._run(tool.verify)
             self.notes.append(("policy_block", {"tool": name, "rule": tool.allowed_when, "arguments": audit}))
             return self._tool_answer(step, call_id, {"error": f"not allowed: {tool.refusal}"})
         st.variables.update(args)

@@ -98,6 +98,10 @@ class AgentTool(Request):
     refusal: str = Field(
         "The caller must be verified first.", min_length=1, max_length=300
     )  # what the LLM is told when allowed_when does not hold
+    # Step-up: when allowed_when does not hold, run this step first (e.g. a PIN subflow whose
+    # `next` comes back to the agent step); back there, the same call is checked again and made
+    # if it now holds (once: still not allowed, the model is told `refusal`).
+    verify: str | None = None
 
     @field_validator("allowed_when")
     @classmethod
@@ -184,7 +188,8 @@ class Agent(Verb):
         return tuple(tools)
 
     def targets(self) -> list[str]:
-        return [t for t in (self.on_error, self.handover) if t]
+        verify = [t.verify for t in self.tools.values() if t.verify]
+        return [t for t in (self.on_error, self.handover) if t] + verify
 
     def sets(self) -> list[str]:
         sets = [*RESULTS, "tool_status", "tool_error"]
