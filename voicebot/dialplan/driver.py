@@ -84,7 +84,8 @@ class Driver:
     def press(self, keys: str) -> Turn:
         turn = Turn()
         for key in keys:
-            self._merge(turn, self._feed(Dtmf(key, self.now)))
+            if not self.it.spare(key, self.now):  # as the call's engine does
+                self._merge(turn, self._feed(Dtmf(key, self.now)))
         return turn
 
     def silence(self) -> Turn:

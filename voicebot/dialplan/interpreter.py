@@ -87,6 +87,7 @@ SILENT_CALLER = "(the caller said nothing)"
 UNRECOGNIZED_CALLER = "(the caller said something that could not be recognised)"
 MAX_TOOL_CALLS = 6  # per agent step: a model that keeps calling tools is stopped (its error path)
 MAX_RESULT_CHARS = 2000  # what the model is shown of a tool's result
+SPARE_KEY_S = 3.0  # how long after a full-length entry its terminator is still taken as part of it
 MAX_STEPS_PER_EVENT = 200  # the checker rejects loops that never wait; this is the runtime backstop
 Prompted = Menu | Collect | Record | Tool | Callback
 Confirmed = Record | Tool | Callback  # asks a yes/no question before it acts
@@ -104,6 +105,10 @@ class State(BaseModel):
     after_playback: str = ""  # "hangup:<disposition>" or "transfer:<queue>"
     retries: int = 0
     digits: str = ""
+    # An entry that filled its length ends at once; the terminator a caller presses after it out of
+    # habit ("then press hash") is theirs, not an answer to what comes next: (key, until).
+    spare_key: str = ""
+    spare_until: float = 0.0
     variables: dict[str, Any] = Field(default_factory=dict)
     marks: int = 0
     no_inputs: int = 0  # call-wide counts, for handlers.max_no_input / max_no_match
@@ -177,7 +182,7 @@ class Interpreter:
                 step, event.text if isinstance(event, SpeechFinal) else f"(pressed {event.digit})"
             )
         if isinstance(event, Dtmf):
-            return self._dtmf(step, event.digit)
+            return self._dtmf(step, event.digit, event.now)
         return self._speech(step, event.text, event.confidence)
 
     def accepts(self, text: str, confidence: float = 1.0) -> bool:
@@ -570,7 +575,16 @@ class Interpreter:
             return self._keys_done(step, st.digits)  # silence after some keys ends the entry
         return self._retry(step, "no_input")
 
-    def _dtmf(self, step: Step, digit: str) -> list[Action]:
+    def spare(self, digit: str, now: float) -> bool:
+        """Is this key the terminator of an entry that already ended on its length (pressed within
+        ``SPARE_KEY_S``)? Then it answers nothing and must not interrupt what plays next. Any key
+        spends the chance."""
+        st = self.state
+        key, until = st.spare_key, st.spare_until
+        st.spare_key, st.spare_until = "", 0.0
+        return bool(key) and digit == key and now <= until
+
+    def _dtmf(self, step: Step, digit: str, now: float = 0.0) -> list[Action]:
         verb, st = step.verb, self.state
         if isinstance(verb, Confirmed):
             return self._confirmed(step, {"1": True, "2": False}.get(digit))
@@ -584,7 +598,10 @@ class Interpreter:
         if digit == verb.terminator:
             return self._keys_done(step, st.digits)
         st.digits += digit
-        return self._keys_done(step, st.digits) if len(st.digits) >= limit else []
+        if len(st.digits) < limit:
+            return []
+        st.spare_key, st.spare_until = verb.terminator, now + SPARE_KEY_S
+        return self._keys_done(step, st.digits)
 
     def _single_key(self, step: Step, verb: Collect, digit: str) -> list[Action]:
         if verb.kind == "yes_no" and digit in "12":

@@ -293,6 +293,8 @@ class CallEngine:
         self.no_input_at = None
         if self.recorded is not None and key.digit == "#":
             return out + self._finish_recording()
+        if self.it.spare(key.digit, now):
+            return [*out, fx.Note("key_spared", {"why": "the terminator of an entry already complete"})]
         self.digits.append(key.digit)
         st = self.it.state
         step, before = st.step, (st.step, st.waiting, st.marks)

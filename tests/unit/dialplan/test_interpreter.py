@@ -231,3 +231,48 @@ def test_accepts_only_closed_answers_and_keeps_min_confidence() -> None:
     sure = Interpreter(plan)
     sure.handle(CallStarted(0.0))
     assert sure.accepts("yes", 0.9) and not sure.accepts("yes", 0.3)
+
+
+PIN_THEN_MENU = parse(
+    b"""
+id: spare
+version: 1
+steps:
+  pin:
+    collect: {prompt: Key in your PIN then press hash., into: pin, kind: digits, min_digits: 4, max_digits: 4}
+    next: menu
+  menu:
+    menu:
+      prompt: Press 1 to pay or hash to hang up.
+      options:
+        - {keys: "1", goto: bye}
+        - {keys: "#", goto: bye}
+  bye:
+    hangup: {say: Bye.}
+""",
+    "spare.yaml",
+)
+
+
+def test_the_hash_after_a_full_length_pin_is_the_pins_not_an_answer_to_the_next_menu() -> None:
+    it = Interpreter(PIN_THEN_MENU)
+    it.handle(CallStarted(0.0))
+    for i, key in enumerate("4719"):
+        it.handle(Dtmf(key, 1.0 + i / 5))
+    assert it.state.variables["pin"] == "4719" and it.state.step == "menu"
+    assert it.spare("#", 2.0), "the habitual terminator answers nothing"
+    assert not it.spare("#", 2.1), "only once"
+    assert it.handle(Dtmf("#", 2.1)) != [] and it.state.step == "bye"
+
+
+def test_a_late_or_different_key_after_a_full_length_pin_counts() -> None:
+    late = Interpreter(PIN_THEN_MENU)
+    late.handle(CallStarted(0.0))
+    for key in "4719":
+        late.handle(Dtmf(key, 1.0))
+    assert not late.spare("#", 5.0), "3 s on, a hash answers the menu"
+    other = Interpreter(PIN_THEN_MENU)
+    other.handle(CallStarted(0.0))
+    for key in "4719":
+        other.handle(Dtmf(key, 1.0))
+    assert not other.spare("1", 1.2) and not other.spare("#", 1.3), "another key spends the chance"
