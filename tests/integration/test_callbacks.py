@@ -193,6 +193,7 @@ def test_behind_the_nodes_edge_a_placed_call_goes_out_through_it(voicebot, tmp_p
     headers = [h.lower() for h in invite["headers"]]
     assert any(h.startswith("record-route:") and f":{server.port}" in h for h in headers), headers
     assert sum(h.startswith("via:") for h in headers) == 2  # the UA worker's and the edge's
+    assert not [h for h in headers if h.startswith("route:")], "the preloaded route to the edge ends there"
     kamailio_log = (server.workdir / "run" / "edge" / "kamailio.log").read_text(errors="replace")
     assert f"edge.outbound dest=127.0.0.1:{callee_port}" in kamailio_log
     (rec,) = server.records(expect=1, timeout=20)

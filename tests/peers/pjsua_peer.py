@@ -118,7 +118,7 @@ class QueueAccount(pj.Account):  # type: ignore[misc]
             headers=[
                 h
                 for h in head.split("\r\n")[1:]
-                if h.lower().startswith(("x-", "to:", "from:", "record-route:", "via:"))
+                if h.lower().startswith(("x-", "to:", "from:", "record-route:", "route:", "via:"))
             ],
         )
         if self.record_dir:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from voicebot.dialplan.plan import Plan, Step, did_you_mean, parse
 from voicebot.dialplan.verbs.agent import Agent
+from voicebot.dialplan.verbs.callback import Callback
 from voicebot.dialplan.verbs.collect import Collect
 from voicebot.dialplan.verbs.subflow import Return
 from voicebot.dialplan.verbs.tool import Tool
@@ -156,6 +157,13 @@ def _sensitive_spoken(plan: Plan, at: Callable[[Step, str, str], None]) -> None:
     for step in plan.steps.values():
         if isinstance(step.verb, Tool):
             continue
+        if isinstance(step.verb, Callback):
+            for name in sorted(set(step.verb.keep) & secret):
+                at(
+                    step,
+                    "error",
+                    f"sensitive variable {name!r} cannot be kept: kept values are stored with the booked job",
+                )
         reads = step.verb.spoken_reads() if isinstance(step.verb, Agent) else step.verb.reads()
         for name in sorted(reads & secret):
             at(step, "warning", f"sensitive variable {name!r} is spoken or sent on here; is that intended?")

@@ -42,7 +42,7 @@ from voicebot.dialplan.events import (
 from voicebot.dialplan.plan import Plan, Step
 from voicebot.dialplan.verbs.agent import HANDOVER_TOOL, Agent, AgentTool
 from voicebot.dialplan.verbs.branch import Branch
-from voicebot.dialplan.verbs.callback import Callback
+from voicebot.dialplan.verbs.callback import CALL_OWN, Callback
 from voicebot.dialplan.verbs.collect import Collect
 from voicebot.dialplan.verbs.goto import Goto
 from voicebot.dialplan.verbs.hangup import Hangup
@@ -250,7 +250,7 @@ class Interpreter:
             self.notes.append(("entry_unknown", {"entry": event.entry}))
             return self._run(self.plan.start)
         for name, value in event.variables.items():
-            if PLACEHOLDER.fullmatch("{" + name + "}"):
+            if PLACEHOLDER.fullmatch("{" + name + "}") and name not in CALL_OWN:
                 st.variables[name] = value
         return self._run(event.entry)
 

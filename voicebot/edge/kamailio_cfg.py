@@ -95,6 +95,8 @@ def _outbound_route(p: EdgeParams) -> str:
         sl_send_reply("403", "Forbidden - not a trunk");
         exit;
     }}
+    # The UA worker's preloaded Route names this edge: it ends here, the carrier must not see it.
+    remove_hf("Route");
     record_route();
     add_rr_param(";out=1");
     t_set_fr({p.dial_ring_ms}, 5000);

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -65,9 +66,10 @@ class Dialer:
         if wait > 0:
             raise Deferred(f"trunk {trunk.name} is at its limit", wait)
         dial = Dial(
-            id=f"job{job_id}-{attempt}",
+            # Unique per submission: a deferred job submits again under the same attempt, and must
+            # never read the outcome its withdrawn or expired request left behind.
+            id=f"job{job_id}-{attempt}-{uuid.uuid4().hex[:8]}",
             number=verdict.e164,
-            uri=trunk.uri(verdict.e164),
             trunk=trunk.name,
             caller_id=trunk.caller_id,
             dialplan=str(payload.get("dialplan", "")),
@@ -78,7 +80,12 @@ class Dialer:
         )
         self.spool.submit(dial)
         log.info("outbound.queued", dial=dial.id, trunk=trunk.name, number=policy.masked(dial.number))
-        return await self._outcome(dial)
+        try:
+            return await self._outcome(dial)
+        except BaseException:
+            # Stopped, lease lost or given up: a request still unclaimed must never ring late.
+            self.spool.withdraw(dial.id)
+            raise
 
     async def _outcome(self, dial: Dial) -> dict[str, object]:
         started = time.monotonic()

@@ -1,10 +1,12 @@
 """Which numbers the bot may dial (pure): the toll-fraud guard of callbacks and `voicebot call`.
 
 A number is parsed with libphonenumber (the phonenumbers package): invalid numbers, emergency
-numbers and anything that is not digits are refused always; numbers outside the home region unless
-``allow_international``; premium-rate, shared-cost and personal numbers unless ``allow_premium``.
-``deny`` prefixes win over everything, ``allow`` prefixes over the region and premium rules. What
-is dialled is the E.164 form, never the caller's text.
+numbers and anything that is not digits are refused always; numbers outside the home region (and
+``domestic_regions``) unless ``allow_international``, decided by the number's region, not its
+country code, because +1 also reaches the Caribbean at international rates; premium-rate,
+shared-cost and personal numbers unless ``allow_premium``. ``deny`` prefixes win over everything,
+``allow`` prefixes over the region and premium rules. What is dialled is the E.164 form, never the
+caller's text.
 """
 
 from __future__ import annotations
@@ -59,8 +61,7 @@ def check(number: str, policy: DestinationPolicy) -> Allowed | Refused:
     costly = _COSTLY.get(phonenumbers.number_type(parsed))
     if costly and not policy.allow_premium:
         return Refused(f"{costly} (outbound.policy.allow_premium is off)")
-    home = phonenumbers.country_code_for_region(policy.home_region)
-    if parsed.country_code != home and not policy.allow_international:
+    if region not in (policy.home_region, *policy.domestic_regions) and not policy.allow_international:
         return Refused(f"an international number ({region}; outbound.policy.allow_international is off)")
     return Allowed(e164, region)
 

@@ -3,9 +3,13 @@ within calling hours and the booking horizon; "as soon as possible" is moved int
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
+import os
 import zoneinfo
 from dataclasses import dataclass
+from pathlib import Path
 
 from voicebot.outbound.settings import OutboundSettings
 
@@ -16,8 +20,23 @@ class TooLate:
 
 
 def zone(cfg: OutboundSettings) -> dt.tzinfo:
-    if cfg.timezone:
-        return zoneinfo.ZoneInfo(cfg.timezone)
+    return zoneinfo.ZoneInfo(cfg.timezone) if cfg.timezone else machine_zone()
+
+
+@functools.cache
+def machine_zone() -> dt.tzinfo:
+    """This machine's zone with its rules (TZ, else /etc/localtime), so a callback booked in winter
+    for a summer day rings at the caller's clock time; a fixed offset only when no name is known."""
+    names = [os.environ.get("TZ", "").lstrip(":")]
+    with contextlib.suppress(OSError, IndexError):
+        names.append(str(Path("/etc/localtime").resolve()).split("/zoneinfo/", 1)[1])
+    with contextlib.suppress(OSError):
+        names.append(Path("/etc/timezone").read_text().strip())
+    for name in filter(None, names):
+        try:
+            return zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            continue
     local = dt.datetime.now().astimezone().tzinfo
     assert local is not None
     return local

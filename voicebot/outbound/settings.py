@@ -22,10 +22,21 @@ class DestinationPolicy(_Model):
 
     # Numbers without a country code are read as numbers of this region (ISO 3166, e.g. US, GB, DE).
     home_region: str = Field("US", pattern=r"^[A-Z]{2}$")
-    allow_international: bool = False  # numbers outside home_region
+    # Other regions dialled as if at home. A shared country code is not enough: +1 is the US, Canada
+    # and twenty Caribbean countries billed as international, so each region is listed ("CA").
+    domestic_regions: list[str] = Field(default_factory=list)
+    allow_international: bool = False  # numbers outside home_region and domestic_regions
     allow_premium: bool = False  # premium-rate, shared-cost and personal numbers (1-900, 09xx...)
     allow: list[str] = Field(default_factory=list)  # E.164 prefixes allowed anyway ("+4420")
     deny: list[str] = Field(default_factory=list)  # E.164 prefixes never dialled (wins over allow)
+
+    @field_validator("domestic_regions")
+    @classmethod
+    def _regions(cls, value: list[str]) -> list[str]:
+        bad = [r for r in value if not re.fullmatch(r"[A-Z]{2}", r)]
+        if bad:
+            raise ValueError(f"regions are ISO 3166 codes such as CA or GB, not {bad[0]!r}")
+        return value
 
     @field_validator("allow", "deny")
     @classmethod
@@ -54,6 +65,9 @@ class OutboundSettings(_Model):
     def _hours(cls, value: str) -> str:
         if not _HOURS.match(value):
             raise ValueError(f"calling_hours must be HH:MM-HH:MM (e.g. 08:00-21:00), not {value!r}")
+        start, end = value.split("-")
+        if start >= end:
+            raise ValueError(f"calling_hours must start before they end (same day), not {value!r}")
         return value
 
     @field_validator("timezone")
@@ -75,6 +89,3 @@ class DialTrunk(_Model):
     caller_id: str = ""
     max_calls: int = 2
     cps: float = 1.0
-
-    def uri(self, e164: str) -> str:
-        return self.dial.replace("{number}", e164)

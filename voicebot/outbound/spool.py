@@ -31,8 +31,7 @@ class Dial(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     number: str = Field(pattern=r"^\+[0-9]{4,15}$")  # E.164, checked by the destination policy
-    uri: str  # the trunk's dial URI with the number in it
-    trunk: str
+    trunk: str  # the UA worker dials its own settings' URI of this trunk, with the number in it
     caller_id: str = ""
     dialplan: str
     entry: str = ""
@@ -59,8 +58,9 @@ class Spool:
         self.queue, self.claimed, self.outcomes = root / "queue", root / "claimed", root / "outcomes"
 
     def ensure(self) -> Spool:
-        for d in (self.queue, self.claimed, self.outcomes):
-            d.mkdir(parents=True, exist_ok=True)
+        for d in (self.root, self.queue, self.claimed, self.outcomes):
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+            d.chmod(0o700)  # numbers to dial: this node's processes only
         return self
 
     @staticmethod

@@ -131,6 +131,7 @@ class UAWorker:
         self.ep, self._keep = create_endpoint(params, codecs or ["PCMU", "PCMA", "G722"])
         self.accounts: list[TrunkAccount] = []
         self.dial_accounts: dict[str, TrunkAccount] = {}  # trunk -> the account its placed calls use
+        self.listening = False  # transports and accounts exist: calls may be taken and placed
         dialling = params.outbound and any(t.dial for t in params.trunks)
         self.outbound = Spool(params.run_dir / "outbound").ensure() if dialling else None
 
@@ -376,8 +377,8 @@ class UAWorker:
     def _poll_outbound(self) -> None:
         """Place one queued call when a slot and a call worker are free (the node's dialer queued it
         within the trunk's limits; the destination policy was checked there)."""
-        if self.outbound is None or self.draining or not self.pool.idle:
-            return
+        if self.outbound is None or not self.listening or self.draining or not self.pool.idle:
+            return  # not before run() made the accounts: housekeeping runs while the pool starts
         if len(self.calls) >= self.p.max_calls:
             return
         dial = self.outbound.claim(os.getpid(), time.time())
@@ -404,6 +405,14 @@ class UAWorker:
         return self.dial_accounts.get(trunk) or self.accounts[0]
 
     def _place(self, dial: Dial) -> None:
+        trunk = next((t for t in self.p.trunks if t.name == dial.trunk and t.dial), None)
+        if trunk is None or trunk.dial is None:
+            log.warning("call.dial_refused", dial=dial.id, trunk=dial.trunk, why="not a dialling trunk here")
+            self._report(dial, "failed", 403, "not a dialling trunk of this node")
+            return
+        # The URI is rebuilt from this node's own trunk settings: the spool file says only which
+        # trunk and which (E.164-checked) number, never where the INVITE goes.
+        uri = trunk.dial.replace("{number}", dial.number)
         call_id = new_call_id()
         worker = self.pool.acquire(call_id)
         if worker is None:
@@ -431,7 +440,7 @@ class UAWorker:
         if dial.caller_id:
             op.txOption.localUri = f"sip:{dial.caller_id}@{self.p.advertise}:{self.p.port}"
         try:
-            call.makeCall(dial.uri, op)
+            call.makeCall(uri, op)
             leg.sip_call_id = str(call.getInfo().callIdString)
         except pj.Error as exc:
             leg.log.warning("call.dial_failed", dial=dial.id, error=exc.info())
@@ -618,10 +627,11 @@ class UAWorker:
 
     @staticmethod
     def _terminate(leg: CallLeg, cause: EndCause, why: str, code: int, phrase: str) -> None:
-        """End the caller's leg from our side: a final ``code`` if it was never answered, else BYE."""
+        """End the caller's leg from our side: a final ``code`` if it was never answered, else BYE
+        (a call we placed that still rings is cancelled: hangup sends CANCEL)."""
         leg.ending(cause, why)
         if leg.pj_call is not None:
-            if leg.answered_at is None:
+            if leg.answered_at is None and leg.outbound is None:
                 answer(leg.pj_call, code, phrase)
             else:
                 hangup(leg.pj_call)
@@ -760,6 +770,7 @@ class UAWorker:
         ]
         if self.outbound is not None:
             self.dial_accounts = {t.name: self._create_dial_account(t) for t in self.p.trunks if t.dial}
+        self.listening = True
         log.info("ua.ready", index=self.p.index, port=self.p.port, pool=len(self.pool.idle))
         # Free slots first: the supervisor must never see this worker ready with none.
         free = self._free_slots()

@@ -136,3 +136,17 @@ def test_cli_takes_a_directory_and_skips_conversation_tests(
     (tmp_path / "bad.test.yaml").write_text("not: a plan\n")
     assert main(["dialplan", "check", str(tmp_path)]) == 1
     assert "1 file(s), 1 error(s)" in capsys.readouterr().err
+
+
+def test_a_callback_keeps_neither_a_pin_nor_what_the_call_back_sets_itself(tmp_path: Path) -> None:
+    pin = (
+        "  a:\n    collect: {prompt: PIN?, into: pin, kind: digits, sensitive: true}\n"
+        "  b:\n    callback: {after_s: 60, entry: c, keep: [pin]}\n"
+        "  c:\n    hangup: Bye\n"
+    )
+    errors = [d for d in check(tmp_path, pin) if ": error: " in d]
+    assert errors and "'pin' cannot be kept" in errors[0], errors
+    own = check(
+        tmp_path, "  b:\n    callback: {after_s: 60, entry: c, keep: [caller]}\n  c:\n    hangup: Bye\n"
+    )
+    assert any("'caller' belongs to the call back itself" in d for d in own), own

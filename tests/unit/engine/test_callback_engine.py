@@ -82,3 +82,11 @@ def test_a_placed_call_starts_at_its_entry_with_the_kept_variables() -> None:
     from_start = gone.start(0.0)
     assert of(fx.BookCallback, from_start)  # an entry the plan lost: its start, said in the record
     assert any(n.kind == "entry_unknown" for n in of(fx.Note, from_start))
+
+
+def test_kept_variables_never_stand_for_what_the_call_back_sets_itself() -> None:
+    e = make(
+        direction="outbound", entry="back", caller="+12125550199", variables={"caller": "+1999", "topic": "x"}
+    )
+    e.start(0.0)
+    assert e.it.state.variables["caller"] == "+12125550199" and e.it.state.variables["topic"] == "x"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from voicebot.outbound.schedule import TooLate, in_hours, next_window, when
+import pytest
+
+from voicebot.outbound.schedule import TooLate, in_hours, machine_zone, next_window, when
 from voicebot.outbound.settings import OutboundSettings
 
 CFG = OutboundSettings(timezone="Europe/London", calling_hours="08:00-21:00", max_days_ahead=14)
@@ -48,3 +50,27 @@ def test_hours_to_midnight_and_other_zones() -> None:
     assert in_hours(ny, late)
     assert when(ny, late, time="23:45") == dt.datetime(2026, 12, 8, 4, 45, tzinfo=dt.UTC)
     assert when(ny, late, time="23:45").tzinfo == dt.UTC  # type: ignore[union-attr]
+
+
+def test_a_summer_callback_booked_in_winter_rings_at_the_summer_clock_time() -> None:
+    cfg = OutboundSettings(timezone="Europe/London", max_days_ahead=90, calling_hours="08:00-21:00")
+    booked = when(at(5, 10), cfg, date="2027-03-02", time="10:00")
+    assert booked == dt.datetime(2027, 3, 2, 10, 0, tzinfo=dt.UTC)  # GMT still
+    cfg_far = OutboundSettings(timezone="Europe/Berlin", max_days_ahead=90)
+    march = when(dt.datetime(2027, 3, 20, 9, tzinfo=dt.UTC), cfg_far, date="2027-04-01", time="10:00")
+    assert march == dt.datetime(2027, 4, 1, 8, 0, tzinfo=dt.UTC)  # CEST, UTC+2
+
+
+def test_calling_hours_must_start_before_they_end() -> None:
+    for bad in ("21:00-08:00", "09:00-09:00", "9-17"):
+        with pytest.raises(ValueError, match="calling_hours"):
+            OutboundSettings(calling_hours=bad)
+
+
+def test_the_machine_zone_is_a_named_zone_with_rules_when_one_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    machine_zone.cache_clear()
+    monkeypatch.setenv("TZ", "America/Chicago")
+    try:
+        assert str(machine_zone()) == "America/Chicago"
+    finally:
+        machine_zone.cache_clear()

@@ -63,6 +63,17 @@ def test_national_numbers_are_read_in_the_home_region() -> None:
     assert "premium" in check("09098790000", gb).reason  # type: ignore[union-attr]
 
 
+def test_a_shared_country_code_is_not_home_the_caribbean_and_canada_are_regions_of_their_own() -> None:
+    for number, region in (("+18092221234", "DO"), ("+18765550123", "JM"), ("+14165550123", "CA")):
+        verdict = check(number, HOME)
+        assert isinstance(verdict, Refused) and region in verdict.reason, (number, verdict)
+    with_canada = HOME.model_copy(update={"domestic_regions": ["CA"]})
+    assert check("+14165550123", with_canada) == Allowed("+14165550123", "CA")
+    assert isinstance(check("+18092221234", with_canada), Refused)
+    with pytest.raises(ValueError, match="ISO 3166"):
+        DestinationPolicy(domestic_regions=["Canada"])
+
+
 def test_prefix_settings_are_checked_and_numbers_masked_in_logs() -> None:
     with pytest.raises(ValueError, match=r"E\.164"):
         DestinationPolicy(allow=["0044"])

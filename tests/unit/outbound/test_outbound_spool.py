@@ -14,7 +14,6 @@ def dial(i: str, trunk: str = "carrier", not_after: float | None = None) -> Dial
     return Dial(
         id=i,
         number="+12125550123",
-        uri="sip:+12125550123@127.0.0.1:5099",
         trunk=trunk,
         dialplan="/p.yaml",
         not_after=time.time() + 20 if not_after is None else not_after,

@@ -8,6 +8,8 @@ from pydantic import Field, field_validator
 from voicebot.dialplan.verbs.registry import PLACEHOLDER, Verb, register, variable_names
 
 RESULTS = ("callback_status", "callback_error", "callback_at", "callback_number")
+# Set by the call back itself (CallStarted): a kept value of the first call must not stand for them.
+CALL_OWN = frozenset({"caller", "called", "call_id", "direction", "today"})
 
 
 @register("callback")
@@ -30,6 +32,9 @@ class Callback(Verb):
     @classmethod
     def _names(cls, v: list[str]) -> list[str]:
         variable_names(v, "kept variable")
+        own = sorted(set(v) & CALL_OWN)
+        if own:
+            raise ValueError(f"{own[0]!r} belongs to the call back itself and cannot be kept")
         return v
 
     @field_validator("entry")
