@@ -25,7 +25,7 @@ from voicebot.edge.params import DEFAULT_SCANNER_USER_AGENTS
 from voicebot.inference.providers import ProviderConfig
 from voicebot.jobs.settings import JobSettings
 from voicebot.llm.client import LlmConfig
-from voicebot.outbound.settings import OutboundSettings
+from voicebot.outbound.settings import OutboundSettings, outbound_wait_s
 
 if TYPE_CHECKING:
     from voicebot.dialplan.yamlsafe import Loaded
@@ -424,6 +424,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 "outbound.enabled needs a trunk that can place calls: set trunks[].dial "
                 "(e.g. sip:{number}@carrier.example.net), or outbound.enabled: false"
+            )
+        # A placed call's job waits for the answer; its lease must outlast that wait (jobs.lease_s x 0.8).
+        need = outbound_wait_s(self.outbound.ring_timeout_s) / 0.8
+        if self.outbound.enabled and self.jobs.lease_s < need:
+            raise ValueError(
+                f"jobs.lease_s must be at least {need:.0f} s with outbound.ring_timeout_s "
+                f"{self.outbound.ring_timeout_s:.0f} s (a placed call's job waits that long for its answer)"
             )
         return self
 

@@ -71,6 +71,7 @@ async def book(
         "entry": entry,
         "variables": dict(variables or {}),
         "origin": origin,
+        "at": at.astimezone(dt.UTC).isoformat(),  # the promised time: the dialer gives up far past it
     }
     async with (
         asyncio.timeout(TIMEOUT_S),

@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from voicebot.logs import get_logger
-from voicebot.outbound import policy, schedule
+from voicebot.outbound import policy, schedule, settings
 from voicebot.outbound.limits import TrunkLimit
-from voicebot.outbound.settings import DialTrunk, OutboundSettings
+from voicebot.outbound.settings import ANSWER_MARGIN_S, DialTrunk, OutboundSettings
 from voicebot.outbound.spool import Dial, Spool
 
 log = get_logger(__name__)
-CLAIM_WAIT_S = 20.0  # no UA worker had a free slot this long: try again shortly (not an attempt)
+CLAIM_WAIT_S = settings.CLAIM_WAIT_S  # module-level, so a test can shorten it
 POLL_S = 0.1
 # A final answer that says the number is wrong, not busy: no point ringing it again.
 PERMANENT_CODES = frozenset({403, 404, 410, 484, 485, 488, 603, 604})
@@ -58,6 +58,9 @@ class Dialer:
         if trunk is None:
             raise DialFailed(f"trunk {payload.get('trunk')!r} cannot place calls here", permanent=True)
         now = dt.datetime.now(dt.UTC)
+        late = self._late_s(payload, attempt, now)
+        if late > self.cfg.max_late_s:
+            raise DialFailed(f"{late / 60:.0f} min past its time (outbound.max_late_s)", permanent=True)
         window = schedule.next_window(now, self.cfg)
         if window > now:
             hours = self.cfg.calling_hours
@@ -87,10 +90,19 @@ class Dialer:
             self.spool.withdraw(dial.id)
             raise
 
+    def _late_s(self, payload: dict[str, Any], attempt: int, now: dt.datetime) -> float:
+        """How late the call is beyond what its failed attempts' retry waits explain."""
+        try:
+            promised = dt.datetime.fromisoformat(str(payload["at"]))
+        except (KeyError, ValueError):
+            return 0.0  # booked by an older version: no promise recorded
+        retries = self.cfg.retry_s * float(2 ** max(0, attempt - 1) - 1)
+        return (now - promised).total_seconds() - retries
+
     async def _outcome(self, dial: Dial) -> dict[str, object]:
         started = time.monotonic()
         claimed_by = started + CLAIM_WAIT_S
-        deadline = started + CLAIM_WAIT_S + dial.ring_timeout_s + 15.0
+        deadline = started + CLAIM_WAIT_S + dial.ring_timeout_s + ANSWER_MARGIN_S
         while True:
             out = self.spool.outcome(dial.id)
             now = time.monotonic()

@@ -58,6 +58,9 @@ class OutboundSettings(_Model):
     max_attempts: int = Field(3, ge=1, le=10)  # no answer, busy, failed: tried again after retry_s
     retry_s: float = Field(300.0, gt=0)  # then doubled per attempt (300 s, 600 s, ...)
     ring_timeout_s: float = Field(30.0, ge=5, le=120)  # unanswered this long: a failed attempt
+    # A call this long past its promised time (not counting the retries' own waits) is not placed:
+    # waiting for calling hours or a busy trunk must not turn "at 3 pm" into tomorrow morning.
+    max_late_s: float = Field(3600.0, ge=60)
     max_days_ahead: int = Field(14, ge=0, le=90)  # the latest day a callback may be booked for
 
     @field_validator("calling_hours")
@@ -79,6 +82,15 @@ class OutboundSettings(_Model):
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
                 raise ValueError(f"unknown timezone {value!r} (an IANA name such as Europe/London)") from None
         return value
+
+
+CLAIM_WAIT_S = 20.0  # no UA worker had a free slot this long: the request is withdrawn, tried later
+ANSWER_MARGIN_S = 15.0  # the UA worker's report after the ring timeout
+
+
+def outbound_wait_s(ring_timeout_s: float) -> float:
+    """The longest a dialer waits for one placed call's answer (or failure)."""
+    return CLAIM_WAIT_S + ring_timeout_s + ANSWER_MARGIN_S
 
 
 class DialTrunk(_Model):

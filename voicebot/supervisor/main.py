@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from voicebot.supervisor.infer import InferProcess, LocalLlmProcess
 from voicebot.supervisor.plan import call_worker_params, dial_trunks, infer_params, ua_params
 
 log = logs.get_logger(__name__)
+MAX_DIAL_LANES = 8  # outbound jobs waiting for their answers at once on this node
 
 
 @dataclass
@@ -460,15 +462,22 @@ class Supervisor:
                 flusher.run(spool, url, lambda rec: post_call_jobs(jobs, rec), self.finished),
                 name="records-flusher",
             )
-        # Outbound calls need this node's UA workers: only this worker has a dialer, and it runs
-        # whenever outbound is on, even with jobs.worker false (other kinds are then left to others).
-        dialer = None
-        if self.s.outbound.enabled:
-            dialer = Dialer(self.s.outbound, dial_trunks(self.s), OutboundSpool(self.run_dir / "outbound"))
-        if (self.s.jobs.worker and self.s.jobs.active) or dialer is not None:
-            only = () if self.s.jobs.worker else (OUTBOUND,)
-            worker = JobWorker(url, self.s.jobs, self.s.llm.resolved(), dialer=dialer, only_kinds=only)
+        if self.s.jobs.worker and self.s.jobs.active:
+            worker = JobWorker(url, self.s.jobs, self.s.llm.resolved())  # no dialer: never outbound jobs
             self.tasks.append(asyncio.create_task(worker.run(self.finished), name="jobs-worker"))
+        # Outbound calls need this node's UA workers: only these lanes have the node's dialer, and
+        # they run whenever outbound is on, even with jobs.worker false. A lane waits for its call's
+        # answer, so there are as many as the trunks may have calls up (the dialer's limits, shared by
+        # the lanes, keep each trunk within its own), at most MAX_DIAL_LANES.
+        if self.s.outbound.enabled:
+            trunks = dial_trunks(self.s)
+            dialer = Dialer(self.s.outbound, trunks, OutboundSpool(self.run_dir / "outbound"))
+            host = f"{socket.gethostname()}-{os.getpid()}"
+            for lane in range(min(MAX_DIAL_LANES, sum(t.max_calls for t in trunks))):
+                dialing = JobWorker(
+                    url, self.s.jobs, dialer=dialer, only_kinds=(OUTBOUND,), name=f"{host}-dial{lane}"
+                )
+                self.tasks.append(asyncio.create_task(dialing.run(self.finished), name=f"jobs-dialer-{lane}"))
 
     async def drain(self) -> None:
         log.info("voicebot.draining", timeout_s=self.s.workers.drain_timeout_s)

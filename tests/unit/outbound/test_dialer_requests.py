@@ -5,6 +5,7 @@ back when the dialer stops waiting, so it can never ring late."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import stat
 from pathlib import Path
 
@@ -55,3 +56,16 @@ def test_an_unclaimed_request_is_deferred_not_failed(tmp_path: Path, monkeypatch
     with pytest.raises(dialer_mod.Deferred, match="no UA worker"):
         asyncio.run(dialer.place(8, 1, PAYLOAD))
     assert not list(spool.queue.glob("*.json"))
+
+
+def test_a_call_far_past_its_promised_time_is_given_up_not_placed(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "outbound")
+    dialer = Dialer(ALWAYS, [TRUNK], spool)
+    promised = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+    with pytest.raises(dialer_mod.DialFailed, match="past its time") as failed:
+        asyncio.run(dialer.place(9, 1, {**PAYLOAD, "at": promised.isoformat()}))
+    assert failed.value.permanent and not list(spool.queue.glob("*.json"))
+    # The third attempt of a call promised 55 min ago waited 300 + 600 s for its retries: not late.
+    third = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=55)
+    assert dialer._late_s({"at": third.isoformat()}, 3, dt.datetime.now(dt.UTC)) < ALWAYS.max_late_s
+    assert dialer._late_s({}, 1, dt.datetime.now(dt.UTC)) == 0.0  # booked before promises were kept

@@ -132,3 +132,14 @@ def test_db_and_dialplan_version_commands_take_their_places_from_the_settings(tm
     run = voicebot("dialplan", "status", plan_id, VOICEBOT_CONFIG=str(path))
     assert run.returncode == 0 and '"live"' in run.stdout, run.stdout + run.stderr
     assert store.is_dir() and not (tmp_path / "var").exists()
+
+
+def test_outbound_settings_that_cannot_work_stop_the_start_with_what_to_set(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"outbound\.enabled needs a trunk that can place calls"):
+        load_settings(write(tmp_path, "outbound:\n  enabled: true\n"))
+    trunk = "trunks:\n  - name: c\n    allow: [127.0.0.1]\n    dial: 'sip:{number}@127.0.0.1:5099'\n"
+    short_lease = trunk + "outbound:\n  enabled: true\n  ring_timeout_s: 60\njobs:\n  lease_s: 60\n"
+    with pytest.raises(ConfigError, match=r"jobs\.lease_s must be at least 119 s"):
+        load_settings(write(tmp_path, short_lease))
+    with pytest.raises(ConfigError, match=r"calling_hours must start before they end"):
+        load_settings(write(tmp_path, trunk + "outbound:\n  enabled: true\n  calling_hours: '21:00-08:00'\n"))
