@@ -173,6 +173,24 @@ def test_voicebot_call_places_calls_one_at_a_time_on_a_one_call_trunk_and_refuse
     server.wait_log(r"jobs\.deferred.*trunk carrier is at its limit")
 
 
+def test_two_booked_calls_ring_together_on_a_two_call_trunk(voicebot, tmp_path: Path) -> None:
+    """The node dials in lanes: a call that rings (6 s here, before it is answered) does not hold up
+    the next booked one while its trunk has room (1 call per second)."""
+    callee_port = free_port()
+    server = voicebot(**outbound_env(tmp_path, callee_port, max_calls=2))
+    callee = queue_peer(
+        tmp_path, callee_port, "--ring-s", "6", "--hold", "3", "--duration", "40", "--max-calls", "2"
+    )
+    for _ in range(2):
+        booked = _voicebot_call(
+            server.env, CALLEE, "--dialplan", str(tmp_path / "cbtest.yaml"), "--entry", "called_back"
+        )
+        assert booked.returncode == 0, booked.stderr
+    first, second = invites(callee.result(timeout=60))
+    assert second["t"] - first["t"] < 5.0, "the second rang while the first was still ringing"
+    assert len(server.records(expect=2, timeout=20)) == 2
+
+
 def test_behind_the_nodes_edge_a_placed_call_goes_out_through_it(voicebot, tmp_path: Path) -> None:
     """With 2 UA workers (listening on loopback behind this node's Kamailio edge) the INVITE leaves
     through the edge, which record-routes it (the dialog's BYE passes it too)."""

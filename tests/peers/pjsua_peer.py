@@ -101,11 +101,13 @@ class PeerCall(pj.Call):  # type: ignore[misc]
 
 
 class QueueAccount(pj.Account):  # type: ignore[misc]
-    def __init__(self, record_dir: str | None, answer_code: int) -> None:
+    def __init__(self, record_dir: str | None, answer_code: int, ring_s: float = 0.0) -> None:
         super().__init__()
         self.calls: list[PeerCall] = []
         self.record_dir = record_dir
         self.answer_code = answer_code
+        self.ring_s = ring_s  # ring (180) this long before the final answer
+        self.ringing: dict[int, float] = {}  # index in calls -> when to answer
 
     def onIncomingCall(self, prm: Any) -> None:
         call = PeerCall(self, prm.callId, label=f"queue{len(self.calls)}")
@@ -124,9 +126,24 @@ class QueueAccount(pj.Account):  # type: ignore[misc]
         if self.record_dir:
             call.record_path = str(Path(self.record_dir) / f"queue{len(self.calls)}.wav")
         self.calls.append(call)
+        if self.ring_s > 0:
+            op = pj.CallOpParam(True)
+            op.statusCode = 180
+            call.answer(op)
+            self.ringing[len(self.calls) - 1] = time.monotonic() + self.ring_s
+            return
         op = pj.CallOpParam(True)
         op.statusCode = self.answer_code
         call.answer(op)
+
+    def answer_due(self) -> None:
+        for i, at in list(self.ringing.items()):
+            if time.monotonic() >= at:
+                del self.ringing[i]
+                if not self.calls[i].disconnected:
+                    op = pj.CallOpParam(True)
+                    op.statusCode = self.answer_code
+                    self.calls[i].answer(op)
 
 
 def rms_of(path: str | None) -> float:
@@ -256,13 +273,14 @@ def settle(ep: pj.Endpoint, calls: list[PeerCall | None], seconds: float = 1.0) 
 
 
 def run_queue(args: argparse.Namespace, ep: pj.Endpoint) -> dict[str, Any]:
-    acc = QueueAccount(args.record_dir, args.answer_code)
+    acc = QueueAccount(args.record_dir, args.answer_code, args.ring_s)
     acc.create(account_config(args, f"sip:queue@127.0.0.1:{args.port}"), True)
     ready = Path(args.out).with_suffix(".ready")
     ready.write_text("ready")
     deadline = time.monotonic() + args.duration
     while time.monotonic() < deadline:
         ep.libHandleEvents(10)
+        acc.answer_due()
         for c in acc.calls:
             if c.confirmed_at and not c.disconnected and time.monotonic() - c.confirmed_at > args.hold:
                 c.hangup(pj.CallOpParam(True))
@@ -304,6 +322,7 @@ def main() -> int:
     ap.add_argument("--hold", type=float, default=2.0)
     ap.add_argument("--answer-code", type=int, default=200)
     ap.add_argument("--max-calls", type=int, default=0)
+    ap.add_argument("--ring-s", type=float, default=0.0, help="queue: ring this long, then answer")
     ap.add_argument("--stop-on-bye", action="store_true")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
