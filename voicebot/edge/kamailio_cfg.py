@@ -85,8 +85,13 @@ def _outbound_route(p: EdgeParams) -> str:
     """Only to a trunk's `dial` host (and port): an INVITE from a UA worker to anywhere else is
     refused, so nothing inside can turn the edge into a relay; record-routed so that the dialog's
     later requests pass here too; it may ring as long as outbound calls ring."""
+
+    def host_is(host: str) -> str:
+        # An IPv6 host may be written with or without its brackets: accept the request either way.
+        return f'($rd == "{host}" || $rd == "[{host}]")' if ":" in host else f'$rd == "{host}"'
+
     match = " || ".join(
-        f'($rd == "{host}"' + (f" && $rp == {port})" if port is not None else ")")
+        f"({host_is(host)}" + (f" && $rp == {port})" if port is not None else ")")
         for host, port in p.dial_targets
     )
     return f"""route[OUTBOUND] {{

@@ -602,8 +602,11 @@ class CallEngine:
 
     def _book_callback(self, cb: ip.ScheduleCallback, now: float) -> list[fx.Effect]:
         req = self._next_req()
-        # One booking per call and step: a worker that resumes mid-booking books the same job again.
-        key = f"callback:{self.info.call_id}:{self.it.state.step}"
+        # One booking per pass through the step (a caller who comes back to it with another time
+        # books anew); a worker that resumes mid-booking books the same job again (the saved key).
+        st = self.it.state
+        key = self._resume_key or f"callback:{self.info.call_id}:{st.step}:{st.marks}"
+        self._resume_key, self.tool_key = "", key
         self.tool, self.booking = (req, now + BOOKING_BUDGET_S), True
         return [fx.Note("callback_request", {"entry": cb.entry}), fx.BookCallback(req, cb, key)]
 
@@ -660,7 +663,9 @@ class CallEngine:
         self.playing[mark] = True
         out.append(self._speak(RESUME_APOLOGY, mark, None, now))
         request = self.it.pending_request()
-        if request is not None:
+        if self.tool_key.startswith("callback:"):
+            self._resume_key = self.tool_key  # the same booking: its key makes it one job
+        elif request is not None:
             if not request.safe_to_retry():
                 # Not a blind repeat: the tool may have acted. The step's error path says so.
                 out.append(fx.Note("tool_interrupted", {"step": st.step}, log="tool.interrupted"))

@@ -264,6 +264,18 @@ class CallWorkerPool:
             self.discard(worker)
         return None
 
+    def unreserve(self, call_id: str) -> None:
+        """A worker taken for a placed call that was never answered: it never heard of the call, so
+        it stays warm for the next one (back to idle), unless it died meanwhile."""
+        worker = self.busy.pop(call_id, None)
+        if worker is None:
+            return
+        worker.call_id = None
+        if worker.closed or worker.proc.poll() is not None:
+            self.discard(worker)
+        else:
+            self.idle.append(worker)
+
     def release(self, call_id: str) -> None:
         """The call is over: close the worker's socket; it finishes its bookkeeping and exits."""
         worker = self.busy.pop(call_id, None)

@@ -450,12 +450,18 @@ class UAWorker:
             return
         leg.log = leg.log.bind(sip_call_id=leg.sip_call_id)
         leg.log.info("call.dialling", dial=dial.id, entry=dial.entry, ring_timeout_s=dial.ring_timeout_s)
-        self._report(dial, "ringing", call_id=call_id)
+        if not leg.ended:  # a failure inside makeCall was reported already; never overwrite it
+            self._report(dial, "ringing", call_id=call_id)
 
     def _outbound_state(self, leg: CallLeg, info: Any) -> None:
         dial = leg.outbound
         assert dial is not None
-        if info.state == pj.PJSIP_INV_STATE_CONFIRMED and leg.answered_at is None:
+        if info.state == pj.PJSIP_INV_STATE_CONFIRMED and leg.answered_at is None and leg.end_reason:
+            # Answered as our CANCEL (ring timeout, shutdown) crossed it: not an answer, end it.
+            leg.log.info("call.answered_too_late", dial=dial.id, why=leg.end_reason)
+            if leg.pj_call is not None:
+                hangup(leg.pj_call)
+        elif info.state == pj.PJSIP_INV_STATE_CONFIRMED and leg.answered_at is None:
             worker, leg.reserved = leg.reserved, None
             if worker is None or worker.closed or worker.proc.poll() is not None:
                 leg.log.warning("call.no_worker", why="the placed call's worker died while it rang")
@@ -476,8 +482,10 @@ class UAWorker:
             self._connect_media(leg)
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             if leg.answered_at is None:
-                code = int(info.lastStatusCode)
-                self._report(dial, "failed", code, str(info.lastReason), leg.call_id)
+                code, reason = int(info.lastStatusCode), str(info.lastReason)
+                if leg.end_reason and code < 300:  # answered as we gave up on it: still unanswered
+                    code, reason = 408, leg.end_reason
+                self._report(dial, "failed", code, reason, leg.call_id)
                 leg.log.info("call.not_answered", dial=dial.id, code=code)
             else:
                 self._report(dial, "ended", 200, leg.end_reason or "remote hung up", leg.call_id)
@@ -646,7 +654,10 @@ class UAWorker:
         leg.send(proto.CallEnded(reason=reason))
         if leg.worker is not None:
             self._unregister(leg.worker.sock)
-        self.pool.release(leg.call_id)  # also a placed call's reserved worker, never bound
+        if leg.reserved is not None:
+            self.pool.unreserve(leg.call_id)  # a placed call never answered: its worker stays warm
+        else:
+            self.pool.release(leg.call_id)
         leg.reserved = None
         self.calls.pop(leg.call_id, None)
         duration = time.monotonic() - (leg.answered_at or leg.invited_at)

@@ -201,5 +201,8 @@ def test_placed_calls_go_out_only_to_trunk_dial_hosts(tmp_path: Path) -> None:
     assert 'if (ds_is_from_list("1")) {\n        route(OUTBOUND);' in text  # only our own UA workers
     assert '($rd == "sip.carrier.example") || ($rd == "198.51.100.7" && $rp == 5080)' in text
     assert 'sl_send_reply("403", "Forbidden - not a trunk")' in text
+    assert 'remove_hf("Route");' in text  # the UA worker's preloaded route ends at the edge
+    v6 = render_config(params(tmp_path, dial_targets=(("2001:db8::7", 5060),)))
+    assert '(($rd == "2001:db8::7" || $rd == "[2001:db8::7]") && $rp == 5060)' in v6
     with pytest.raises(ConfigError, match="dial target"):
         validate(params(tmp_path, dial_targets=(('evil"; exit; #', None),)))

@@ -43,7 +43,7 @@ def test_a_booking_is_made_once_per_call_and_step_and_its_result_is_recorded() -
     e = make()
     started = e.start(0.0)
     (booking,) = of(fx.BookCallback, started)
-    assert booking.key == "callback:c-9:book"
+    assert booking.key == "callback:c-9:book:0"  # call, step, and the pass through it
     assert (booking.callback.number, booking.callback.after_s, booking.callback.entry) == (
         "+12125550123",
         60,
@@ -90,3 +90,26 @@ def test_kept_variables_never_stand_for_what_the_call_back_sets_itself() -> None
     )
     e.start(0.0)
     assert e.it.state.variables["caller"] == "+12125550199" and e.it.state.variables["topic"] == "x"
+
+
+def test_coming_back_to_the_step_books_anew_rather_than_getting_the_first_booking_back() -> None:
+    again = parse(
+        "id: again\nversion: 1\nsteps:\n"
+        "  book:\n    callback: {after_s: 60, entry: bye}\n    next: more\n"
+        "  more:\n    menu:\n      prompt: Press 1 to book another.\n"
+        "      options: [{keys: '1', goto: book}]\n"
+        "  bye:\n    hangup: Bye.\n",
+        "again.yaml",
+    )
+    e = CallEngine(again, CallInfo(call_id="c-7", caller="+12125550123", called="100"), EngineConfig())
+    (first,) = of(fx.BookCallback, e.start(0.0))
+    e.handle(ev.ToolDone(first.req, True, {"at": "2026-12-07 10:01", "job": 1}), 1.0)
+    (second,) = of(fx.BookCallback, e.handle(ev.Key("1", "rfc4733"), 2.0))
+    assert second.key != first.key
+    resumed = CallEngine(
+        again,
+        CallInfo(call_id="c-7", caller="+12125550123", called="100"),
+        EngineConfig(),
+        Resume(e.checkpoint()),
+    ).start(3.0)
+    assert [b.key for b in of(fx.BookCallback, resumed)] == [second.key]  # mid-booking: the same job

@@ -104,3 +104,30 @@ def test_workers_forked_from_the_fork_server_say_ready_and_are_watched(tmp_path:
     finally:
         pool.close()
     assert pool.fork_server is not None and pool.fork_server.proc is None  # stopped with the pool
+
+
+def test_a_worker_reserved_for_a_placed_call_never_answered_stays_warm(tmp_path: Path) -> None:
+    """Real worker processes: an unanswered outbound call gives its reserved worker back to the idle
+    set (it never heard of the call); a worker that died meanwhile is discarded instead."""
+    from voicebot.callworker.params import CallWorkerParams
+
+    params = tmp_path / "call-worker.json"
+    params.write_text(CallWorkerParams(asr_backend=None, prompt_dir=tmp_path).model_dump_json())
+    pool = CallWorkerPool(size=2, params_file=params, max_busy=4)
+    try:
+        first, second = pool.fill()
+        for worker in (first, second):
+            pool.mark_ready(worker)
+        reserved = pool.acquire("placed-1")
+        assert reserved is first and "placed-1" in pool.busy
+        pool.unreserve("placed-1")
+        assert first in pool.idle and first.call_id is None and "placed-1" not in pool.busy
+        assert first.proc.poll() is None, "still running, warm"
+        again = pool.acquire("placed-2")
+        assert again is second  # the oldest idle first; the returned one waits its turn
+        again.proc.kill()
+        again.proc.wait(timeout=10)
+        pool.unreserve("placed-2")
+        assert again not in pool.idle
+    finally:
+        pool.close()
