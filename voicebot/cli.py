@@ -167,6 +167,7 @@ def _add_optional_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
     from voicebot.db import cli as db_cli
     from voicebot.dialplan import cli as dialplan_cli
     from voicebot.jobs import cli as jobs_cli
+    from voicebot.loadtest import cli as loadtest_cli
     from voicebot.outbound import cli as outbound_cli
     from voicebot.reports import cli as reports_cli
 
@@ -175,6 +176,7 @@ def _add_optional_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
     jobs_cli.add_commands(sub)
     reports_cli.add_commands(sub)
     outbound_cli.add_commands(sub)
+    loadtest_cli.add_commands(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
