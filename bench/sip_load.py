@@ -107,6 +107,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="voicebot-bench-"))
     port = free_port()
     common = {
+        "VOICEBOT_CONSOLE__LISTEN": "",  # no admin console on the measured nodes
         **os.environ,
         "VOICEBOT_SIP__RTP_PORTS_PER_WORKER": "40",
         "VOICEBOT_WORKERS__CALL_POOL_SIZE": "4",

@@ -295,6 +295,7 @@ def main() -> int:
         "VOICEBOT_WORKERS__UA_WORKERS": str(k),
         "VOICEBOT_WORKERS__UA_BASE_PORT": str(free_port_block(k)),
         "VOICEBOT_RUN_DIR": str(work / "run"),
+        "VOICEBOT_CONSOLE__LISTEN": "",  # no admin console while measuring
         "VOICEBOT_CALL__RECORD_DIR": str(work / "records"),
         "VOICEBOT_ASR__THREADS": str(args.asr_threads),
         "VOICEBOT_INFERENCE__MODE": args.inference,

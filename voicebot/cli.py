@@ -164,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_optional_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Commands contributed by packages (dialplan tools, db)."""
+    from voicebot.console import cli as console_cli
     from voicebot.db import cli as db_cli
     from voicebot.dialplan import cli as dialplan_cli
     from voicebot.jobs import cli as jobs_cli
@@ -177,6 +178,7 @@ def _add_optional_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
     reports_cli.add_commands(sub)
     outbound_cli.add_commands(sub)
     loadtest_cli.add_commands(sub)
+    console_cli.add_commands(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

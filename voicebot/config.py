@@ -363,6 +363,37 @@ class MetricsSettings(_Group):
     listen: str = Field("127.0.0.1:9464", pattern=r"^$|^[^\s]*:[0-9]{1,5}$")
 
 
+class ConsoleSettings(_Group):
+    """The admin web console `voicebot run` serves (docs/operations.md, "The admin console"): live
+    calls, recent calls, dialplan versions, the report. Users are added with `voicebot console user
+    add`. Loopback by default; anything else needs TLS here or an HTTPS proxy in front."""
+
+    listen: str = Field("127.0.0.1:8089", pattern=r"^$|^[^\s]*:[0-9]{1,5}$")  # "" turns it off
+    tls_cert: Path | None = None  # PEM; with tls_key the console speaks HTTPS itself
+    tls_key: Path | None = None
+    # An HTTPS reverse proxy terminates TLS in front of it: cookies are sent Secure-only, and the
+    # client address for the login limit is taken from the proxy's X-Forwarded-For.
+    behind_https_proxy: bool = False
+    session_idle_s: int = Field(1800, ge=60, le=86400)  # a session unused this long is ended
+    session_max_s: int = Field(43200, ge=300, le=7 * 86400)  # and any session after this long
+    login_failures: int = Field(5, ge=1, le=100)  # failed logins per client address (and per user name)
+    login_window_s: int = Field(300, ge=10, le=86400)  # ... within this window, then refused until it ends
+
+    @model_validator(mode="after")
+    def _not_open_in_clear(self) -> ConsoleSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("console.tls_cert and console.tls_key go together")
+        if self.listen and self.tls_cert is None and not self.behind_https_proxy:
+            host = self.listen.rpartition(":")[0].strip("[]")
+            if host not in ("127.0.0.1", "::1", "localhost") and not host.startswith("127."):
+                raise ValueError(
+                    f"console.listen {self.listen} opens the admin console to the network without TLS: "
+                    "set console.tls_cert and console.tls_key, or console.behind_https_proxy: true, "
+                    "or listen on 127.0.0.1"
+                )
+        return self
+
+
 class LogSettings(_Group):
     level: str = "info"
     format: Literal["console", "json"] = "console"
@@ -405,6 +436,7 @@ class Settings(BaseSettings):
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     costs: CostSettings = Field(default_factory=CostSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     run_dir: Path = Path("var/run")
     dialplan_store: Path = Path("var/dialplans")  # published versions (voicebot dialplan publish)
     # Base URLs dialplan `tool` steps may call; none by default (a dialplan cannot reach the network).

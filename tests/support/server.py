@@ -133,6 +133,8 @@ def server_env(workdir: Path, port: int, rtp_start: int, **extra: str) -> dict[s
         "VOICEBOT_DIALPLAN_STORE": str(workdir / "dialplans"),
         # each server its own /metrics port (a fixed one would collide between tests)
         "VOICEBOT_METRICS__LISTEN": f"127.0.0.1:{free_port()}",
+        # and its own admin console port
+        "VOICEBOT_CONSOLE__LISTEN": f"127.0.0.1:{free_port()}",
         # and its own speech service port
         "VOICEBOT_INFERENCE__LISTEN": f"127.0.0.1:{free_port()}",
     }

@@ -1,5 +1,5 @@
-"""Tables: calls, their events, the durable post-call job queue, published dialplan versions, and the
-UA workers of every node that the edge dispatches to."""
+"""Tables: calls, their events, the durable post-call job queue, published dialplan versions, the UA
+workers of every node that the edge dispatches to, and the admin console's users, sessions and audit."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -150,3 +151,43 @@ class SipBackend(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+
+
+class ConsoleUser(Base):
+    """A person who may log in to the admin console (voicebot/console); added by `voicebot console user`."""
+
+    __tablename__ = "console_users"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))  # scrypt, salted (voicebot/console/auth.py)
+    role: Mapped[str] = mapped_column(String(16))  # viewer, analyst, admin
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ConsoleSession(Base):
+    """A logged-in browser. The cookie holds a random token; only its SHA-256 is stored here, so a copy
+    of the database cannot be used to log in."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user: Mapped[str] = mapped_column(ForeignKey("console_users.name", ondelete="CASCADE"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))  # the token every form of this session must carry
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """What was done in the console (and to its users), by whom, from where; never deleted by voicebot."""
+
+    __tablename__ = "console_audit"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    user: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))  # login, login_failed, logout, promote, rollback, ...
+    target: Mapped[str] = mapped_column(String(255), default="")
+    ok: Mapped[bool] = mapped_column(Boolean, default=True)
+    source: Mapped[str] = mapped_column(String(64), default="")  # client address, or "cli"
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)

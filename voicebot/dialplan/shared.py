@@ -103,30 +103,32 @@ async def push(session: AsyncSession, store: VersionStore, plan_id: str, base_re
     return base_revision + 1
 
 
+async def apply(
+    url: str, store: VersionStore, op: Callable[[VersionStore], T], plan_id_of: Callable[[T], str]
+) -> T:
+    """Pull the shared state into a scratch copy, apply ``op`` there (the node's own copy, which its
+    sync may be rewriting, is never half-changed), push it, then bring ``store`` up to date. A
+    refused push changes nothing anywhere. (The admin console awaits this; the CLI runs `change`.)"""
+    async with opened(url) as engine:
+        with tempfile.TemporaryDirectory(prefix="voicebot-dialplans-") as tmp:
+            scratch = VersionStore(Path(tmp))
+            async with sessionmaker(engine)() as session:
+                await pull(session, scratch)
+            result = op(scratch)
+            plan_id = plan_id_of(result)
+            base = scratch.state(plan_id).revision  # what the change was made on (kept by op)
+            async with sessionmaker(engine)() as session, session.begin():
+                await push(session, scratch, plan_id, base)
+        async with sessionmaker(engine)() as session:
+            await pull(session, store)
+        return result
+
+
 def change(
     url: str, store: VersionStore, op: Callable[[VersionStore], T], plan_id_of: Callable[[T], str]
 ) -> T:
-    """What `voicebot dialplan publish|promote|rollback` does when the versions are shared: pull the
-    shared state into a scratch copy, apply ``op`` there (the node's own copy, which its sync may be
-    rewriting, is never half-changed), push it, then bring ``store`` up to date. A refused push
-    changes nothing anywhere."""
-
-    async def go() -> T:
-        async with opened(url) as engine:
-            with tempfile.TemporaryDirectory(prefix="voicebot-dialplans-") as tmp:
-                scratch = VersionStore(Path(tmp))
-                async with sessionmaker(engine)() as session:
-                    await pull(session, scratch)
-                result = op(scratch)
-                plan_id = plan_id_of(result)
-                base = scratch.state(plan_id).revision  # what the change was made on (kept by op)
-                async with sessionmaker(engine)() as session, session.begin():
-                    await push(session, scratch, plan_id, base)
-            async with sessionmaker(engine)() as session:
-                await pull(session, store)
-            return result
-
-    return asyncio.run(go())
+    """What `voicebot dialplan publish|promote|rollback` does when the versions are shared."""
+    return asyncio.run(apply(url, store, op, plan_id_of))
 
 
 def pull_now(url: str, store: VersionStore) -> list[str]:

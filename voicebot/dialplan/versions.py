@@ -166,6 +166,17 @@ class VersionStore:
         self._save(plan_id, st)
         return st.live
 
+    def set_canary_share(self, plan_id: str, percent: int) -> str:
+        """Send ``percent`` % of new calls to the canary (it must exist); returns the canary's ref."""
+        st = self.state(plan_id)
+        if st.canary is None:
+            raise VersionError(f"{plan_id} has no canary (publish one as a canary first)")
+        if not 0 < percent <= 100:
+            raise VersionError("canary percentage must be 1..100")
+        st.canary_percent = percent
+        self._save(plan_id, st)
+        return st.canary
+
     def rollback(self, plan_id: str) -> str:
         """Drop the canary if there is one; otherwise go back to the previous live version."""
         st = self.state(plan_id)

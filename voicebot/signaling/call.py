@@ -45,6 +45,7 @@ class CallLeg:
     trunk: str
     dialplan: str
     invited_at: float
+    invited_wall: float = field(default_factory=time.time)  # the same moment on the wall clock
     pj_call: VoiceCall | None = None
     worker: CallWorkerProc | None = None
     port: CallAudioPort | None = None

@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voicebot import logs, metrics
 from voicebot.callworker.params import CallWorkerParams
@@ -30,7 +31,7 @@ from voicebot.dialplan.versions import VersionStore
 from voicebot.dialplan.yamlsafe import YamlError
 from voicebot.edge.runner import KamailioEdge
 from voicebot.engine.engine import ENGINE_TEXTS, plan_prompts, speaks_uncached
-from voicebot.errors import EdgeError
+from voicebot.errors import ConfigError, EdgeError
 from voicebot.ipc.heartbeat import HeartbeatMonitor
 from voicebot.jobs.plan import post_call_jobs
 from voicebot.jobs.worker import JobWorker
@@ -44,6 +45,9 @@ from voicebot.supervisor import health
 from voicebot.supervisor.edge_plan import edge_params
 from voicebot.supervisor.infer import InferProcess, LocalLlmProcess
 from voicebot.supervisor.plan import call_worker_params, dial_trunks, infer_params, ua_params
+
+if TYPE_CHECKING:
+    from voicebot.console.server import ConsoleServer
 
 log = logs.get_logger(__name__)
 MAX_DIAL_LANES = 8  # outbound jobs waiting for their answers at once on this node
@@ -101,6 +105,7 @@ class Supervisor:
         self.edge_tasks: set[asyncio.Task[None]] = set()  # backend state changes sent to the edge
         self.loop_tick = time.monotonic()  # the liveness loop's last turn (/healthz)
         self.membership: Membership | None = None  # cluster.role node: our UA workers, for the edge
+        self.console: ConsoleServer | None = None  # the admin console (voicebot/console)
 
     def health(self) -> health.Snapshot:
         """What /healthz and /readyz judge by; called from the HTTP server's thread (reads only)."""
@@ -377,6 +382,8 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
+        if not await self.start_console():
+            return 1
         if self.infer is not None:
             write_private(self.infer.params_file, self.infer.params.model_dump_json())
             # Before the UA workers: a call answered now would have nobody to understand it.
@@ -423,6 +430,22 @@ class Supervisor:
         await self.stopping.wait()
         await self.drain()
         return 0
+
+    async def start_console(self) -> bool:
+        """The admin console (console.listen; "" turns it off); False when it cannot listen."""
+        if not self.s.console.listen or not self.cw.database_url:
+            return True
+        from voicebot.console.server import ConsoleServer
+
+        shared_url = self.cw.database_url if self.s.database.share_dialplans else ""
+        try:
+            self.console = ConsoleServer(self.s, self.cw.database_url, shared_url, self.run_dir, self.health)
+            await self.console.start()
+        except ConfigError as exc:
+            log.error("voicebot.cannot_start", why=str(exc))
+            self.console = None
+            return False
+        return True
 
     async def migrate_when_back(self) -> None:
         """The database was away at start: bring its schema up to date as soon as it answers, so
@@ -524,6 +547,8 @@ class Supervisor:
             await self.llm_server.stop()
         if edge is not None:
             await edge.stop()
+        if self.console is not None:
+            await self.console.stop()
         log.info("voicebot.stopped")
 
 

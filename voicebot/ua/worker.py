@@ -26,6 +26,8 @@ from typing import Any
 import pjsua2 as pj
 
 from voicebot import logs, metrics
+from voicebot.console import live
+from voicebot.console.live import LiveFile
 from voicebot.errors import ProtocolError
 from voicebot.ipc import proto
 from voicebot.ipc.heartbeat import HeartbeatWriter
@@ -134,6 +136,8 @@ class UAWorker:
         self.listening = False  # transports and accounts exist: calls may be taken and placed
         dialling = params.outbound and any(t.dial for t in params.trunks)
         self.outbound = Spool(params.run_dir / "outbound").ensure() if dialling else None
+        # the calls up now, for the admin console (voicebot/console/live.py)
+        self.live = LiveFile(params.run_dir / "live" / f"ua-{params.index}.json", params.index)
 
     # --- setup ---------------------------------------------------------------------------------
     def _create_account(self, trunk: TrunkParams | None) -> TrunkAccount:
@@ -695,6 +699,28 @@ class UAWorker:
         self._poll_outbound()
         self.graveyard = buried(self.graveyard, now, self._live_call_ids())
         metrics.ua_load(len(self.calls), self._free_slots(), len(self.pool.idle))
+        self.live.update(self._live_calls())
+
+    def _live_calls(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "call_id": leg.call_id,
+                "caller": leg.caller,
+                "callee": leg.callee,
+                "trunk": leg.trunk,
+                "dialplan": leg.dialplan.rsplit("/", 1)[-1],
+                "state": live.leg_state(
+                    leg.answered_at is not None,
+                    leg.outbound is not None,
+                    leg.transfer_queue is not None,
+                    leg.ended,
+                ),
+                "queue": leg.transfer_queue or "",
+                "started": round(leg.invited_wall, 3),
+                "workers": leg.workers,
+            }
+            for leg in self.calls.values()
+        ]
 
     def _live_call_ids(self) -> set[int]:
         """pjsua call ids of the calls still up (answered, ringing, or being rejected)."""
@@ -820,6 +846,7 @@ class UAWorker:
         while (self.calls or self.rejected) and time.monotonic() < deadline:
             self.heartbeat.beat(time.monotonic())
             self.ep.libHandleEvents(20)
+        self.live.update([])
         for acc in [*self.accounts, *self.dial_accounts.values()]:
             acc.shutdown()
         # Let BYE/200 and un-REGISTER transactions complete: libDestroy with transactions in
