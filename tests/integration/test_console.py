@@ -177,3 +177,18 @@ def test_console_login_roles_rollback_and_live_calls(voicebot: Any, browser: Any
     ]
     assert ("rollback", "ok") in audit and ("rollback", "refused") in audit
     assert ("login_failed", "refused") in audit, audit
+
+    # guessing is limited per address: after 5 failures even the right password waits (429)
+    with httpx.Client(base_url=base) as guesser:
+        form_page = guesser.get("/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', form_page.text).group(1)  # type: ignore[union-attr]
+        codes = [
+            guesser.post(
+                "/login", data={"csrf": token, "name": "alice", "password": f"guess-{i}"}
+            ).status_code
+            for i in range(5)
+        ]
+        # (the browser's one wrong password for bob counted too)
+        assert set(codes) <= {401, 429} and codes[-1] == 429, codes
+        right = guesser.post("/login", data={"csrf": token, "name": "alice", "password": "alice-secret-1"})
+        assert right.status_code == 429 and int(right.headers["Retry-After"]) > 0
