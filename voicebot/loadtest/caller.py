@@ -30,6 +30,8 @@ QUIET_S = 1.5  # after the bot spoke and went quiet this long, the caller takes 
 NO_SPEECH_S = 15.0  # the bot said nothing this long: the caller goes on anyway
 FINAL_WAIT_S = 20.0  # after the script, wait this long for the bot to end the call
 KEY_S = 0.16  # one RFC 4733 digit, about
+BARGE_AFTER_S = 0.8  # a barge-in starts this long into the bot's words
+BARGE_GIVE_UP_S = 5.0  # the bot still talking this long after the caller began: it did not stop
 
 
 class ProbePort(pj.AudioMediaPort):  # type: ignore[misc]
@@ -97,6 +99,7 @@ class ScriptedCall(pj.Call):  # type: ignore[misc]
         self.refer = ""
         self.refer_handled = False
         self.script_done_at: float | None = None
+        self.barge_at: float | None = None  # when our words over the bot's began (a stop is pending)
 
     # --- pjsua2 callbacks (main thread, inside libHandleEvents) ---------------------------------
     def onCallState(self, prm: Any) -> None:
@@ -144,7 +147,7 @@ class ScriptedCall(pj.Call):  # type: ignore[misc]
         port = self.port
         if port is None:
             return
-        self._measure(port)
+        self._measure(port, now)
         if self.refer and not self.refer_handled:
             self.refer_handled = True
             self.result.target = self.refer
@@ -160,9 +163,11 @@ class ScriptedCall(pj.Call):  # type: ignore[misc]
             if now - self.script_done_at > FINAL_WAIT_S:
                 self._end("timeout", f"the bot did not end the call {FINAL_WAIT_S:.0f} s after the script")
             return
-        if port.outgoing or not self._bot_done(port, now):
-            return
         action = actions[self.next_action]
+        if port.outgoing or not (
+            self._barge_now(port, now) if action.barges_in else self._bot_done(port, now)
+        ):
+            return
         self.next_action += 1
         self.turn_from = now
         if action.kind == "keys":
@@ -173,10 +178,15 @@ class ScriptedCall(pj.Call):  # type: ignore[misc]
                 self.sendDtmf(prm)
             # RFC 4733 tells the bot of a digit as it starts: measured from the last digit's start
             self.gap_from = now + KEY_S * (len(action.value) - 1)
-        elif action.kind == "speak":
-            pcm = voice.speech(action.value, self.sample_rate, self.voice)  # made before the calls
+        elif action.kind != "silence":
+            pcm = voice.audio(
+                action.kind, action.value, self.sample_rate, self.voice
+            )  # made before the calls
             port.say(pcm)
             self.gap_from = now + len(pcm) / (2 * self.sample_rate) - 0.2  # less the trailing silence
+            if action.barges_in and port.speaking:
+                self.barge_at = now
+                self.result.barge_ins += 1
         else:
             self.gap_from = None  # silence: the bot's next words answer no turn of ours
 
@@ -187,8 +197,23 @@ class ScriptedCall(pj.Call):  # type: ignore[misc]
             return not port.speaking and now - port.last_voiced >= QUIET_S
         return now - self.turn_from >= NO_SPEECH_S
 
-    def _measure(self, port: ProbePort) -> None:
+    def _barge_now(self, port: ProbePort, now: float) -> bool:
+        """Time to talk over the bot: ``BARGE_AFTER_S`` into its words since our last action (or, when
+        it has already finished them, as a plain turn: no stop to measure)."""
+        onset = next((t for t in port.onsets if t >= self.turn_from), None)
+        if onset is not None and port.speaking:
+            return now - onset >= BARGE_AFTER_S
+        return self._bot_done(port, now)
+
+    def _measure(self, port: ProbePort, now: float) -> None:
         assert self.answered_at is not None
+        if self.barge_at is not None:
+            if not port.speaking:  # the bot's audio ended: its last voiced frame is when it stopped
+                self.result.barge_stops_ms.append(round((port.last_voiced - self.barge_at) * 1000, 1))
+                self.barge_at = None
+            elif now - self.barge_at > BARGE_GIVE_UP_S:
+                self.result.barge_missed += 1
+                self.barge_at = None
         if self.result.greeting_ms is None and port.onsets:
             self.result.greeting_ms = round((port.onsets[0] - self.answered_at) * 1000, 1)
         if self.gap_from is not None:

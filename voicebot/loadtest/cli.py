@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from voicebot.loadtest import plot, results, slo
+from voicebot.loadtest.faults import CommandRunner, FaultProxy, ProxyFault, TimedCommand
 from voicebot.loadtest.run import Plan
 from voicebot.loadtest.script import from_tests
 from voicebot.loadtest.shards import run_sharded
@@ -29,6 +30,11 @@ def _levels(text: str) -> list[int]:
 def _loadtest(args: argparse.Namespace) -> int:
     scripts, skipped = from_tests(args.tests, args.test or None)
     limits = slo.read(args.slo) if args.slo else None
+    faults = [ProxyFault.parse(text) for text in args.fault_proxy]
+    commands = [TimedCommand.parse(text) for text in args.at]
+    if not 0 <= args.rtp_loss <= 100:
+        print("voicebot: error: --rtp-loss is a percentage (0-100)", file=sys.stderr)
+        return 2
     for s in skipped:
         print(f"left out: {s.name}: {s.why}", file=sys.stderr)
     if not scripts:
@@ -43,6 +49,26 @@ def _loadtest(args: argparse.Namespace) -> int:
         )
         print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
 
+    proxies = [FaultProxy(f) for f in faults]
+    started: list[FaultProxy] = []
+    try:
+        for proxy in proxies:
+            proxy.start()
+            started.append(proxy)
+        return _levels_run(args, limits, proxies, commands, progress)
+    finally:
+        for proxy in started:
+            proxy.stop()
+
+
+def _levels_run(
+    args: argparse.Namespace,
+    limits: slo.Slo | None,
+    proxies: list[FaultProxy],
+    commands: list[TimedCommand],
+    progress: Any,
+) -> int:
+    tty = sys.stderr.isatty()
     levels: list[dict[str, object]] = []
     summaries: list[dict[str, Any]] = []
     missed: list[str] = []
@@ -56,12 +82,31 @@ def _loadtest(args: argparse.Namespace) -> int:
             max_call_s=args.max_call_s,
             bind=args.bind,
             voice=args.voice,
+            rtp_loss_pct=args.rtp_loss,
         )
-        calls, wall = run_sharded(plan, args.tests, args.test, progress)
+        before = [p.counts.as_dict() for p in proxies]
+        runner = CommandRunner(commands)
+        runner.start()
+        try:
+            calls, wall = run_sharded(plan, args.tests, args.test, progress)
+        finally:
+            runner.stop()
         if tty:
             print(file=sys.stderr)
         summary = results.summarise(calls, wall, concurrency)
+        summary["faults"] = {
+            "rtp_loss_pct": args.rtp_loss,
+            "proxies": [
+                {"listen": p.fault.listen, "upstream": p.fault.upstream, "status": p.fault.status,
+                 "rate": p.fault.rate, "delay_s": p.fault.delay_s}
+                | {k: v - b[k] for k, v in p.counts.as_dict().items()}
+                for p, b in zip(proxies, before, strict=True)
+            ],
+            "commands": runner.done,
+        }  # fmt: skip
         print(results.table(summary))
+        for line in _fault_lines(summary["faults"]):
+            print(line)
         for c in calls:
             if not c.ok:
                 print(f"  not as expected: {c.script}: {c.why or c.outcome}")
@@ -87,6 +132,18 @@ def _loadtest(args: argparse.Namespace) -> int:
     return 1 if missed else 0
 
 
+def _fault_lines(faults: dict[str, Any]) -> list[str]:
+    lines = [f"RTP loss {faults['rtp_loss_pct']}% each way"] if faults["rtp_loss_pct"] else []
+    for p in faults["proxies"]:
+        lines.append(
+            f"fault proxy {p['listen']} -> {p['upstream']}: {p['requests']} requests, {p['failed']} answered "
+            f"{p['status'] or '-'}, {p['delayed']} delayed {p['delay_s']} s, {p['forwarded']} forwarded"
+        )
+    for c in faults["commands"]:
+        lines.append(f"at {c['ran_at_s']} s: {c['command']} -> exit {c['exit']}")
+    return lines
+
+
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "loadtest",
@@ -97,7 +154,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--tests",
         type=Path,
         default=REPO / "dialplans" / "example.test.yaml",
-        help="conversation tests whose turns the callers play (default: the example dialplan's)",
+        help="conversation tests (tests:) or a caller script (callers:, with WAV turns and barge-ins) "
+        "whose turns the callers play (default: the example dialplan's tests)",
     )
     p.add_argument("--test", action="append", default=[], help="only this test (by name; repeatable)")
     p.add_argument(
@@ -116,6 +174,24 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         choices=["piper", "espeak"],
         default="piper",
         help="the callers' voice: piper en_US-joe-medium (default) or espeak-ng; use one unlike the bot's",
+    )
+    p.add_argument(
+        "--rtp-loss", type=int, default=0, help="drop this %% of RTP packets each way (the callers' pjmedia)"
+    )
+    p.add_argument(
+        "--fault-proxy",
+        action="append",
+        default=[],
+        metavar="LISTEN=UPSTREAM,...",
+        help="put a fault proxy in front of an HTTP dependency (a tool backend, the LLM): "
+        "127.0.0.1:9101=http://127.0.0.1:8080,status=429,rate=0.3,delay_s=2; point the bot at LISTEN",
+    )
+    p.add_argument(
+        "--at",
+        action="append",
+        default=[],
+        metavar="SECONDS:COMMAND",
+        help="run a shell command this long into each level (e.g. stop the database; restore it later)",
     )
     p.add_argument("--slo", type=Path, default=None, help="SLO file (YAML): exit 1 when a limit is missed")
     p.add_argument(

@@ -16,6 +16,9 @@ class CallResult:
     setup_ms: float | None = None  # INVITE sent -> 200 OK
     greeting_ms: float | None = None  # answered -> the bot's first audio
     turn_gaps_ms: list[float] = field(default_factory=list)  # our last key / word -> the bot's next audio
+    barge_ins: int = 0  # times the caller spoke over the bot
+    barge_stops_ms: list[float] = field(default_factory=list)  # the caller began over the bot -> it stopped
+    barge_missed: int = 0  # ... and it was still talking 5 s later
     outcome: str = ""  # transfer, hangup (by the bot), timeout (we hung up), failed (never answered)
     target: str = ""  # the transfer's Refer-To
     expected: str = ""
@@ -36,6 +39,7 @@ def summarise(calls: list[CallResult], wall_s: float, concurrency: int) -> dict[
     greetings = [c.greeting_ms for c in answered if c.greeting_ms is not None]
     gaps = [g for c in answered for g in c.turn_gaps_ms]
     setups = [c.setup_ms for c in answered if c.setup_ms is not None]
+    stops = [s for c in answered for s in c.barge_stops_ms]
     n = len(calls)
     return {
         "calls": n,
@@ -50,6 +54,9 @@ def summarise(calls: list[CallResult], wall_s: float, concurrency: int) -> dict[
         "greeting_ms": _pcts(greetings),
         "turn_gap_ms": _pcts(gaps),
         "turns": len(gaps),
+        "barge_stop_ms": _pcts(stops),
+        "barge_ins": sum(c.barge_ins for c in answered),
+        "barge_missed": sum(c.barge_missed for c in answered),
     }
 
 
@@ -68,4 +75,12 @@ def table(summary: dict[str, Any]) -> str:
             f"greeting ms   {ms(summary['greeting_ms'])}",
             f"turn gap ms   {ms(summary['turn_gap_ms'])}  ({summary['turns']} turns)",
         ]
+        + (
+            [
+                f"barge-in stop ms {ms(summary['barge_stop_ms'])}  ({summary['barge_ins']} barge-ins, "
+                f"{summary['barge_missed']} not stopped within 5 s)"
+            ]
+            if summary.get("barge_ins")
+            else []
+        )
     )

@@ -39,6 +39,7 @@ class Plan:
     max_call_s: float = 120.0
     bind: str = ""  # local address ("" = loopback for a loopback target, else any)
     voice: str = "piper"  # the callers' voice (voice.py)
+    rtp_loss_pct: int = 0  # % of RTP packets the callers drop, each way (pjmedia's tx/rx drop)
     codecs: tuple[str, ...] = ("PCMU", "PCMA")
 
 
@@ -66,8 +67,8 @@ def run(
         raise ConfigError(f"the target must be a SIP URI (sip:100@host:port), not {plan.target!r}")
     for script in scripts:  # every utterance synthesised before the first call: none waits for it
         for action in script.actions:
-            if action.kind == "speak":
-                voice.speech(action.value, SAMPLE_RATE, plan.voice)
+            if action.kind not in ("keys", "silence"):
+                voice.audio(action.kind, action.value, SAMPLE_RATE, plan.voice)
     ep = _endpoint(plan)
     acc = pj.Account()
     calls: list[ScriptedCall] = []
@@ -185,6 +186,9 @@ def _endpoint(plan: Plan) -> pj.Endpoint:
     cfg.medConfig.sndClockRate = SAMPLE_RATE
     cfg.medConfig.noVad = True
     cfg.medConfig.ecTailLen = 0
+    # Packet loss on the wire: pjmedia drops this share of the RTP it sends and of the RTP it receives
+    cfg.medConfig.txDropPct = plan.rtp_loss_pct
+    cfg.medConfig.rxDropPct = plan.rtp_loss_pct
     cfg.logConfig.level = 1
     cfg.logConfig.consoleLevel = 1
     try:

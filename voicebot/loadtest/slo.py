@@ -5,6 +5,7 @@ outcome_rate_min: 1.0       # share of calls that ended as their script expects
 greeting_ms_p95_max: 2000   # answered -> the bot's first audio
 turn_gap_ms_p95_max: 2500   # the caller's last key or word -> the bot's next audio
 setup_ms_p95_max: 500       # INVITE -> 200 OK
+barge_stop_ms_p95_max: 600  # the caller began talking over the bot -> the bot's audio stopped
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Slo(BaseModel):
     greeting_ms_p95_max: float | None = Field(None, gt=0)
     turn_gap_ms_p95_max: float | None = Field(None, gt=0)
     setup_ms_p95_max: float | None = Field(None, gt=0)
+    barge_stop_ms_p95_max: float | None = Field(None, gt=0)
 
 
 def read(path: Path) -> Slo:
@@ -50,6 +52,7 @@ def misses(slo: Slo, summary: dict[str, Any]) -> list[str]:
         ("greeting_ms", slo.greeting_ms_p95_max),
         ("turn_gap_ms", slo.turn_gap_ms_p95_max),
         ("setup_ms", slo.setup_ms_p95_max),
+        ("barge_stop_ms", slo.barge_stop_ms_p95_max),
     ):
         if limit is None:
             continue

@@ -6,10 +6,12 @@ bundled wheel), or espeak-ng's formant voice. Measured with the bot's whisper-ba
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import numpy as np
 
 from voicebot.errors import ConfigError
+from voicebot.media.audiofile import load_wav
 from voicebot.tts.base import TtsError, create, synthesize
 
 VOICES = {"piper": {"voice": "en_US-joe-medium"}, "espeak": {"voice": "en-us+m3"}}
@@ -44,3 +46,19 @@ def resample(pcm: np.ndarray, rate: int, to: int) -> np.ndarray:
     n = round(pcm.size * to / rate)
     x = np.linspace(0, pcm.size - 1, n)
     return np.interp(x, np.arange(pcm.size), pcm.astype(np.float64)).astype("<i2")
+
+
+@functools.cache
+def recording(path: str, sample_rate: int) -> bytes:
+    """A caller's recorded turn (16-bit PCM WAV) at ``sample_rate``, with 200 ms of silence after it."""
+    try:
+        return load_wav(Path(path), sample_rate) + bytes(sample_rate // 5 * 2)
+    except ValueError as exc:
+        raise ConfigError(f"a caller's recording: {exc}") from None
+
+
+def audio(kind: str, value: str, sample_rate: int, voice: str) -> bytes:
+    """What a speaking turn sends: a recording for ``wav``/``barge_wav``, else the words spoken."""
+    if kind in ("wav", "barge_wav"):
+        return recording(value, sample_rate)
+    return speech(value, sample_rate, voice)
