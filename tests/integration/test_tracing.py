@@ -1,7 +1,8 @@
 """One trace per call, received by a real OTLP/HTTP receiver: a caller says "Sales, please." to the
 example dialplan through the node's speech service and is transferred. The call worker's spans (call,
-sip.invite, greeting, the turn and its stages, the transfer) and the speech service's (its decode,
-in another process) share the call's trace, under the call's root span."""
+sip.invite, greeting, the turn and its stages, the transfer), the speech service's (its decode, in
+another process) and the UA worker's (the SIP side: answer wait, REFER to final NOTIFY) share the
+call's trace, under the call's root span."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def test_a_call_is_one_trace_across_the_call_worker_and_the_speech_service(voice
 
         def complete(spans: list[Span]) -> bool:
             names = {s.name for s in spans}
-            return {"call", "transfer", "asr.transcribe"} <= names
+            return {"call", "transfer", "asr.transcribe", "ua.call"} <= names
 
         spans = receiver.wait(complete, timeout=30)
     names = sorted({s.name for s in spans})
@@ -77,5 +78,21 @@ def test_a_call_is_one_trace_across_the_call_worker_and_the_speech_service(voice
     assert by_id[transfer.parent] is root and transfer.attributes["voicebot.queue"] == "sales"
     invite = next(s for s in spans if s.name == "sip.invite")
     assert invite.start_ns == root.start_ns and invite.end_ns <= turn.start_ns
+    # the UA worker's own spans (a third process): the SIP side, under the same root
+    (ua,) = [s for s in spans if s.name == "ua.call"]
+    assert (
+        ua.parent == root.span_id
+        and ua.service == "vb-test-ua"
+        and ua.attributes["voicebot.call_id"] == call_id
+    )
+    assert abs(ua.start_ns - root.start_ns) < 50_000_000  # both begin at the INVITE
+    ua_children = {s.name: s for s in spans if s.parent == ua.span_id}
+    assert set(ua_children) == {"ua.answer_wait", "ua.transfer"}, set(ua_children)
+    assert ua_children["ua.transfer"].attributes["sip.status_code"] == 200
+    assert ua_children["ua.transfer"].attributes["voicebot.queue"] == "sales"
+    assert ua.start_ns <= ua_children["ua.answer_wait"].end_ns <= invite.end_ns + 50_000_000
     for s in spans:
-        assert root.start_ns <= s.start_ns <= s.end_ns <= root.end_ns + 50_000_000, s.name
+        if s.name.startswith("ua."):  # another process's clock readings of the same moments
+            assert root.start_ns - 50_000_000 <= s.start_ns <= s.end_ns <= root.end_ns + 500_000_000, s.name
+        else:
+            assert root.start_ns <= s.start_ns <= s.end_ns <= root.end_ns + 50_000_000, s.name

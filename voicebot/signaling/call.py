@@ -72,6 +72,11 @@ class CallLeg:
     log: Any = None
     outbound: Dial | None = None  # a call the bot placed: what was asked for
     reserved: CallWorkerProc | None = None  # its call worker, bound when the callee answers
+    # What the UA worker saw, for its spans (voicebot/ua/spans.py): (name, start, end, attributes)
+    # on the wall clock; and when an open span began (the transfer, a call without a worker)
+    marks: list[tuple[str, float, float, dict[str, Any]]] = field(default_factory=list)
+    transfer_wall: float = 0.0
+    worker_lost_wall: float = 0.0
 
     def __post_init__(self) -> None:
         self.log = log.bind(call_id=self.call_id, sip_call_id=self.sip_call_id, trunk=self.trunk)

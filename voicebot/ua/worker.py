@@ -49,6 +49,7 @@ from voicebot.signaling.endpoint import create_endpoint, open_transports
 from voicebot.signaling.params import TrunkParams, UAParams
 from voicebot.ua.pool import CallWorkerPool, CallWorkerProc
 from voicebot.ua.port import CallAudioPort
+from voicebot.ua.spans import UaTracer
 
 log = logs.get_logger(__name__)
 HOUSEKEEPING_S = 0.2
@@ -138,6 +139,11 @@ class UAWorker:
         self.outbound = Spool(params.run_dir / "outbound").ensure() if dialling else None
         # the calls up now, for the admin console (voicebot/console/live.py)
         self.live = LiveFile(params.run_dir / "live" / f"ua-{params.index}.json", params.index)
+        # this process's spans in each call's trace (voicebot/ua/spans.py), when tracing is on
+        cw = params.call_worker
+        self.tracer = (
+            UaTracer(cw.otlp_endpoint, f"{cw.trace_service}-ua", params.index) if cw.otlp_endpoint else None
+        )
 
     # --- setup ---------------------------------------------------------------------------------
     def _create_account(self, trunk: TrunkParams | None) -> TrunkAccount:
@@ -263,6 +269,7 @@ class UAWorker:
         # answer()), and from then on the media thread writes caller audio to the same socket; a
         # worker whose first message is audio gives up on the call (seen at 4 concurrent calls).
         leg.answered_at, leg.answered_wall = time.monotonic(), time.time()
+        leg.marks.append(("ua.answer_wait", leg.invited_wall, leg.answered_wall, {}))
         self._attach(leg, worker)
         answer(leg.pj_call, 200)
         leg.log.info(
@@ -276,6 +283,11 @@ class UAWorker:
         """Hand the call to ``worker``: a new call, or one going on from its checkpoint."""
         leg.worker = worker
         leg.workers += 1
+        if leg.worker_lost_wall:  # a new worker takes the call over: the gap without one ends
+            leg.marks.append(
+                ("ua.no_worker", leg.worker_lost_wall, time.time(), {"voicebot.deaths": leg.deaths})
+            )
+            leg.worker_lost_wall = 0.0
         leg.last_heard = time.monotonic()
         leg.replace_deadline = None
         self.selector.register(worker.sock, selectors.EVENT_READ, ("call", leg.call_id))
@@ -311,6 +323,7 @@ class UAWorker:
             self.pool.discard(old)  # killed if it is still there (hung, stopped)
         leg.worker = None
         leg.deaths += 1
+        leg.worker_lost_wall = time.time()
         if leg.workers >= MAX_WORKERS_PER_CALL:
             leg.log.error("call.worker_died", why=why, workers=leg.workers, action="hang up")
             self._fail_call(leg, f"call worker died {leg.workers} times")
@@ -508,6 +521,7 @@ class UAWorker:
             return
         leg.transfer_queue = req.queue
         leg.transfer_deadline = time.monotonic() + TRANSFER_TIMEOUT_S
+        leg.transfer_wall = time.time()
         op = pj.CallOpParam(True)
         try:
             leg.pj_call.xfer(transfer_target(uri, leg.call_id, req.reason, req.headers), op)
@@ -527,6 +541,10 @@ class UAWorker:
             return
         ok = 200 <= code < 300
         leg.transfer_queue = None
+        if leg.transfer_wall:
+            attrs = {"voicebot.queue": queue, "sip.status_code": code, "sip.reason": reason[:200]}
+            leg.marks.append(("ua.transfer", leg.transfer_wall, time.time(), attrs))
+            leg.transfer_wall = 0.0
         leg.send(proto.TransferResult(queue=queue, ok=ok, status=code, reason=reason))
         leg.log.info("call.transferred" if ok else "call.transfer_failed", queue=queue, code=code)
         if not ok:
@@ -674,6 +692,8 @@ class UAWorker:
         )
         if leg.port is not None:
             metrics.playout_gaps(leg.port.stats.underruns)
+        if self.tracer is not None:
+            self.tracer.leg_ended(leg, time.time(), reason)
         self.graveyard += [(time.monotonic(), leg.port), (time.monotonic(), leg.pj_call)]
         leg.port = None
         if leg.pj_call is not None:
@@ -847,6 +867,9 @@ class UAWorker:
             self.heartbeat.beat(time.monotonic())
             self.ep.libHandleEvents(20)
         self.live.update([])
+        if self.tracer is not None:
+            with contextlib.suppress(Exception):  # a collector that is away must not stop the shutdown
+                self.tracer.close()
         for acc in [*self.accounts, *self.dial_accounts.values()]:
             acc.shutdown()
         # Let BYE/200 and un-REGISTER transactions complete: libDestroy with transactions in
