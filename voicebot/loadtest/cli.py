@@ -88,7 +88,7 @@ def _levels_run(
         runner = CommandRunner(commands)
         runner.start()
         try:
-            calls, wall = run_sharded(plan, args.tests, args.test, progress)
+            calls, wall = run_sharded(plan, args.tests, args.test, progress, *args.burst)
         finally:
             runner.stop()
         if tty:
@@ -132,6 +132,17 @@ def _levels_run(
     return 1 if missed else 0
 
 
+def _burst(text: str) -> tuple[int, float]:
+    size, sep, at = text.partition("@")
+    try:
+        value = (int(size), float(at) if sep else 0.0)
+    except ValueError:
+        value = (0, -1.0)
+    if value[0] < 1 or value[1] < 0:
+        raise argparse.ArgumentTypeError(f"a burst is CALLS@SECONDS (e.g. 6@20), not {text!r}")
+    return value
+
+
 def _fault_lines(faults: dict[str, Any]) -> list[str]:
     lines = [f"RTP loss {faults['rtp_loss_pct']}% each way"] if faults["rtp_loss_pct"] else []
     for p in faults["proxies"]:
@@ -167,6 +178,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--calls", type=int, default=0, help="calls to place per level (default: the concurrency)")
     p.add_argument("--duration", type=float, default=0.0, help="keep placing calls this many seconds")
     p.add_argument("--ramp", type=float, default=0.0, help="reach full concurrency over this many seconds")
+    p.add_argument(
+        "--burst",
+        type=_burst,
+        default=(0, 0.0),
+        metavar="CALLS@SECONDS",
+        help="CALLS more callers start together this long into each level, on top of its concurrency",
+    )
     p.add_argument("--max-call-s", type=float, default=120.0, help="hang up a call still up after this")
     p.add_argument("--bind", default="", help="local address (default: loopback for a loopback target)")
     p.add_argument(

@@ -25,6 +25,7 @@ class CallResult:
     ok: bool = False  # answered and ended as the script expects
     why: str = ""  # what went wrong, when not ok
     seconds: float = 0.0
+    burst: bool = False  # one of a burst's callers (--burst), started together on top of the level
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,6 +58,11 @@ def summarise(calls: list[CallResult], wall_s: float, concurrency: int) -> dict[
         "barge_stop_ms": _pcts(stops),
         "barge_ins": sum(c.barge_ins for c in answered),
         "barge_missed": sum(c.barge_missed for c in answered),
+        "burst": {
+            "calls": sum(c.burst for c in calls),
+            "answered": sum(c.burst and c.answered for c in calls),
+            "as_expected": sum(c.burst and c.ok for c in calls),
+        },
     }
 
 
@@ -81,6 +87,14 @@ def table(summary: dict[str, Any]) -> str:
                 f"{summary['barge_missed']} not stopped within 5 s)"
             ]
             if summary.get("barge_ins")
+            else []
+        )
+        + (
+            [
+                f"burst         {summary['burst']['calls']} calls at once: answered "
+                f"{summary['burst']['answered']}, as expected {summary['burst']['as_expected']}"
+            ]
+            if summary.get("burst", {}).get("calls")
             else []
         )
     )

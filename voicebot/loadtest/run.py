@@ -39,6 +39,7 @@ class Plan:
     max_call_s: float = 120.0
     bind: str = ""  # local address ("" = loopback for a loopback target, else any)
     voice: str = "piper"  # the callers' voice (voice.py)
+    start_delay_s: float = 0.0  # a burst's callers: wait this long, then start together
     rtp_loss_pct: int = 0  # % of RTP packets the callers drop, each way (pjmedia's tx/rx drop)
     codecs: tuple[str, ...] = ("PCMU", "PCMA")
 
@@ -69,6 +70,9 @@ def run(
         for action in script.actions:
             if action.kind not in ("keys", "silence"):
                 voice.audio(action.kind, action.value, SAMPLE_RATE, plan.voice)
+    if plan.start_delay_s:
+        progress({})
+        time.sleep(plan.start_delay_s)
     ep = _endpoint(plan)
     acc = pj.Account()
     calls: list[ScriptedCall] = []
@@ -121,6 +125,7 @@ def _drive(
         if more and len(up) < allowed:
             script = scripts[len(calls) % len(scripts)]
             call = ScriptedCall(acc, script, SAMPLE_RATE, plan.max_call_s, plan.voice)
+            call.result.burst = plan.start_delay_s > 0
             calls.append(call)
             try:
                 call.makeCall(plan.target, pj.CallOpParam(True))

@@ -23,8 +23,9 @@ from voicebot.loadtest.script import from_tests
 PER_SHARD = MAX_CALLS - 1  # a slot spare for a call whose end pjsua2 has not processed yet
 
 
-def split(plan: Plan) -> list[Plan]:
-    """The shards' plans: concurrency and calls shared out as evenly as they go."""
+def split(plan: Plan, burst: int = 0, burst_at_s: float = 0.0) -> list[Plan]:
+    """The shards' plans: concurrency and calls shared out as evenly as they go; a burst of ``burst``
+    calls ``burst_at_s`` into the run gets shards of its own (at most 3 calls each, started together)."""
     n = max(1, math.ceil(plan.concurrency / PER_SHARD))
     plans = []
     for i in range(n):
@@ -36,13 +37,26 @@ def split(plan: Plan) -> list[Plan]:
             calls = conc
         if calls or plan.duration_s:
             plans.append(dataclasses.replace(plan, concurrency=conc, calls=calls))
+    k = math.ceil(burst / PER_SHARD)
+    for i in range(k):
+        size = burst // k + (i < burst % k)
+        plans.append(
+            dataclasses.replace(
+                plan, concurrency=size, calls=size, duration_s=0.0, ramp_s=0.0, start_delay_s=burst_at_s
+            )
+        )
     return plans
 
 
 def run_sharded(
-    plan: Plan, tests: Path, names: list[str], progress: Callable[[dict[str, int], float], None]
+    plan: Plan,
+    tests: Path,
+    names: list[str],
+    progress: Callable[[dict[str, int], float], None],
+    burst: int = 0,
+    burst_at_s: float = 0.0,
 ) -> tuple[list[CallResult], float]:
-    shards = split(plan)
+    shards = split(plan, burst, burst_at_s)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="voicebot-loadtest-") as tmp:
         procs = []

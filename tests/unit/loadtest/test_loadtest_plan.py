@@ -99,6 +99,13 @@ def test_a_run_is_shared_out_over_processes_of_at_most_three_calls() -> None:
     assert [(s.concurrency, s.calls, s.duration_s) for s in timed] == [(2, 0, 60), (2, 0, 60)]
     few = split(Plan("sip:100@127.0.0.1", concurrency=7, calls=2))
     assert sum(s.calls for s in few) == 2 and all(s.calls for s in few)  # no shard with nothing to do
+    # a burst of 5 calls 20 s in: shards of its own on top of the level, all started at 20 s
+    burst = split(Plan("sip:100@127.0.0.1", concurrency=2, duration_s=60), burst=5, burst_at_s=20)
+    assert [(s.concurrency, s.calls, s.duration_s, s.start_delay_s) for s in burst] == [
+        (2, 0, 60, 0.0),
+        (3, 3, 0.0, 20),
+        (2, 2, 0.0, 20),
+    ]
 
 
 def test_the_knee_plot_is_an_svg_with_a_line_per_series_and_a_point_per_level() -> None:
