@@ -64,6 +64,19 @@ class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]
     def create(self, name: str) -> None:
         self.createPort(name, self._fmt)
 
+    def reset(self, sock: socket.socket) -> None:
+        """Serve a new call (main thread; only on a port idle since its last call ended, so the media
+        thread no longer touches this state: nothing is connected to it, and pjmedia hands an
+        unconnected port no audio). Ports are reused, never freed while the endpoint runs: pjsua2
+        frees a port's C++ object at once while the bridge removes the port asynchronously on its
+        clock thread, so freeing one could leave the bridge calling into freed memory."""
+        self._sock = sock
+        self._pending = bytearray()
+        self._inbox = collections.deque()
+        self._playout = collections.deque()
+        self._in_prompt = self._cut = False
+        self.stats = PortStats()
+
     def attach(self, sock: socket.socket) -> None:
         """Send caller audio to another call worker from now on (the call's worker was replaced)."""
         self._sock = sock

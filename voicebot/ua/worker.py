@@ -117,6 +117,9 @@ class UAWorker:
         # takes a port out of its conference bridge asynchronously (on its clock thread), so freeing
         # the port at once can leave the bridge with a dangling pointer.
         self.graveyard: list[tuple[float, Any]] = []
+        # Audio ports of ended calls, reused by later calls once idle GRAVEYARD_S (port.reset)
+        self.idle_ports: list[tuple[float, CallAudioPort]] = []
+        self.ports_made = 0
         self.draining = False
         self.drain_deadline = 0.0
         self.stop = False
@@ -262,8 +265,7 @@ class UAWorker:
         worker = self.pool.acquire(leg.call_id)
         if worker is None:
             return False
-        leg.port = CallAudioPort(worker.sock, self.p.sample_rate)
-        leg.port.create(f"call-{leg.call_id[:8]}")
+        leg.port = self._audio_port(worker.sock)
         assert leg.pj_call is not None
         # CallStart goes out first: answering can connect the media at once (pjsua calls back inside
         # answer()), and from then on the media thread writes caller audio to the same socket; a
@@ -278,6 +280,19 @@ class UAWorker:
             answer_ms=round((leg.answered_at - leg.invited_at) * 1000, 1),
         )
         return True
+
+    def _audio_port(self, sock: Any) -> CallAudioPort:
+        """A conference-bridge port for a new call: one idle long enough, else a new one."""
+        now = time.monotonic()
+        for i, (released, port) in enumerate(self.idle_ports):
+            if now - released >= GRAVEYARD_S:
+                del self.idle_ports[i]
+                port.reset(sock)
+                return port
+        port = CallAudioPort(sock, self.p.sample_rate)
+        port.create(f"call-port-{self.ports_made}")
+        self.ports_made += 1
+        return port
 
     def _attach(self, leg: CallLeg, worker: CallWorkerProc) -> None:
         """Hand the call to ``worker``: a new call, or one going on from its checkpoint."""
@@ -449,8 +464,7 @@ class UAWorker:
             reserved=worker,
         )
         leg.answer_deadline = leg.invited_at + dial.ring_timeout_s
-        leg.port = CallAudioPort(worker.sock, self.p.sample_rate)
-        leg.port.create(f"call-{call_id[:8]}")
+        leg.port = self._audio_port(worker.sock)
         call.leg = leg
         self.calls[call_id] = leg
         op = pj.CallOpParam(True)
@@ -694,7 +708,9 @@ class UAWorker:
             metrics.playout_gaps(leg.port.stats.underruns)
         if self.tracer is not None:
             self.tracer.leg_ended(leg, time.time(), reason)
-        self.graveyard += [(time.monotonic(), leg.port), (time.monotonic(), leg.pj_call)]
+        if leg.port is not None:  # kept for a later call, never freed while the endpoint runs
+            self.idle_ports.append((time.monotonic(), leg.port))
+        self.graveyard.append((time.monotonic(), leg.pj_call))
         leg.port = None
         if leg.pj_call is not None:
             leg.pj_call.leg = None
@@ -880,6 +896,7 @@ class UAWorker:
             self.ep.libHandleEvents(20)
         self.pool.close()
         self.graveyard.clear()
+        self.idle_ports.clear()
         self.calls.clear()
         self.rejected.clear()
         self.accounts.clear()

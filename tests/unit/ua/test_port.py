@@ -124,3 +124,37 @@ def test_flushes_from_the_main_thread_while_the_media_thread_plays_report_every_
     assert not errors
     assert sorted(played + dropped) == sorted(marks) and not set(played) & set(dropped)
     a.close()
+
+
+def test_a_reused_port_serves_its_next_call_from_a_clean_state() -> None:
+    """Ports are reused, not freed (pjsua2 frees a port at once while the bridge removes it later):
+    nothing of the last call (queued audio, marks, counters, its worker's socket) reaches the next."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    c, d = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    port = CallAudioPort(a, 8000)
+    port.enqueue_audio(b"\x11" * 960)
+    port.enqueue_mark("old")
+    f = pj.MediaFrame()
+    port.onFrameRequested(f)
+    rx = pj.MediaFrame()
+    write_frame(rx, b"\x05\x00" * 160)
+    rx.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+    port.onFrameReceived(rx)  # half a message held for the old call's worker
+    old_stats = port.stats
+    port.reset(c)
+    assert port.stats is not old_stats and port.stats.frames_out == 0 and not port.stats.marks
+    f = pj.MediaFrame()
+    port.onFrameRequested(f)
+    assert read_frame(f) == b"\x00" * 320 and port.stats.underruns == 0  # nothing of the old prompt
+    d.setblocking(False)
+    sent = []
+    for i in range(FRAMES_PER_MESSAGE):
+        rx = pj.MediaFrame()
+        write_frame(rx, bytes([i + 1, 0]) * 160)
+        rx.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+        port.onFrameReceived(rx)
+        sent.append(bytes([i + 1, 0]) * 160)
+    assert proto.decode(d.recv(10000)) == b"".join(sent)  # the new worker, without the old half message
+    b.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        b.recv(10000)  # the old worker gets nothing more
