@@ -71,6 +71,19 @@ class PostgresServer:
         )
         return self
 
+    def shell_command(self, action: str) -> str:
+        """``halt`` or ``resume`` as one shell command line (for `voicebot loadtest --at`)."""
+        import shlex
+
+        prefix = ["runuser", "-u", "postgres", "--"] if self._as_postgres else []
+        ctl = [*prefix, str(self.bindir / "pg_ctl"), "-D", str(self.data)]
+        if action == "halt":
+            return shlex.join([*ctl, "-m", "fast", "-w", "stop"])
+        opts = (
+            f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50"
+        )
+        return shlex.join([*ctl, "-o", opts, "-l", str(self.base / "log"), "-w", "-t", "60", "start"])
+
     def halt(self) -> None:
         """Stop the server, keeping its data: a database outage (resume() ends it)."""
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -136,3 +137,43 @@ def test_a_failing_tool_backend_behind_the_fault_proxy(voicebot: Any, tmp_path: 
     records = server.records(expect=2, timeout=20)
     plays = [e.get("text", "") for r in records for e in r["events"] if e["kind"] == "play"]
     assert plays.count("Sorry, the order system is down. Goodbye.") == 2, plays
+
+
+def test_the_database_stopped_in_the_middle_of_a_run(voicebot: Any, tmp_path: Path) -> None:
+    """`--at` stops the bot's PostgreSQL as the run starts and starts it again at the end: every call
+    is still answered and ends as expected, and their records reach the database once it is back."""
+    from pg_server import PostgresServer
+
+    pg = PostgresServer().start()
+    try:
+        url = pg.create_database("loadtest")
+        server = voicebot(VOICEBOT_CALL__LOGIC="dialplan", VOICEBOT_DATABASE__URL=url)
+        script = tmp_path / "callers.yaml"
+        script.write_text(
+            "callers:\n  - name: goodbye\n    turns: [{keys: '#'}]\n    expect: {hangup: true}\n"
+        )
+        out = tmp_path / "results.json"
+        done = loadtest(
+            f"sip:100@127.0.0.1:{server.port}", "--tests", str(script), "--concurrency", "2", "--calls", "4",
+            "--at", "0:" + pg.shell_command("halt"), "--at", "600:" + pg.shell_command("resume"),
+            "--out", str(out),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        results = json.loads(out.read_text())
+        assert results["summary"]["as_expected"] == 4, results["calls"]
+        commands = results["summary"]["faults"]["commands"]
+        assert [c["exit"] for c in commands] == [0, 0], commands
+        server.wait_log(r"call\.spooled", count=1, timeout=30)  # kept on disk while the database was away
+        kept: list[Any] = []
+        for _ in range(60):  # written by the supervisor's flusher once the database answers again
+            listed = subprocess.run(
+                [sys.executable, "-m", "voicebot.cli", "calls", "list", "--url", url, "--json"],
+                cwd=REPO, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            kept = json.loads(listed.stdout) if listed.returncode == 0 else []
+            if len(kept) == 4:
+                break
+            time.sleep(1)
+        assert len(kept) == 4 and {c["outcome"] for c in kept} == {"completed"}, kept
+    finally:
+        pg.stop()

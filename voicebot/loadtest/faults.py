@@ -159,6 +159,7 @@ class FaultProxy:
                 data=payload,
                 allow_redirects=False,
             ) as up:
+                n.forwarded += 1  # the real dependency answered: its reply is passed on
                 reply = web.StreamResponse(
                     status=up.status,
                     headers={k: v for k, v in up.headers.items() if k.lower() not in HOP_BY_HOP},
@@ -167,7 +168,6 @@ class FaultProxy:
                 async for chunk in up.content.iter_any():  # streamed as it comes (an LLM's tokens)
                     await reply.write(chunk)
                 await reply.write_eof()
-                n.forwarded += 1
                 return reply
         except (aiohttp.ClientError, TimeoutError) as exc:
             n.upstream_errors += 1

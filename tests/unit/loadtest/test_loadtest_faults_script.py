@@ -159,3 +159,54 @@ def test_timed_commands_run_on_time_and_the_rest_at_the_end(tmp_path: Path) -> N
     assert (tmp_path / "late").exists()
     assert [(c["command"].split("/")[-1], c["exit"]) for c in runner.done] == [("early", 0), ("late", 0)]
     assert runner.done[0]["ran_at_s"] >= 0.2
+
+
+def test_a_slow_first_token_through_the_fault_proxy_then_the_stream_flows() -> None:
+    """An LLM-like upstream streaming server-sent events: the proxy holds the request (a slow first
+    token), then passes each chunk on as it comes, not the whole reply at the end."""
+    import asyncio
+    import threading
+
+    from aiohttp import web
+    from support.net import free_port
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        reply = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await reply.prepare(request)
+        for i in range(3):
+            await reply.write(f'data: {{"token": {i}}}\n\n'.encode())
+            await asyncio.sleep(0.3)
+        await reply.write(b"data: [DONE]\n\n")
+        return reply
+
+    loop = asyncio.new_event_loop()
+    up_port = free_port()
+
+    async def serve() -> web.AppRunner:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", stream)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", up_port).start()
+        return runner
+
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    runner = asyncio.run_coroutine_threadsafe(serve(), loop).result(10)
+    listen = f"127.0.0.1:{free_port()}"
+    proxy = FaultProxy(ProxyFault(listen, f"http://127.0.0.1:{up_port}", 0, 1.0, 1.0))
+    proxy.start()
+    try:
+        started = time.monotonic()
+        arrivals = []
+        with httpx.stream("POST", f"http://{listen}/v1/chat/completions", json={"stream": True}) as reply:
+            for line in reply.iter_lines():
+                if line.startswith("data:"):
+                    arrivals.append(time.monotonic() - started)
+        assert len(arrivals) == 4
+        assert arrivals[0] >= 1.0  # the first token waited for the injected delay
+        assert arrivals[2] - arrivals[0] >= 0.5  # later tokens came as the upstream sent them
+        assert proxy.counts.delayed == 1 and proxy.counts.forwarded == 1 and proxy.counts.failed == 0
+    finally:
+        proxy.stop()
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
