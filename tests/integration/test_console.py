@@ -169,6 +169,27 @@ def test_console_login_roles_rollback_and_live_calls(voicebot: Any, browser: Any
     assert link
     click(browser, link[0])
     assert browser.find_element(By.ID, "version").text == refs[0]
+    # the admin publishes the routed file (version 2 on disk) as a canary for half the new calls,
+    # narrows it to a quarter, then promotes it
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(base + "/versions")
+    form = browser.find_element(By.CSS_SELECTOR, "form.publish")
+    Select(form.find_element(By.NAME, "file")).select_by_visible_text(str(plan.resolve()))
+    form.find_element(By.NAME, "canary").send_keys("50")
+    click(browser, form.find_element(By.CSS_SELECTOR, "button"))
+    canary = browser.find_element(By.CSS_SELECTOR, "#plan-console_demo .canary").text
+    assert canary == f"{refs[1]} for 50 % of new calls", canary
+    share = browser.find_element(By.CSS_SELECTOR, "#plan-console_demo input[name=percent]")
+    share.clear()
+    share.send_keys("25")
+    click(browser, browser.find_element(By.CSS_SELECTOR, "#plan-console_demo button.canary-share"))
+    assert "for 25 %" in browser.find_element(By.CSS_SELECTOR, "#plan-console_demo .canary").text
+    click(browser, browser.find_element(By.CSS_SELECTOR, "#plan-console_demo button.promote"))
+    assert browser.find_element(By.CSS_SELECTOR, "#plan-console_demo .live").text == refs[1]
+    assert "console_demo" in cli(env, "dialplan", "status", "console_demo")  # the CLI sees the same state
+    assert f'"live": "{refs[1]}"' in cli(env, "dialplan", "status", "console_demo")
+
     # the admin reads what happened: the refused rollback, the done one
     browser.get(base + "/audit")
     audit = [
@@ -177,6 +198,7 @@ def test_console_login_roles_rollback_and_live_calls(voicebot: Any, browser: Any
     ]
     assert ("rollback", "ok") in audit and ("rollback", "refused") in audit
     assert ("login_failed", "refused") in audit, audit
+    assert {("publish", "ok"), ("canary", "ok"), ("promote", "ok")} <= set(audit), audit
 
     # guessing is limited per address: after 5 failures even the right password waits (429)
     with httpx.Client(base_url=base) as guesser:

@@ -177,3 +177,41 @@ def test_the_database_stopped_in_the_middle_of_a_run(voicebot: Any, tmp_path: Pa
         assert len(kept) == 4 and {c["outcome"] for c in kept} == {"completed"}, kept
     finally:
         pg.stop()
+
+
+def test_an_llm_answering_429_through_the_fault_proxy(voicebot: Any, tmp_path: Path) -> None:
+    """The assistant's LLM behind a fault proxy that rate-limits every request (429): the callers are
+    handed to a person, as the plan says when its LLM fails, and the bot's records say why."""
+    from support.scripted_llm import Reply, serve
+
+    proxy = f"127.0.0.1:{free_port()}"
+    with serve(lambda messages, tools: Reply(text="We are open nine to six.")) as llm:
+        server = voicebot(
+            VOICEBOT_CALL__LOGIC="dialplan",
+            VOICEBOT_ROUTES=json.dumps(
+                [{"match": "*", "dialplan": str(REPO / "dialplans" / "assistant.yaml")}]
+            ),
+            VOICEBOT_QUEUES=json.dumps({"support": f"sip:support@127.0.0.1:{free_port()}"}),
+            VOICEBOT_LLM__MODEL="openai/scripted",
+            VOICEBOT_LLM__API_BASE=f"http://{proxy}/v1",
+            VOICEBOT_LLM__API_KEY_ENV="",
+            VOICEBOT_LLM__FIRST_TOKEN_TIMEOUT_S="3",
+        )
+        script = tmp_path / "callers.yaml"
+        script.write_text("callers:\n  - name: listens\n    turns: []\n    expect: {transfer: support}\n")
+        out = tmp_path / "results.json"
+        done = loadtest(
+            f"sip:100@127.0.0.1:{server.port}", "--tests", str(script), "--concurrency", "2",
+            "--fault-proxy", f"{proxy}=http://127.0.0.1:{llm.port},status=429,rate=1.0",
+            "--out", str(out),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr + server.log()[-3000:]
+        assert llm.requests == []  # every request was refused before it reached the model
+    results = json.loads(out.read_text())
+    (proxied,) = results["summary"]["faults"]["proxies"]
+    assert proxied["failed"] >= 2 and proxied["forwarded"] == 0, proxied
+    records = server.records(expect=2, timeout=20)
+    failures = [e for r in records for e in r["events"] if e["kind"] == "llm_failed"]
+    assert len(failures) >= 2 and all(
+        "429" in e["error"] or "rate" in e["error"].lower() for e in failures
+    ), failures

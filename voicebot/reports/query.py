@@ -30,7 +30,7 @@ def _filtered(
     if since is not None:
         q = q.where(Call.started_at >= dt.datetime.now(dt.UTC) - since)
     if dialplan:
-        q = q.where(Call.dialplan.endswith(dialplan))
+        q = q.where(Call.dialplan.endswith(dialplan, autoescape=True))  # "%" and "_" are literal
     if outcome:
         q = q.where(Call.outcome == outcome)
     if failure_class:
@@ -87,7 +87,11 @@ async def call_with_events(session: AsyncSession, call_id: str) -> tuple[Call, l
     """A call by its id or an unambiguous start of it, with its events in order."""
     if len(call_id) < 6:
         raise CallNotFound(f"give at least 6 characters of the call id, not {call_id!r}")
-    found = list((await session.execute(select(Call).where(Call.id.startswith(call_id)).limit(2))).scalars())
+    found = list(
+        (
+            await session.execute(select(Call).where(Call.id.startswith(call_id, autoescape=True)).limit(2))
+        ).scalars()
+    )
     if not found:
         raise CallNotFound(f"no call {call_id!r}")
     if len(found) > 1:
