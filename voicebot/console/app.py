@@ -108,6 +108,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Who is asking (from the session cookie); pages need a session; POSTs need the CSRF token."""
     ctx = request.app[CTX]
     request["who"] = None
+    if request.path.startswith("/static/"):  # the stylesheet: no session needed, no database asked
+        return await handler(request)
     token = request.cookies.get(COOKIE)
     if token:
         async with ctx.db() as session, session.begin():
@@ -116,8 +118,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             )
     if request.path == "/favicon.ico":
         raise web.HTTPNotFound()
-    public = request.path == "/login" or request.path.startswith("/static/")
-    if request["who"] is None and not public:
+    if request["who"] is None and request.path != "/login":
         if request.method == "GET":
             raise web.HTTPSeeOther("/login?next=" + quote(request.path_qs, safe=""))
         return render(request, "error.html", 403, message="Log in first.")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from voicebot.logs import get_logger
+from voicebot.procutil import pid_alive
 
 log = get_logger(__name__)
 
@@ -54,16 +55,6 @@ class LiveFile:
         self._last, self._failed = calls, False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def read(run_dir: Path) -> list[dict[str, Any]]:
     """Every call up now on this node, oldest first, each with its UA worker's index."""
     calls: list[dict[str, Any]] = []
@@ -72,22 +63,19 @@ def read(run_dir: Path) -> list[dict[str, Any]]:
             doc = json.loads(path.read_text())
         except (OSError, ValueError):
             continue  # being replaced, or the writer died mid-way: the next read has it
-        if not isinstance(doc, dict) or not _alive(int(doc.get("pid", 0) or 0)):
+        if not isinstance(doc, dict) or not pid_alive(int(doc.get("pid", 0) or 0)):
             continue
         calls += [{**c, "ua": doc.get("ua")} for c in doc.get("calls", []) if isinstance(c, dict)]
     return sorted(calls, key=lambda c: float(c.get("started", 0)))
 
 
-def mask_number(number: str) -> str:
-    """A caller's number for someone who may not see it: its last two digits."""
-    return ("\u2022" * max(0, min(len(number) - 2, 8)) + number[-2:]) if number else ""
-
-
 def rows(calls: Iterable[dict[str, Any]], now: float, show_numbers: bool) -> list[dict[str, Any]]:
+    from voicebot.outbound.policy import masked  # here, not at the top: the UA worker imports this module
+
     return [
         c
         | {
-            "caller": c.get("caller", "") if show_numbers else mask_number(str(c.get("caller", ""))),
+            "caller": c.get("caller", "") if show_numbers else masked(str(c.get("caller", ""))),
             "age_s": max(0.0, now - float(c.get("started", now))),
         }
         for c in calls

@@ -8,6 +8,7 @@ refused attempts included."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import re
 import time
@@ -22,14 +23,14 @@ from voicebot.console import auth, live, plots, store
 from voicebot.console.app import CTX, client, render
 from voicebot.dialplan import shared
 from voicebot.dialplan.versions import VersionError, VersionStore
+from voicebot.outbound.policy import masked
 from voicebot.records.classify import CLASSES, OUTCOMES, classify
 from voicebot.reports import query, summary
 from voicebot.reports.calls import seconds_of
+from voicebot.reports.cli import since
 from voicebot.reports.costs import call_cost
 from voicebot.supervisor.health import readiness
 
-DURATION = re.compile(r"^(\d{1,6})([smhdw])$")
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 CALL_ID = re.compile(r"^[0-9a-f]{6,32}$")
 LIST_LIMIT = 100
 
@@ -38,10 +39,10 @@ def _since(text: str, default: str | None) -> dt.timedelta | None:
     text = (text or default or "").strip()
     if not text:
         return None
-    m = DURATION.match(text)
-    if not m:
-        raise web.HTTPBadRequest(text="since: a duration such as 15m, 24h or 7d")
-    return dt.timedelta(seconds=int(m.group(1)) * UNITS[m.group(2)])
+    try:
+        return since(text)  # as `voicebot calls list --since` reads it
+    except argparse.ArgumentTypeError as exc:
+        raise web.HTTPBadRequest(text=f"since: {exc}") from None
 
 
 def _may(request: web.Request, permission: str) -> bool:
@@ -76,7 +77,7 @@ async def calls_page(request: web.Request) -> web.StreamResponse:
         )
     rows = [query.call_doc(c) | {"seconds": seconds_of(c)} for c in found]
     if not _may(request, "transcripts"):
-        rows = [r | {"caller": live.mask_number(r["caller"] or "")} for r in rows]
+        rows = [r | {"caller": masked(r["caller"] or "")} for r in rows]
     return render(
         request,
         "calls.html",
@@ -103,7 +104,7 @@ async def call_page(request: web.Request) -> web.StreamResponse:
     verdict = classify(plain)
     doc = query.call_doc(call) | {"seconds": seconds_of(call)}
     if not transcripts:
-        doc["caller"] = live.mask_number(doc["caller"] or "")
+        doc["caller"] = masked(doc["caller"] or "")
     turns = []
     for e in events:
         if e.kind != "turn":

@@ -20,6 +20,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from voicebot.procutil import pid_alive
+
 State = Literal["claimed", "ringing", "answered", "failed", "ended"]
 LIVE: tuple[State, ...] = ("claimed", "ringing", "answered")
 KEEP_DONE_S = 600.0  # finished outcomes are removed after this
@@ -102,7 +104,7 @@ class Spool:
                 out = Outcome.model_validate_json(path.read_text())
             except (OSError, ValidationError):
                 continue
-            if out.state in LIVE and _alive(out.pid):
+            if out.state in LIVE and pid_alive(out.pid):
                 count += out.trunk == trunk
             elif now - out.at > KEEP_DONE_S:
                 with contextlib.suppress(OSError):
@@ -141,15 +143,3 @@ class Spool:
             outcome = outcome.model_copy(update={"at": time.time()})
         with contextlib.suppress(OSError):
             self._write(self.outcomes / f"{outcome.id}.json", outcome.model_dump_json())
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -82,6 +82,10 @@ def test_live_files_of_dead_writers_are_ignored(tmp_path: Path) -> None:
     dead = tmp_path / "live" / "ua-1.json"
     dead.write_text(json.dumps({"pid": 2**22 + 12345, "ua": 1, "calls": [call | {"call_id": "old"}]}))
     (tmp_path / "live" / "ua-2.json").write_text("{half a fi")
+    # no pid: kill(0) would ask about our own process group and call it alive
+    (tmp_path / "live" / "ua-3.json").write_text(
+        json.dumps({"ua": 3, "calls": [call | {"call_id": "nopid"}]})
+    )
     assert [c["call_id"] for c in live.read(tmp_path)] == ["abc"]
     assert live.read(tmp_path)[0]["ua"] == 0
     rows = live.rows(live.read(tmp_path), now=130.0, show_numbers=False)
