@@ -163,6 +163,15 @@ def test_console_login_roles_rollback_and_live_calls(voicebot: Any, browser: Any
     admin_cookie = browser.get_cookie("vb_session")["value"]
     no_token = httpx.post(base + "/versions/console_demo/rollback", cookies={"vb_session": admin_cookie})
     assert no_token.status_code == 403
+    # a plan id that is not one the page lists is refused, whatever the URL says
+    admin_csrf = browser.find_element(By.CSS_SELECTOR, "form.who input[name=csrf]").get_attribute("value")
+    for plan_id in ("%2E%2E", "nosuchplan"):
+        unknown = httpx.post(
+            f"{base}/versions/{plan_id}/rollback",
+            data={"csrf": admin_csrf},
+            cookies={"vb_session": admin_cookie},
+        )
+        assert unknown.status_code == 404 and "has been published" in unknown.text, unknown.text[-500:]
     buttons = browser.find_elements(By.CSS_SELECTOR, "#plan-console_demo button.rollback")
     assert buttons, browser.page_source
     button = buttons[0]

@@ -196,6 +196,10 @@ async def _change(
 async def version_action(request: web.Request) -> web.Response:
     plan_id, action = request.match_info["plan_id"], request.match_info["action"]
     form = await request.post()
+    if plan_id not in request.app[CTX].versions.plans():  # only what the versions page lists
+        return await versions_page(
+            request, f"Not done: no dialplan {plan_id[:80]!r} has been published.", 404
+        )
     if action == "promote":
         return await _change(request, action, plan_id, lambda s: s.promote(plan_id))
     if action == "rollback":

@@ -7,6 +7,7 @@ import dataclasses
 import difflib
 import gc
 import hashlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
@@ -22,6 +23,8 @@ from voicebot.dialplan.yamlsafe import Diagnostic, Loaded, Path, YamlError, load
 from voicebot.media.audiofile import load_wav
 
 FORMAT_VERSION = 1
+# A plan id names a folder in the version store on every node and is a label in records and reports.
+PLAN_ID = re.compile(r"[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]{0,127}")
 STEP_FIELDS = frozenset({"next", "description"})
 TOP_FIELDS = (
     "id",
@@ -343,8 +346,12 @@ def _top_level(p: _Parser, data: dict[Any, Any]) -> None:
     for key in ("id", "version", "steps"):
         if key not in data:
             p.error((), f"missing required field {key!r}")
-    if "id" in data and not (isinstance(data["id"], str) and data["id"].replace("_", "-").isascii()):
-        p.error(("id",), "id must be text, e.g. `id: billing`")
+    if "id" in data and not (isinstance(data["id"], str) and PLAN_ID.fullmatch(data["id"])):
+        p.error(
+            ("id",),
+            "id must be a name of letters, digits and _ - . @ + (not starting with a dot), "
+            "e.g. `id: billing`",
+        )
     version = data.get("version")
     if "version" in data and not (
         isinstance(version, int) and not isinstance(version, bool) and version >= 1

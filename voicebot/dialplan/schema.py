@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from voicebot.dialplan.plan import FORMAT_VERSION, Handlers, Settings
+from voicebot.dialplan.plan import FORMAT_VERSION, PLAN_ID, Handlers, Settings
 from voicebot.dialplan.verbs import VERBS
 from voicebot.dialplan.verbs.tool import Integration
 
@@ -34,7 +34,7 @@ def json_schema() -> dict[str, Any]:
         "required": ["id", "version", "steps"],
         "additionalProperties": False,
         "properties": {
-            "id": {"type": "string"},
+            "id": {"type": "string", "pattern": f"^{PLAN_ID.pattern}$"},
             "version": {"type": "integer", "minimum": 1},
             "format": {"const": FORMAT_VERSION},
             "description": {"type": "string"},

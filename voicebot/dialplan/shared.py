@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -26,13 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from voicebot.db.engine import DatabaseParams, create_engine, opened, sessionmaker
 from voicebot.db.models import DialplanState, DialplanVersion
-from voicebot.dialplan.versions import StoreState, VersionError, VersionStore
+from voicebot.dialplan.versions import StoreState, VersionError, VersionStore, folder_name
 from voicebot.logs import get_logger
 
 log = get_logger(__name__)
 SYNC_INTERVAL_S = 2.0  # a promote reaches every node within this plus one database round trip
 T = TypeVar("T")
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.@+-]{1,128}$")
 
 
 async def pull(session: AsyncSession, store: VersionStore) -> list[str]:
@@ -42,8 +40,10 @@ async def pull(session: AsyncSession, store: VersionStore) -> list[str]:
     for row in (await session.scalars(select(DialplanState))).all():
         state = StoreState(row.live, row.canary, row.canary_percent, list(row.history), row.revision)
         for name in (row.plan_id, *state.refs()):  # they become folder names on every node
-            if not _SAFE_NAME.match(name) or name in (".", ".."):
-                raise VersionError(f"shared dialplan state names {name!r}: not a plan id or version")
+            try:
+                folder_name(name)
+            except VersionError as exc:
+                raise VersionError(f"shared dialplan state: {exc}") from None
         if store.state(row.plan_id) == state:  # the whole state: a copy from another database
             continue  # (a reset one, a test's) may carry the same revision number
         for ref in state.refs():

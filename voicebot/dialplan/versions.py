@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from voicebot.dialplan.check import check_plan
-from voicebot.dialplan.plan import Plan, parse
+from voicebot.dialplan.plan import PLAN_ID, Plan, parse
 from voicebot.dialplan.yamlsafe import Diagnostic, YamlError
 from voicebot.errors import VoicebotError
 
@@ -30,6 +30,14 @@ KEEP_LAST_GOOD = 5  # last good versions of a routed file kept on disk
 
 class VersionError(VoicebotError):
     """A publish/promote/rollback that cannot happen; the message says why."""
+
+
+def folder_name(name: str) -> str:
+    """``name`` when it may be a folder of the store (a plan id or a version ref); never a path that
+    leaves it, whoever supplied the name (a browser's URL, another node's shared state)."""
+    if not PLAN_ID.fullmatch(name):
+        raise VersionError(f"{name[:80]!r} is not a dialplan id or version")
+    return name
 
 
 @dataclass
@@ -52,8 +60,12 @@ class VersionStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    def _dir(self, plan_id: str, ref: str = "") -> Path:
+        folder = self.root / folder_name(plan_id)
+        return folder / folder_name(ref) if ref else folder
+
     def state(self, plan_id: str) -> StoreState:
-        path = self.root / plan_id / "state.json"
+        path = self._dir(plan_id) / "state.json"
         if not path.is_file():
             return StoreState()
         data: dict[str, Any] = json.loads(path.read_text())
@@ -64,17 +76,17 @@ class VersionStore:
 
     def version_files(self, plan_id: str, ref: str) -> dict[str, str]:
         """A published version's files (plan.yaml and its subflows) by relative path."""
-        folder = self.root / plan_id / ref
+        folder = self._dir(plan_id, ref)
         if not (folder / PLAN_FILE).is_file():
             raise VersionError(f"{plan_id} {ref} is not in {self.root}")
         return {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("*")) if p.is_file()}
 
     def has_version(self, plan_id: str, ref: str) -> bool:
-        return (self.root / plan_id / ref / PLAN_FILE).is_file()
+        return (self._dir(plan_id, ref) / PLAN_FILE).is_file()
 
     def write_version(self, plan_id: str, ref: str, files: dict[str, str]) -> None:
         """Store a version published elsewhere (all or nothing; paths must stay inside its folder)."""
-        target = self.root / plan_id / ref
+        target = self._dir(plan_id, ref)
         if target.is_dir():
             return
         if PLAN_FILE not in files:
@@ -94,7 +106,7 @@ class VersionStore:
         self._save(plan_id, state)
 
     def _save(self, plan_id: str, state: StoreState) -> None:
-        folder = self.root / plan_id
+        folder = self._dir(plan_id)
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder)
         with os.fdopen(fd, "w") as fh:
@@ -119,7 +131,7 @@ class VersionStore:
             raise VersionError("not published, the checker found:\n" + "\n".join(map(str, errors)))
         # The hash covers the subflows too: editing a shared subflow makes a new version.
         ref = f"{plan.version}-{plan.content_hash[:12]}"
-        self._store(source, raw, plan, self.root / plan.id / ref)
+        self._store(source, raw, plan, self._dir(plan.id, ref))
         st = self.state(plan.id)
         if canary_percent is None:
             if st.live and st.live != ref:
@@ -197,7 +209,7 @@ class VersionStore:
             return None
         bucket = int(hashlib.sha256(call_id.encode()).hexdigest()[:8], 16) % 100
         ref = st.canary if st.canary and bucket < st.canary_percent else st.live
-        return self.root / plan_id / ref / PLAN_FILE
+        return self._dir(plan_id, ref) / PLAN_FILE
 
 
 class PlanFile:

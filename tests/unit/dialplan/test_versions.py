@@ -117,3 +117,19 @@ def test_subflows_outside_the_dialplan_folder_are_not_published(tmp_path: Path) 
     path.write_text(billing.replace("subflows/verify_account.yaml", "../shared/verify_account.yaml"))
     with pytest.raises(VersionError, match="outside"):
         VersionStore(tmp_path / "store").publish(path)
+
+
+@pytest.mark.parametrize("plan_id", ["..", ".", "../other", "a/b", ".hidden", "", "x" * 129, "naïve"])
+def test_a_plan_id_that_is_not_a_plain_name_never_becomes_a_path(tmp_path: Path, plan_id: str) -> None:
+    store = VersionStore(tmp_path / "store")
+    (tmp_path / "state.json").write_text('{"live": "1-a", "canary": "2-b", "canary_percent": 5}')
+    for change in (store.promote, store.rollback, store.state, lambda p: store.set_canary_share(p, 50)):
+        with pytest.raises(VersionError, match="not a dialplan id"):
+            change(plan_id)
+    with pytest.raises(VersionError, match="not a dialplan id"):
+        store.write_version("example", plan_id or "..", {"plan.yaml": "id: x\n"})
+    assert (tmp_path / "state.json").read_text().startswith('{"live": "1-a"')
+    path = tmp_path / "bad-id.yaml"
+    path.write_text(EXAMPLE.replace("id: example", f"id: {plan_id!r}"))
+    with pytest.raises(VersionError, match="id must be a name"):
+        store.publish(path)
