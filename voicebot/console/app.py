@@ -209,6 +209,8 @@ async def login(request: web.Request) -> web.StreamResponse:
             await store.audit(session, name, "login_failed", ok=False, source=source)
         else:
             ctx.limiter.succeeded(f"user:{name}")
+            cs = ctx.settings.console
+            await store.purge_sessions(session, cs.session_idle_s, cs.session_max_s)
             token, _ = await store.open_session(session, user.name)
             await store.audit(session, user.name, "login", source=source, detail={"role": user.role})
     if user is None:

@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voicebot.console import auth
@@ -117,9 +117,15 @@ async def close_session(session: AsyncSession, token: str) -> None:
     await session.execute(delete(ConsoleSession).where(ConsoleSession.token_hash == auth.token_hash(token)))
 
 
-async def purge_sessions(session: AsyncSession, idle_s: float) -> int:
-    cutoff = _now() - dt.timedelta(seconds=idle_s)
-    res = await session.execute(delete(ConsoleSession).where(ConsoleSession.seen_at < cutoff))
+async def purge_sessions(session: AsyncSession, idle_s: float, max_s: float) -> int:
+    """Delete every session that has ended (unused for ``idle_s`` or older than ``max_s``); a login
+    does this, so sessions never found again do not pile up. Returns how many went."""
+    now = _now()
+    ended = or_(
+        ConsoleSession.seen_at < now - dt.timedelta(seconds=idle_s),
+        ConsoleSession.created_at < now - dt.timedelta(seconds=max_s),
+    )
+    res = await session.execute(delete(ConsoleSession).where(ended))
     return int(getattr(res, "rowcount", 0) or 0)
 
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from voicebot.console import store
+from voicebot.console import auth, store
 from voicebot.db.engine import sessionmaker
 from voicebot.db.models import ConsoleSession, ConsoleUser
 
@@ -63,3 +63,21 @@ async def test_users_sessions_and_audit(engine: AsyncEngine) -> None:
         ]
         assert entries[1].detail == {"live": "1-abc"}
         assert [u.name for u in await store.users(s)] == ["alice"]
+
+
+async def test_a_login_purges_sessions_that_have_ended(engine: AsyncEngine) -> None:
+    db = sessionmaker(engine)
+    now = dt.datetime.now(dt.UTC)
+    async with db() as s, s.begin():
+        await store.add_user(s, "alice", "alice-secret-1", "admin")
+    async with db() as s, s.begin():
+        idle, old, live = [(await store.open_session(s, "alice"))[0] for _ in range(3)]
+    async with db() as s, s.begin():
+        rows = {r.token_hash: r for r in (await s.scalars(select(ConsoleSession))).all()}
+        rows[auth.token_hash(idle)].seen_at = now - dt.timedelta(seconds=700)  # unused too long
+        rows[auth.token_hash(old)].created_at = now - dt.timedelta(seconds=4000)  # logged in too long ago
+    async with db() as s, s.begin():
+        assert await store.purge_sessions(s, idle_s=600, max_s=3600) == 2
+    async with db() as s:
+        assert (await s.scalars(select(ConsoleSession.token_hash))).all() == [auth.token_hash(live)]
+        assert await store.find_session(s, live, 600, 3600) is not None
