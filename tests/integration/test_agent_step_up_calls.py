@@ -6,13 +6,12 @@ and the payment is made once. The PIN never reaches the model, the logs or the c
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.jsonapi import JsonApi, Request
 from support.peers import call_bot
 from support.scripted_llm import Reply, serve
 
@@ -83,51 +82,29 @@ def pay_model(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Re
     return Reply(text="How can I help with your bill?")
 
 
-class Billing:
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, dict[str, Any]]] = []
-        owner = self
-
-        class Api(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
-                owner.seen.append((self.path, body))
-                if self.path.endswith("/verify"):
-                    reply: dict[str, Any] = {"verified": body.get("pin") == PIN}
-                else:
-                    reply = {"receipt": "R-1001"}
-                data = json.dumps(reply).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
-        threading.Thread(target=self.server.serve_forever, name="billing", daemon=True).start()
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}/api"
+def _billing(request: Request) -> dict[str, Any]:
+    if request.path.endswith("/verify"):
+        return {"verified": (request.body or {}).get("pin") == PIN}
+    return {"receipt": "R-1001"}
 
 
 @pytest.fixture
-def billing() -> Iterator[Billing]:
-    api = Billing()
-    yield api
-    api.server.shutdown()
+def billing() -> Iterator[JsonApi]:
+    with JsonApi(_billing, "billing") as api:
+        yield api
 
 
 def test_the_pin_is_asked_checked_by_the_backend_then_the_same_payment_is_read_back_and_made_once(
-    voicebot: Any, tmp_path: Path, billing: Billing
+    voicebot: Any, tmp_path: Path, billing: JsonApi
 ) -> None:
     plan = tmp_path / "pay.yaml"
-    plan.write_text(PLAN.replace("@BASE@", billing.base))
+    base = f"{billing.url}/api"
+    plan.write_text(PLAN.replace("@BASE@", base))
     with serve(pay_model) as llm:
         server = voicebot(
             VOICEBOT_CALL__LOGIC="dialplan",
             VOICEBOT_ROUTES=json.dumps([{"match": "*", "dialplan": str(plan)}]),
-            VOICEBOT_TOOLS_ALLOW=json.dumps([billing.base]),
+            VOICEBOT_TOOLS_ALLOW=json.dumps([base]),
             VOICEBOT_LLM__MODEL="openai/pay",
             VOICEBOT_LLM__API_BASE=llm.api_base,
         )
@@ -139,8 +116,8 @@ def test_the_pin_is_asked_checked_by_the_backend_then_the_same_payment_is_read_b
     events = rec["events"]
     plays = [e["text"] for e in events if e["kind"] == "play"]
     assert "For your security, please key in your PIN, then press hash." in plays
-    assert [path for path, _ in billing.seen] == ["/api/verify", "/api/pay"], billing.seen
-    assert billing.seen[1][1] == {"amount": 42}
+    assert billing.paths == ["/api/verify", "/api/pay"], billing.seen
+    assert billing.seen[1].body == {"amount": 42}
     readback = plays.index("Shall I pay 42 dollars now?")
     assert plays.index("Paid. Your receipt is R-1001.") > readback
     outcomes = [e["outcome"] for e in events if e["kind"] == "agent_tool"]

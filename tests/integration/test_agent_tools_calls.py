@@ -7,13 +7,12 @@ calendar is called once, or not at all; success is spoken only after it answered
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.jsonapi import JsonApi, Response
 from support.net import free_port
 from support.peers import REPO, call_bot, queue_peer
 from support.scripted_llm import Reply, serve
@@ -38,65 +37,37 @@ def clinic_model(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) ->
     return Reply(text="What would you like to move?")
 
 
-class Calendar:
-    def __init__(self, status: int) -> None:
-        self.status = status
-        self.seen: list[dict[str, Any]] = []
-        owner = self
-
-        class Api(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
-                owner.seen.append(
-                    {
-                        "path": self.path,
-                        "body": body,
-                        "key": self.headers.get("X-Api-Key"),
-                        "idempotency": self.headers.get("Idempotency-Key"),
-                    }
-                )
-                data = json.dumps(
-                    {"reference": "MV-7781"} if owner.status == 200 else {"error": "down"}
-                ).encode()
-                self.send_response(owner.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
-        threading.Thread(target=self.server.serve_forever, name="calendar", daemon=True).start()
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+def calendar(status: int) -> JsonApi:
+    """The clinic's calendar: moves answer MV-7781, or every request fails with ``status``."""
+    return JsonApi(
+        lambda _: Response({"reference": "MV-7781"} if status == 200 else {"error": "down"}, status)
+    )
 
 
 @pytest.fixture
-def calendar_ok() -> Iterator[Calendar]:
-    cal = Calendar(200)
-    yield cal
-    cal.server.shutdown()
+def calendar_ok() -> Iterator[JsonApi]:
+    with calendar(200) as api:
+        yield api
 
 
 @pytest.fixture
-def calendar_down() -> Iterator[Calendar]:
-    cal = Calendar(500)
-    yield cal
-    cal.server.shutdown()
+def calendar_down() -> Iterator[JsonApi]:
+    with calendar(500) as api:
+        yield api
 
 
-def start(voicebot: Any, tmp_path: Path, calendar: Calendar, llm: dict[str, str], **env: str) -> Any:
+def start(voicebot: Any, tmp_path: Path, api: JsonApi, llm: dict[str, str], **env: str) -> Any:
+    base = f"{api.url}/v1"
     plan = tmp_path / "reschedule.yaml"
     plan.write_text(
         (REPO / "dialplans" / "reschedule.yaml")
         .read_text()
-        .replace("https://calendar.example.internal/v1", calendar.base)
+        .replace("https://calendar.example.internal/v1", base)
     )
     return voicebot(
         VOICEBOT_CALL__LOGIC="dialplan",
         VOICEBOT_ROUTES=json.dumps([{"match": "*", "dialplan": str(plan)}]),
-        VOICEBOT_TOOLS_ALLOW=json.dumps([calendar.base]),
+        VOICEBOT_TOOLS_ALLOW=json.dumps([base]),
         CALENDAR_KEY="cal-s3cret",
         **{f"VOICEBOT_LLM__{k.upper()}": v for k, v in llm.items()},
         **env,
@@ -104,7 +75,7 @@ def start(voicebot: Any, tmp_path: Path, calendar: Calendar, llm: dict[str, str]
 
 
 def test_a_confirmed_move_calls_the_calendar_once_and_success_is_spoken_after_it(
-    voicebot: Any, tmp_path: Path, calendar_ok: Calendar
+    voicebot: Any, tmp_path: Path, calendar_ok: JsonApi
 ) -> None:
     with serve(clinic_model) as llm:
         server = start(voicebot, tmp_path, calendar_ok, {"model": "openai/clinic", "api_base": llm.api_base})
@@ -118,11 +89,9 @@ def test_a_confirmed_move_calls_the_calendar_once_and_success_is_spoken_after_it
     assert readback in plays, plays
     assert len(calendar_ok.seen) == 1, "called once, after the yes"
     (hit,) = calendar_ok.seen
-    assert hit["path"] == "/v1/appointments/AB12CD/move" and hit["body"] == {
-        "date": "2026-12-08",
-        "time": "15:00",
-    }
-    assert hit["key"] == "cal-s3cret" and hit["idempotency"]
+    assert hit.path == "/v1/appointments/AB12CD/move"
+    assert hit.body == {"date": "2026-12-08", "time": "15:00"}
+    assert hit.headers["X-Api-Key"] == "cal-s3cret" and hit.headers["Idempotency-Key"]
     done = plays.index("Done. Your confirmation is MV-7781.")
     assert done > plays.index(readback)
     tool_result = next(i for i, e in enumerate(events) if e["kind"] == "tool_result")
@@ -140,7 +109,7 @@ def test_a_confirmed_move_calls_the_calendar_once_and_success_is_spoken_after_it
     assert "cal-s3cret" not in server.log()
 
 
-def test_no_calls_nothing(voicebot: Any, tmp_path: Path, calendar_ok: Calendar) -> None:
+def test_no_calls_nothing(voicebot: Any, tmp_path: Path, calendar_ok: JsonApi) -> None:
     with serve(clinic_model) as llm:
         server = start(voicebot, tmp_path, calendar_ok, {"model": "openai/clinic", "api_base": llm.api_base})
         caller = call_bot(tmp_path, server.port, "--dtmf", "5@6", "2@12", "--duration", "22")
@@ -155,7 +124,7 @@ def test_no_calls_nothing(voicebot: Any, tmp_path: Path, calendar_ok: Calendar) 
 
 
 def test_a_down_primary_model_falls_back_and_a_failing_calendar_hands_over_honestly(
-    voicebot: Any, tmp_path: Path, calendar_down: Calendar
+    voicebot: Any, tmp_path: Path, calendar_down: JsonApi
 ) -> None:
     queue_port = free_port()
     with serve(clinic_model) as llm:

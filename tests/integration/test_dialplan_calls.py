@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from support.jsonapi import JsonApi, Request
 from support.net import free_port
 from support.peers import call_bot, queue_peer
 
@@ -80,42 +81,11 @@ def test_voicemail_records_the_caller_after_consent(voicebot, tmp_path: Path) ->
     assert [e["text"] for e in rec["events"] if e["kind"] == "play"][-1].startswith("Thanks, we will call")
 
 
-class _Billing:
-    """A real local HTTP billing system: verifies account 47192 with PIN 1234, answers balances."""
-
-    seen: list[dict[str, object]] = []
-
-    @staticmethod
-    def start() -> tuple[str, object]:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        seen = _Billing.seen
-
-        class Api(BaseHTTPRequestHandler):
-            def _reply(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
-                seen.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-                if self.path.endswith("/verify"):
-                    payload = {"verified": body == {"pin": "1234"}, "customer": {"first_name": "Dana"}}
-                else:
-                    payload = {"balance": {"amount": 42.5, "due_date": "December 1"}}
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = _reply
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
-        threading.Thread(target=server.serve_forever, name="billing-api", daemon=True).start()
-        return f"http://127.0.0.1:{server.server_address[1]}/api", server
+def _billing(request: Request) -> dict[str, object]:
+    """A billing system: verifies account 47192 with PIN 1234, answers balances."""
+    if request.path.endswith("/verify"):
+        return {"verified": request.body == {"pin": "1234"}, "customer": {"first_name": "Dana"}}
+    return {"balance": {"amount": 42.5, "due_date": "December 1"}}
 
 
 def test_billing_verifies_by_keypad_then_escalates_with_context(voicebot, tmp_path: Path) -> None:
@@ -124,7 +94,8 @@ def test_billing_verifies_by_keypad_then_escalates_with_context(voicebot, tmp_pa
     never reaches the logs or the call record."""
     from support.peers import REPO
 
-    base, http = _Billing.start()
+    http = JsonApi(_billing, "billing-api")
+    base = f"{http.url}/api"
     plans = tmp_path / "plans"
     (plans / "subflows").mkdir(parents=True)
     for rel in ("billing.yaml", "subflows/verify_account.yaml"):
@@ -142,15 +113,15 @@ def test_billing_verifies_by_keypad_then_escalates_with_context(voicebot, tmp_pa
     # Welcome + account prompt take ~4 s; keys go in while (or after) each prompt plays.
     caller = call_bot(tmp_path, server.port, "--dtmf", "47192@4", "1234@8", "0@17", "--duration", "35")
     c, q = caller.result(), queue.result()
-    http.shutdown()  # type: ignore[attr-defined]
+    http.stop()
     assert c["transferred_code"] == 200
     (invite,) = [e for e in q["events"] if e["kind"] == "invite"]
     assert "X-Voicebot-Account: 47192" in invite["headers"]
     assert "X-Voicebot-Verified: yes" in invite["headers"]
     assert "X-Voicebot-Reason: billing: caller asked" in invite["headers"]
-    paths = [s["path"] for s in _Billing.seen]
-    assert paths == ["/api/accounts/47192/verify", "/api/accounts/47192/balance"]
-    assert _Billing.seen[0]["auth"] == "Bearer s3cret-token" and _Billing.seen[0]["body"] == {"pin": "1234"}
+    assert http.paths == ["/api/accounts/47192/verify", "/api/accounts/47192/balance"]
+    assert http.seen[0].headers["Authorization"] == "Bearer s3cret-token"
+    assert http.seen[0].body == {"pin": "1234"}
     (rec,) = server.records(expect=1)
     plays = [e["text"] for e in rec["events"] if e["kind"] == "play"]
     assert "Thanks Dana. Your balance is 42.5 dollars, due on December 1." in plays

@@ -8,13 +8,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.jsonapi import JsonApi
 from support.net import free_port
 
 from voicebot.loadtest import voice
@@ -71,22 +70,6 @@ def test_a_recorded_turn_and_a_barge_in_under_rtp_loss(voicebot: Any, tmp_path: 
     assert any(e["kind"] == "barge_in" for r in records for e in r["events"]), records
 
 
-class _Orders(BaseHTTPRequestHandler):
-    hits = 0
-
-    def do_GET(self) -> None:
-        _Orders.hits += 1
-        data = json.dumps({"order": {"ships": "Monday"}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 PLAN = """id: orders
 version: 1
 integrations:
@@ -104,8 +87,7 @@ steps:
 
 
 def test_a_failing_tool_backend_behind_the_fault_proxy(voicebot: Any, tmp_path: Path) -> None:
-    backend = ThreadingHTTPServer(("127.0.0.1", 0), _Orders)
-    threading.Thread(target=backend.serve_forever, name="orders-api", daemon=True).start()
+    backend = JsonApi(lambda _: {"order": {"ships": "Monday"}}, "orders-api")
     proxy = f"127.0.0.1:{free_port()}"
     plan = tmp_path / "orders.yaml"
     plan.write_text(PLAN.format(base=f"http://{proxy}/api"))
@@ -117,7 +99,7 @@ def test_a_failing_tool_backend_behind_the_fault_proxy(voicebot: Any, tmp_path: 
     script = tmp_path / "callers.yaml"
     script.write_text("callers:\n  - name: listens\n    turns: []\n    expect: {hangup: true}\n")
     out = tmp_path / "results.json"
-    upstream = f"http://127.0.0.1:{backend.server_address[1]}"
+    upstream = backend.url
     marker = tmp_path / "restored"
     done = loadtest(
         f"sip:100@127.0.0.1:{server.port}", "--tests", str(script), "--concurrency", "2",
@@ -125,14 +107,14 @@ def test_a_failing_tool_backend_behind_the_fault_proxy(voicebot: Any, tmp_path: 
         "--at", f"600:touch {marker}",  # due after the run: run at its end all the same
         "--out", str(out),
     )  # fmt: skip
-    backend.shutdown()
+    backend.stop()
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads(out.read_text())
     assert [c["outcome"] for c in results["calls"]] == ["hangup", "hangup"]
     (proxied,) = results["summary"]["faults"]["proxies"]
     # every attempt failed (the integration retries a 5xx once), none reached the backend
     assert proxied["requests"] == proxied["failed"] == proxied["delayed"] == 4, proxied
-    assert proxied["forwarded"] == 0 and _Orders.hits == 0
+    assert proxied["forwarded"] == 0 and backend.seen == []
     assert marker.exists() and results["summary"]["faults"]["commands"][0]["exit"] == 0
     records = server.records(expect=2, timeout=20)
     plays = [e.get("text", "") for r in records for e in r["events"] if e["kind"] == "play"]

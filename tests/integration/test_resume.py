@@ -9,13 +9,12 @@ import json
 import os
 import re
 import signal
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.jsonapi import JsonApi, Response
 from support.net import free_port
 from support.peers import call_bot, queue_peer
 
@@ -97,53 +96,21 @@ steps:
 """
 
 
-class _Backend:
-    """A real HTTP backend that holds each request 3 s, counting them and their Idempotency-Keys."""
-
-    def __init__(self) -> None:
-        self.requests: list[str] = []
-        self.arrived = threading.Event()
-        backend = self
-
-        class Api(BaseHTTPRequestHandler):
-            def _reply(self) -> None:
-                backend.requests.append(self.headers.get("Idempotency-Key", ""))
-                backend.arrived.set()
-                time.sleep(3.0)
-                body = json.dumps({"ref": "AB12"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = _reply
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Api)
-        self.base = f"http://127.0.0.1:{self.http.server_address[1]}/api"
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.http.shutdown()
-
-
 @pytest.mark.parametrize("method", ["POST", "GET"])
 def test_a_tool_call_in_flight_when_the_worker_dies_is_not_repeated_blindly(
     voicebot, tmp_path: Path, method: str
 ) -> None:
     """A POST that may have booked is never sent again: the new worker takes the step's error path
     and says so. A GET (safe to retry) is sent again with the same Idempotency-Key."""
-    backend = _Backend()
-    try:
+    # the backend holds each request 3 s: the worker is killed while the tool call is in flight
+    with JsonApi(lambda _: Response({"ref": "AB12"}, delay_s=3.0)) as backend:
+        base = f"{backend.url}/api"
         plan = tmp_path / "booking.yaml"
-        plan.write_text(BOOKING.format(base=backend.base, method=method, safe=""))
+        plan.write_text(BOOKING.format(base=base, method=method, safe=""))
         server = voicebot(
             VOICEBOT_CALL__LOGIC="dialplan",
             VOICEBOT_ROUTES=json.dumps([{"match": "*", "dialplan": str(plan)}]),
-            VOICEBOT_TOOLS_ALLOW=json.dumps([backend.base]),
+            VOICEBOT_TOOLS_ALLOW=json.dumps([base]),
         )
         caller = call_bot(tmp_path, server.port, "--duration", "20")
         pid = _worker_pid(server)
@@ -154,15 +121,14 @@ def test_a_tool_call_in_flight_when_the_worker_dies_is_not_repeated_blindly(
         (resumed,) = [r for r in server.records(expect=2) if r["call"]["worker_no"] == 2]
         plays = [e["text"] for e in resumed["events"] if e["kind"] == "play"]
         if method == "POST":
-            assert len(backend.requests) == 1, backend.requests  # never executed twice
+            assert len(backend.seen) == 1, backend.seen  # never executed twice
             assert plays[-1] == "Sorry, I could not book that. Please call again."
             assert any(e["kind"] == "tool_interrupted" for e in resumed["events"])
         else:
             time.sleep(0.5)
-            assert len(backend.requests) == 2 and backend.requests[0] == backend.requests[1] != ""
+            keys = [r.headers.get("Idempotency-Key", "") for r in backend.seen]
+            assert len(keys) == 2 and keys[0] == keys[1] != ""
             assert plays[-1] == "Booked, your reference is AB12."
-    finally:
-        backend.close()
 
 
 def test_a_recogniser_that_fails_gives_the_reprompt_not_silence(voicebot, tmp_path: Path) -> None:

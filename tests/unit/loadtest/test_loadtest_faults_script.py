@@ -115,36 +115,21 @@ def test_fault_specs_are_checked() -> None:
 
 def test_the_fault_proxy_fails_a_share_of_requests_the_same_way_each_run(tmp_path: Path) -> None:
     """Through a real HTTP upstream: the seed picks which requests are hit, so two runs match."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Up(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    up = ThreadingHTTPServer(("127.0.0.1", 0), Up)
-    threading.Thread(target=up.serve_forever, daemon=True).start()
+    from support.jsonapi import JsonApi
     from support.net import free_port
 
+    up = JsonApi(lambda _: {"ok": True})
     codes: list[list[int]] = []
     for _ in range(2):
         listen = f"127.0.0.1:{free_port()}"
-        proxy = FaultProxy(
-            ProxyFault(listen, f"http://127.0.0.1:{up.server_address[1]}", 429, 0.5, 0.0, seed=7)
-        )
+        proxy = FaultProxy(ProxyFault(listen, up.url, 429, 0.5, 0.0, seed=7))
         proxy.start()
         try:
             codes.append([httpx.get(f"http://{listen}/x").status_code for _ in range(20)])
         finally:
             proxy.stop()
         assert proxy.counts.requests == 20 and proxy.counts.failed + proxy.counts.forwarded == 20
-    up.shutdown()
+    up.stop()
     assert codes[0] == codes[1] and set(codes[0]) == {200, 429}  # the same requests hit each run
 
 
