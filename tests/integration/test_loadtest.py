@@ -74,3 +74,33 @@ def test_spoken_turns_reach_the_bots_recogniser_and_steer_the_call(voicebot: Any
     records = server.records(expect=2, timeout=20)
     spoken = [e for r in records for e in r["events"] if e["kind"] == "transcript"]
     assert len(spoken) == 3, spoken  # every caller utterance was heard and recognised
+
+
+def test_a_burst_of_callers_on_top_of_the_level_is_answered_and_counted(
+    voicebot: Any, tmp_path: Path
+) -> None:
+    """`--burst 3@2`: three more callers start together 2 s into a one-caller run (in a process of
+    their own); all four calls are answered and end as the example's test says, and the summary
+    keeps the burst apart."""
+    server = voicebot(VOICEBOT_CALL__LOGIC="dialplan")
+    out = tmp_path / "results.json"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "voicebot.cli", "loadtest", f"sip:100@127.0.0.1:{server.port}",
+            "--tests", str(REPO / "dialplans" / "example.test.yaml"), "--test", "support by key",
+            "--concurrency", "1", "--burst", "3@2", "--out", str(out),
+        ],
+        cwd=REPO, env=os.environ.copy(), capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(out.read_text())
+    summary = results["summary"]
+    assert (summary["calls"], summary["answered"], summary["as_expected"]) == (4, 4, 4), summary
+    assert summary["burst"] == {"calls": 3, "answered": 3, "as_expected": 3}, summary["burst"]
+    assert sum(c["burst"] for c in results["calls"]) == 3
+    assert "burst         3 calls at once: answered 3, as expected 3" in done.stdout
+    records = server.records(expect=4, timeout=20)
+    answered = sorted(r["call"]["answered_at"] for r in records)
+    assert len(answered) == 4
+    # the bot saw them so: one call, then three answered within a second of each other ~2 s later
+    assert answered[3] - answered[1] < 1.0 and answered[1] - answered[0] > 1.0, answered

@@ -7,6 +7,10 @@ call's trace, under the call's root span."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -96,3 +100,41 @@ def test_a_call_is_one_trace_across_the_call_worker_and_the_speech_service(voice
             assert root.start_ns - 50_000_000 <= s.start_ns <= s.end_ns <= root.end_ns + 500_000_000, s.name
         else:
             assert root.start_ns <= s.start_ns <= s.end_ns <= root.end_ns + 50_000_000, s.name
+
+
+def test_a_call_worker_lost_mid_call_shows_as_the_gap_until_another_took_over(
+    voicebot, tmp_path: Path
+) -> None:
+    """The call worker is killed during the menu prompt; the UA's ``ua.no_worker`` span covers the
+    time the call had no worker, under the UA's call span, and the call went on (keys still work)."""
+    queue_port = free_port()
+    queues = json.dumps({q: f"sip:{q}@127.0.0.1:{queue_port}" for q in ("sales", "support")})
+    with otlp_receiver() as receiver:
+        server = voicebot(
+            VOICEBOT_CALL__LOGIC="dialplan",
+            VOICEBOT_QUEUES=queues,
+            VOICEBOT_TRACING__OTLP_ENDPOINT=receiver.url,
+            VOICEBOT_TRACING__SERVICE_NAME="vb-lost",
+        )
+        queue = queue_peer(tmp_path, queue_port, "--hold", "1", "--duration", "40", "--max-calls", "1")
+        caller = call_bot(tmp_path, server.port, "--dtmf", "1@8", "--duration", "25")
+        (line,) = server.wait_log(r"call\.answered", count=1)
+        pid = int(re.search(r"worker_pid=(\d+)", line).group(1))  # type: ignore[union-attr]
+        time.sleep(2.5)
+        killed = time.time_ns()
+        os.kill(pid, signal.SIGKILL)
+        c = caller.result(timeout=60)
+        queue.result(timeout=60)
+        assert c["transferred_code"] == 200, c  # the key pressed after the loss still transferred
+        spans = receiver.wait(lambda spans: {"ua.call", "ua.transfer"} <= {s.name for s in spans}, 30)
+    (ua,) = [s for s in spans if s.name == "ua.call"]
+    (gap,) = [s for s in spans if s.name == "ua.no_worker"]
+    assert gap.parent == ua.span_id and gap.service == "vb-lost-ua" and gap.trace_id == ua.trace_id
+    assert gap.attributes["voicebot.deaths"] == 1
+    # it starts when the UA saw the worker go (within a second of the kill) and ends when the next
+    # worker took the call: seconds at most, inside the call
+    assert killed - 100_000_000 <= gap.start_ns <= killed + 1_000_000_000, (gap.start_ns - killed) / 1e9
+    assert 0 < gap.end_ns - gap.start_ns < 5_000_000_000
+    assert ua.start_ns < gap.start_ns and gap.end_ns < ua.end_ns
+    (transfer,) = [s for s in spans if s.name == "ua.transfer"]
+    assert transfer.start_ns > gap.end_ns  # the transfer was made by the worker that took over
