@@ -72,7 +72,8 @@ class VersionStore:
         return StoreState(**data)
 
     def plans(self) -> list[str]:
-        return sorted(p.parent.name for p in self.root.glob("*/state.json"))
+        names = (p.parent.name for p in self.root.glob("*/state.json"))
+        return sorted(n for n in names if PLAN_ID.fullmatch(n))  # a folder made by hand is not a plan
 
     def version_files(self, plan_id: str, ref: str) -> dict[str, str]:
         """A published version's files (plan.yaml and its subflows) by relative path."""

@@ -133,3 +133,12 @@ def test_a_plan_id_that_is_not_a_plain_name_never_becomes_a_path(tmp_path: Path,
     path.write_text(EXAMPLE.replace("id: example", f"id: {plan_id!r}"))
     with pytest.raises(VersionError, match="id must be a name"):
         store.publish(path)
+
+
+def test_a_folder_made_by_hand_is_not_listed_as_a_plan(tmp_path: Path) -> None:
+    store = VersionStore(tmp_path / "store")
+    store.publish(write(tmp_path, "a.yaml", "Hi."))
+    for name in (".backup", "with space"):
+        (tmp_path / "store" / name).mkdir()
+        (tmp_path / "store" / name / "state.json").write_text("{}")
+    assert store.plans() == ["example"]
