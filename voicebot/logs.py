@@ -18,6 +18,12 @@ PII_KEYS = frozenset({"caller", "callee", "from_uri", "to_uri", "digit", "digits
 SECRET_KEYS = frozenset({"password", "secret", "authorization", "token", "api_key"})
 
 
+def masked_number(number: str) -> str:
+    """A phone number for logs, records and people who may not see it: all but the last four digits
+    hidden."""
+    return "*" * max(0, len(number) - 4) + number[-4:]
+
+
 def _redactor(redact_pii: bool) -> structlog.types.Processor:
     def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         for key in list(event):

@@ -98,6 +98,9 @@ def test_https_console_secure_session_and_the_user_commands(voicebot: Any, tmp_p
         assert "Secure" in session and "HttpOnly" in session and "SameSite=Strict" in session, session
         assert alice.get("/versions").status_code == 200
         assert alice.get("/audit").status_code == 200  # an admin's page
+        for since in ("9999999w", "99999999999999999999w", "1y"):  # a clear 400, never a server error
+            bad = alice.get(f"/calls?since={since}")
+            assert bad.status_code == 400 and "since:" in bad.text, (since, bad.status_code)
 
         # the operator changes alice's role while she is logged in: her session ends at once
         out = cli(env, "console", "user", "set", "alice", "--role", "viewer").stdout

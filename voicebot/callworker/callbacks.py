@@ -9,8 +9,8 @@ from typing import Any
 from voicebot.callworker.params import CallWorkerParams
 from voicebot.dialplan.events import ScheduleCallback
 from voicebot.ipc import proto
-from voicebot.logs import get_logger
-from voicebot.outbound import policy, schedule
+from voicebot.logs import get_logger, masked_number
+from voicebot.outbound import schedule
 from voicebot.outbound.book import BookingRefused, book, checked
 
 log = get_logger(__name__)
@@ -51,6 +51,6 @@ async def book_callback(
         return False, {"status": "error", "error": f"not booked: {type(exc).__name__}: {str(exc)[:150]}"}
     at = booking.at if booking.at.tzinfo else booking.at.replace(tzinfo=dt.UTC)  # SQLite: naive UTC
     local = at.astimezone(schedule.zone(cfg))
-    number = policy.masked(booking.number)
+    number = masked_number(booking.number)
     log.info("callback.booking", job=booking.job_id, at=local.isoformat(), number=number)
     return True, {"at": local.strftime("%Y-%m-%d %H:%M"), "number": booking.number, "job": booking.job_id}

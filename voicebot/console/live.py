@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from voicebot.logs import get_logger
+from voicebot.logs import get_logger, masked_number
 from voicebot.procutil import pid_alive
 
 log = get_logger(__name__)
@@ -70,12 +70,10 @@ def read(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def rows(calls: Iterable[dict[str, Any]], now: float, show_numbers: bool) -> list[dict[str, Any]]:
-    from voicebot.outbound.policy import masked  # here, not at the top: the UA worker imports this module
-
     return [
         c
         | {
-            "caller": c.get("caller", "") if show_numbers else masked(str(c.get("caller", ""))),
+            "caller": c.get("caller", "") if show_numbers else masked_number(str(c.get("caller", ""))),
             "age_s": max(0.0, now - float(c.get("started", now))),
         }
         for c in calls

@@ -8,7 +8,6 @@ refused attempts included."""
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import re
 import time
@@ -23,11 +22,10 @@ from voicebot.console import auth, live, plots, store
 from voicebot.console.app import CTX, client, render
 from voicebot.dialplan import shared
 from voicebot.dialplan.versions import VersionError, VersionStore
-from voicebot.outbound.policy import masked
+from voicebot.logs import masked_number
 from voicebot.records.classify import CLASSES, OUTCOMES, classify
 from voicebot.reports import query, summary
 from voicebot.reports.calls import seconds_of
-from voicebot.reports.cli import since
 from voicebot.reports.costs import call_cost
 from voicebot.supervisor.health import readiness
 
@@ -40,8 +38,8 @@ def _since(text: str, default: str | None) -> dt.timedelta | None:
     if not text:
         return None
     try:
-        return since(text)  # as `voicebot calls list --since` reads it
-    except argparse.ArgumentTypeError as exc:
+        return query.span(text)  # as `voicebot calls list --since` reads it
+    except ValueError as exc:
         raise web.HTTPBadRequest(text=f"since: {exc}") from None
 
 
@@ -77,7 +75,7 @@ async def calls_page(request: web.Request) -> web.StreamResponse:
         )
     rows = [query.call_doc(c) | {"seconds": seconds_of(c)} for c in found]
     if not _may(request, "transcripts"):
-        rows = [r | {"caller": masked(r["caller"] or "")} for r in rows]
+        rows = [r | {"caller": masked_number(r["caller"] or "")} for r in rows]
     return render(
         request,
         "calls.html",
@@ -104,7 +102,7 @@ async def call_page(request: web.Request) -> web.StreamResponse:
     verdict = classify(plain)
     doc = query.call_doc(call) | {"seconds": seconds_of(call)}
     if not transcripts:
-        doc["caller"] = masked(doc["caller"] or "")
+        doc["caller"] = masked_number(doc["caller"] or "")
     turns = []
     for e in events:
         if e.kind != "turn":

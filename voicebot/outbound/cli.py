@@ -38,7 +38,8 @@ def _call(args: argparse.Namespace) -> int:
     from voicebot.config import load_settings
     from voicebot.dialplan.plan import parse
     from voicebot.dialplan.yamlsafe import YamlError
-    from voicebot.outbound import policy, schedule
+    from voicebot.logs import masked_number
+    from voicebot.outbound import schedule
     from voicebot.outbound.book import BookingRefused, book
     from voicebot.supervisor.plan import absolute_sqlite
 
@@ -77,7 +78,7 @@ def _call(args: argparse.Namespace) -> int:
         schedule.zone(cfg)
     )
     print(
-        f"booked call job {booking.job_id}: {policy.masked(booking.number)} through trunk {booking.trunk} "
+        f"booked call job {booking.job_id}: {masked_number(booking.number)} through trunk {booking.trunk} "
         f"at {local:%Y-%m-%d %H:%M:%S %Z} ({plan.id}, {'step ' + args.entry if args.entry else 'its start'})"
     )
     return 0

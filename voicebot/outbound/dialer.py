@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from voicebot.logs import get_logger
+from voicebot.logs import get_logger, masked_number
 from voicebot.outbound import policy, schedule, settings
 from voicebot.outbound.limits import TrunkLimit
 from voicebot.outbound.settings import ANSWER_MARGIN_S, DialTrunk, OutboundSettings
@@ -82,7 +82,7 @@ class Dialer:
             not_after=time.time() + CLAIM_WAIT_S,
         )
         self.spool.submit(dial)
-        log.info("outbound.queued", dial=dial.id, trunk=trunk.name, number=policy.masked(dial.number))
+        log.info("outbound.queued", dial=dial.id, trunk=trunk.name, number=masked_number(dial.number))
         try:
             return await self._outcome(dial)
         except BaseException:

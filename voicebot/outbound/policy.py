@@ -64,8 +64,3 @@ def check(number: str, policy: DestinationPolicy) -> Allowed | Refused:
     if region not in (policy.home_region, *policy.domestic_regions) and not policy.allow_international:
         return Refused(f"an international number ({region}; outbound.policy.allow_international is off)")
     return Allowed(e164, region)
-
-
-def masked(e164: str) -> str:
-    """A number for logs and records: all but the last four digits hidden."""
-    return "*" * max(0, len(e164) - 4) + e164[-4:]

@@ -6,25 +6,26 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-DURATION = re.compile(r"^(\d+)([smhdw])$")
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def since(text: str) -> dt.timedelta:
-    """``90s``, ``15m``, ``24h``, ``7d``, ``2w``."""
-    m = DURATION.match(text.strip())
-    if not m:
-        raise argparse.ArgumentTypeError(f"{text!r}: a duration such as 15m, 24h or 7d")
-    return dt.timedelta(seconds=int(m.group(1)) * UNITS[m.group(2)])
+    """``--since``: ``90s``, ``15m``, ``24h``, ``7d``, ``2w`` (reports.query.span)."""
+    from voicebot.reports.query import span
+
+    try:
+        return span(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _human(span: dt.timedelta) -> str:
+    from voicebot.reports.query import UNITS
+
     total = int(span.total_seconds())
     for unit in ("w", "d", "h", "m"):
         if total % UNITS[unit] == 0 and total >= UNITS[unit]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from sqlalchemy import select
@@ -14,6 +15,22 @@ from voicebot.records.classify import classify
 from voicebot.reports.calls import HIDDEN, TEXT_FIELDS, seconds_of
 from voicebot.reports.costs import call_cost
 from voicebot.reports.summary import CallRow
+
+DURATION = re.compile(r"(\d{1,7})([smhdw])")
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_SPAN = dt.timedelta(days=3660)  # ten years: further back than any record is kept
+
+
+def span(text: str) -> dt.timedelta:
+    """How far back ``--since`` (or the console's since=) looks: ``90s``, ``15m``, ``24h``, ``7d``,
+    ``2w``; ValueError, saying what is expected, for anything else."""
+    m = DURATION.fullmatch(text.strip())
+    if not m:
+        raise ValueError(f"{text[:40]!r}: a duration such as 15m, 24h or 7d")
+    seconds = int(m.group(1)) * UNITS[m.group(2)]
+    if seconds > MAX_SPAN.total_seconds():
+        raise ValueError(f"{text[:40]!r}: at most ten years back")
+    return dt.timedelta(seconds=seconds)
 
 
 class CallNotFound(VoicebotError):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from voicebot.outbound.policy import Allowed, Refused, check, masked
+from voicebot.logs import masked_number
+from voicebot.outbound.policy import Allowed, Refused, check
 from voicebot.outbound.settings import DestinationPolicy
 
 HOME = DestinationPolicy(home_region="US")
@@ -77,4 +78,4 @@ def test_a_shared_country_code_is_not_home_the_caribbean_and_canada_are_regions_
 def test_prefix_settings_are_checked_and_numbers_masked_in_logs() -> None:
     with pytest.raises(ValueError, match=r"E\.164"):
         DestinationPolicy(allow=["0044"])
-    assert masked("+12125550123") == "********0123"
+    assert masked_number("+12125550123") == "********0123"
