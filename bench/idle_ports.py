@@ -29,11 +29,12 @@ def measure(n: int) -> None:
 
     from voicebot.ua.port import CallAudioPort
 
-    counts = {"received": 0, "requested": 0}
+    counts = {"received": 0, "audio": 0, "requested": 0}
 
     class Counting(CallAudioPort):
         def onFrameReceived(self, frame: pj.MediaFrame) -> None:
             counts["received"] += 1
+            counts["audio"] += frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO
             super().onFrameReceived(frame)
 
         def onFrameRequested(self, frame: pj.MediaFrame) -> None:
@@ -58,13 +59,14 @@ def measure(n: int) -> None:
         port.create(f"idle-{i}")
         ports.append(port)
     ep.libHandleEvents(200)
-    counts.update(received=0, requested=0)
+    counts.update(received=0, audio=0, requested=0)
     cpu0, wall0 = time.process_time(), time.monotonic()
     while time.monotonic() - wall0 < SECONDS:
         ep.libHandleEvents(50)  # as the UA's main loop waits for SIP events
     cpu = (time.process_time() - cpu0) / SECONDS
     received, requested = counts["received"] / SECONDS, counts["requested"] / SECONDS
-    print(f"{n:>5} {received:>16.0f} {requested:>17.0f} {100 * cpu:>8.2f}", flush=True)
+    audio = counts["audio"] / SECONDS
+    print(f"{n:>5} {received:>16.0f} {audio:>12.0f} {requested:>17.0f} {100 * cpu:>8.2f}", flush=True)
     os._exit(0)  # the endpoint is not destroyed with ports alive (pjmedia asserts); the OS cleans up
 
 
@@ -73,7 +75,8 @@ def main() -> int:
         measure(int(sys.argv[2]))
         return 0
     levels = [int(a) for a in sys.argv[1:]] or [0, 10, 50, 100]
-    print(f"{'ports':>5} {'onFrameReceived/s':>16} {'onFrameRequested/s':>17} {'CPU %':>8}")
+    head = ("ports", "onFrameReceived/s", "of them audio", "onFrameRequested/s", "CPU %")
+    print(f"{head[0]:>5} {head[1]:>16} {head[2]:>12} {head[3]:>17} {head[4]:>8}")
     for n in levels:
         out = subprocess.run([sys.executable, __file__, "--one", str(n)], check=True, capture_output=True)
         print(out.stdout.decode().strip().splitlines()[-1])  # pjlib's start-up lines go first
